@@ -1,0 +1,1 @@
+"""Agents that use the gateway's tools (Text-to-SQL, engineering chat agents)."""

@@ -1,0 +1,51 @@
+"""The builtin MCP servers Bastion ships, by the name the seed file uses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+from mcp.server.mcpserver import MCPServer
+
+from registry import builtin as registry_builtin
+from registry.context import RegistryContext
+from registry.schemas.tools import ToolDefinition
+
+BuiltinFactory = Callable[[RegistryContext], MCPServer[Any]]
+
+BUILTINS: dict[str, BuiltinFactory] = {
+    "registry": registry_builtin.build,
+}
+
+
+def build_all(ctx: RegistryContext) -> dict[str, MCPServer[Any]]:
+    return {name: factory(ctx) for name, factory in BUILTINS.items()}
+
+
+async def tool_definitions(server: MCPServer[Any]) -> list[ToolDefinition]:
+    out = []
+    for tool in await server.list_tools():
+        annotations = tool.annotations.model_dump(by_alias=True, exclude_none=True) if tool.annotations else {}
+        out.append(
+            ToolDefinition(
+                name=tool.name,
+                title=tool.title,
+                description=tool.description or "",
+                input_schema=tool.input_schema,
+                output_schema=tool.output_schema,
+                annotations=annotations,
+            )
+        )
+    return out
+
+
+def definitions_resolver(ctx: RegistryContext) -> Callable[[str], list[ToolDefinition]]:
+    servers = build_all(ctx)
+
+    def resolve(name: str) -> list[ToolDefinition]:
+        if name not in servers:
+            raise KeyError(f"unknown builtin server {name!r}; known: {', '.join(sorted(servers))}")
+        return anyio.run(tool_definitions, servers[name])
+
+    return resolve

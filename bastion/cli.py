@@ -1,0 +1,220 @@
+"""The `bastion` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from governance import SYSTEM, Classification, Role
+from registry.errors import RegistryError
+from registry.settings import RegistrySettings
+
+app = typer.Typer(no_args_is_help=True, help="Bastion: governed MCP tool registry and gateway.")
+db_app = typer.Typer(no_args_is_help=True, help="Database migrations.")
+keys_app = typer.Typer(no_args_is_help=True, help="API keys.")
+registry_app = typer.Typer(no_args_is_help=True, help="Registry contents: seed, import, export.")
+app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+app.add_typer(registry_app, name="registry")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(1)
+
+
+def _settings() -> RegistrySettings:
+    return RegistrySettings()
+
+
+def _context() -> Any:
+    from registry.context import RegistryContext
+
+    return RegistryContext.create(_settings())
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Default: BASTION_HOST")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: BASTION_PORT")] = None,
+    print_dev_token: Annotated[bool, typer.Option(help="Print a 12-hour dev admin token")] = False,
+) -> None:
+    """Serve the platform (registry APIs and gateway) over HTTP."""
+    import uvicorn
+
+    from bastion.app import create_app
+    from registry.auth import mint_token
+
+    overrides: dict[str, Any] = {}
+    if host:
+        overrides["host"] = host
+    if port:
+        overrides["port"] = port
+    settings = RegistrySettings(**overrides)
+    base = settings.effective_public_url
+    out.print(f"[bold]Bastion[/] on {base}")
+    out.print(f"  API docs      {base}/docs")
+    out.print(f"  discovery     {base}/v0.1/servers")
+    out.print(f"  catalog       {base}/v1/catalog")
+    out.print(f"  admin API     {base}/admin/v1")
+    out.print(f"  health        {base}/healthz")
+    if print_dev_token:
+        admin = settings.admin_groups[0] if settings.admin_groups else "bastion-admins"
+        token = mint_token(settings, user="dev-admin", groups=[admin], clearance="restricted")
+        out.print("  dev admin token (12 h; do not use in production):")
+        out.print(token, soft_wrap=True, highlight=False)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply database migrations."""
+    from registry.db import upgrade
+
+    settings = _settings()
+    upgrade(settings.effective_database_url, revision)
+    out.print(f"database at revision {revision}: {_redact(settings.effective_database_url)}")
+
+
+@app.command()
+def token(
+    user: Annotated[str, typer.Option(help="Subject (sub claim)")],
+    groups: Annotated[str, typer.Option(help="Comma-separated groups")] = "",
+    clearance: Annotated[Classification | None, typer.Option(help="Clearance claim")] = None,
+    client: Annotated[str | None, typer.Option(help="Client id (azp claim)")] = None,
+    ttl: Annotated[int, typer.Option(help="Lifetime in seconds")] = 12 * 3600,
+) -> None:
+    """Mint a dev JWT signed with the configured HS256 secret."""
+    from registry.auth import mint_token
+
+    group_list = [g.strip() for g in groups.split(",") if g.strip()]
+    typer.echo(
+        mint_token(
+            _settings(),
+            user=user,
+            groups=group_list,
+            clearance=clearance.value if clearance else None,
+            client_id=client,
+            ttl_seconds=ttl,
+        )
+    )
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="Unique key name")],
+    role: Annotated[Role, typer.Option(help="admin, reviewer or user")] = Role.USER,
+    groups: Annotated[str, typer.Option(help="Comma-separated groups")] = "",
+    clearance: Annotated[Classification | None, typer.Option()] = None,
+    scope: Annotated[str | None, typer.Option(help="Comma-separated server names the key is limited to")] = None,
+) -> None:
+    """Create an API key; the secret is printed once and stored only as a hash."""
+    from registry.schemas.admin import ApiKeyCreate
+    from registry.services import keys
+
+    ctx = _context()
+    body = ApiKeyCreate(
+        name=name,
+        role=role,
+        groups=[g.strip() for g in groups.split(",") if g.strip()],
+        clearance=clearance,
+        server_scope=[s.strip() for s in scope.split(",") if s.strip()] if scope is not None else None,
+    )
+    with ctx.db.transaction() as session:
+        created = _guard(lambda: keys.create_key(session, SYSTEM, body))
+    err.print(f"created key {created.name} ({created.role.value}); it will not be shown again:")
+    typer.echo(created.key)
+
+
+@registry_app.command("seed")
+def registry_seed(file: Annotated[Path | None, typer.Argument(help="Default: BASTION_SEED_FILE")] = None) -> None:
+    """Apply the seed file idempotently (teams, builtin servers, policies)."""
+    from bastion.builtins import definitions_resolver
+    from registry.services.seed import apply_seed, load_seed
+
+    ctx = _context()
+    seed = _guard(lambda: load_seed(file or ctx.settings.seed_file))
+    with ctx.db.transaction() as session:
+        report = _guard(lambda: apply_seed(session, seed, ctx.settings.review_requirements, definitions_resolver(ctx)))
+    out.print(
+        f"seed applied: {len(report.created)} created, {len(report.updated)} updated, {len(report.unchanged)} unchanged"
+    )
+    for line in report.created:
+        out.print(f"  [green]+[/] {line}")
+    for line in report.updated:
+        out.print(f"  [yellow]~[/] {line}")
+
+
+@registry_app.command("import")
+def registry_import(
+    file: Annotated[Path, typer.Argument(help="A server.json file ('-' for stdin)")],
+    team: Annotated[str | None, typer.Option(help="Owning team, when the server is new")] = None,
+    submit: Annotated[bool, typer.Option(help="Submit the new version for review")] = False,
+) -> None:
+    """Import a server.json as a new version (draft, or in_review with --submit)."""
+    from registry.services.transfer import import_server_json
+
+    text = sys.stdin.read() if str(file) == "-" else _read(file)
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        _fail(f"{file} is not JSON: {exc}")
+    ctx = _context()
+    with ctx.db.transaction() as session:
+        version = _guard(
+            lambda: import_server_json(session, SYSTEM, doc, ctx.settings.review_requirements, team=team, submit=submit)
+        )
+    out.print(f"imported {version.server}@{version.version} ({version.status.value}, {len(version.tools)} tools)")
+
+
+@registry_app.command("export")
+def registry_export(
+    ref: Annotated[str, typer.Argument(metavar="NAME[@VERSION]")],
+    output: Annotated[Path | None, typer.Option("--out", "-o", help="Write to a file instead of stdout")] = None,
+) -> None:
+    """Print a version's server.json (default: the latest published version)."""
+    from registry.services.transfer import export_server_json
+
+    name, _, version = ref.partition("@")
+    ctx = _context()
+    with ctx.db.transaction() as session:
+        doc = _guard(lambda: export_server_json(session, name, version or None))
+    text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    if output:
+        output.write_text(text)
+        err.print(f"wrote {output}")
+    else:
+        typer.echo(text, nl=False)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError as exc:
+        _fail(f"cannot read {path}: {exc.strerror}")
+
+
+def _guard(fn: Any) -> Any:
+    try:
+        return fn()
+    except RegistryError as exc:
+        detail = f" ({exc.field})" if exc.field else ""
+        _fail(f"{exc.message}{detail}")
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def main() -> None:
+    app()

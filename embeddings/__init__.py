@@ -1,0 +1,1 @@
+"""The governed knowledge index: vector store, schema docs, analyst intent, governance metadata."""

@@ -1,0 +1,24 @@
+"""HTTP adapters of the registry: thin routes over the services."""
+
+from fastapi import FastAPI
+
+from registry.api import (
+    admin,
+    clients,
+    convertors,  # noqa: F401  (registers the {name:server} path convertor first)
+    discovery,
+    health,
+)
+from registry.api.errors import install_error_handlers
+
+
+def install(app: FastAPI) -> None:
+    """Mount the registry's routes and error handlers on an app."""
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(discovery.router)
+    app.include_router(clients.router)
+    app.include_router(admin.router)
+
+
+__all__ = ["install"]

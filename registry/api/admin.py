@@ -1,0 +1,225 @@
+"""/admin/v1: teams, servers, versions, reviews, policies, keys, import/export, change log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Query, Response, status
+from sqlalchemy import select
+
+import registry.api.convertors  # noqa: F401  (the {name:server} convertor)
+from registry.api.deps import Caller, DbSession, Requirements
+from registry.db.models import AdminEvent
+from registry.schemas.admin import (
+    AdminEventOut,
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyOut,
+    PolicyOut,
+    PolicyPut,
+    ReviewCreate,
+    ServerCreate,
+    ServerOut,
+    ServerUpdate,
+    StatusChange,
+    TeamCreate,
+    TeamOut,
+    TeamUpdate,
+    VersionCreate,
+    VersionOut,
+    VersionSummary,
+    VersionUpdate,
+)
+from registry.schemas.base import Page
+from registry.services import keys, policies, servers, teams, transfer, versions
+from registry.services.common import check_limit, decode_cursor, encode_cursor, require_admin, visible_server_or_404
+
+router = APIRouter(prefix="/admin/v1", tags=["admin"])
+
+Limit = Query(50, description="Page size, 1-100")
+Cursor = Query(None, description="nextCursor of the previous page")
+
+
+# --- teams -----------------------------------------------------------------------------------
+
+
+@router.get("/teams", response_model=Page[TeamOut])
+def list_teams(session: DbSession, caller: Caller, limit: int = Limit, cursor: str | None = Cursor) -> Page[TeamOut]:
+    return teams.list_teams(session, limit, cursor)
+
+
+@router.post("/teams", response_model=TeamOut, status_code=status.HTTP_201_CREATED)
+def create_team(session: DbSession, caller: Caller, body: TeamCreate) -> TeamOut:
+    return teams.create_team(session, caller, body)
+
+
+@router.get("/teams/{name}", response_model=TeamOut)
+def get_team(session: DbSession, caller: Caller, name: str) -> TeamOut:
+    return teams.read_team(session, name)
+
+
+@router.patch("/teams/{name}", response_model=TeamOut)
+def update_team(session: DbSession, caller: Caller, name: str, body: TeamUpdate) -> TeamOut:
+    return teams.update_team(session, caller, name, body)
+
+
+@router.delete("/teams/{name}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_team(session: DbSession, caller: Caller, name: str) -> Response:
+    teams.delete_team(session, caller, name)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# --- servers ---------------------------------------------------------------------------------
+
+
+@router.get("/servers", response_model=Page[ServerOut])
+def list_servers(
+    session: DbSession,
+    caller: Caller,
+    limit: int = Limit,
+    cursor: str | None = Cursor,
+    team: str | None = Query(None, description="Only servers owned by this team"),
+) -> Page[ServerOut]:
+    return servers.list_servers(session, caller, limit, cursor, team)
+
+
+@router.post("/servers", response_model=ServerOut, status_code=status.HTTP_201_CREATED)
+def create_server(session: DbSession, caller: Caller, body: ServerCreate) -> ServerOut:
+    return servers.create_server(session, caller, body)
+
+
+@router.get("/servers/{name:server}/versions", response_model=Page[VersionSummary])
+def list_versions(
+    session: DbSession, caller: Caller, name: str, limit: int = Limit, cursor: str | None = Cursor
+) -> Page[VersionSummary]:
+    return versions.list_versions(session, caller, name, limit, cursor)
+
+
+@router.post("/servers/{name:server}/versions", response_model=VersionOut, status_code=status.HTTP_201_CREATED)
+def create_version(
+    session: DbSession, caller: Caller, requirements: Requirements, name: str, body: VersionCreate
+) -> VersionOut:
+    return versions.create_version(session, caller, name, body, requirements)
+
+
+@router.get("/servers/{name:server}/versions/{version}", response_model=VersionOut)
+def get_version(session: DbSession, caller: Caller, requirements: Requirements, name: str, version: str) -> VersionOut:
+    return versions.read_version(session, caller, name, version, requirements)
+
+
+@router.patch("/servers/{name:server}/versions/{version}", response_model=VersionOut)
+def update_version(
+    session: DbSession, caller: Caller, requirements: Requirements, name: str, version: str, body: VersionUpdate
+) -> VersionOut:
+    return versions.update_version(session, caller, name, version, body, requirements)
+
+
+@router.post("/servers/{name:server}/versions/{version}/status", response_model=VersionOut)
+def change_status(
+    session: DbSession, caller: Caller, requirements: Requirements, name: str, version: str, body: StatusChange
+) -> VersionOut:
+    return versions.change_status(session, caller, name, version, body.status, body.reason, requirements)
+
+
+@router.post(
+    "/servers/{name:server}/versions/{version}/reviews", response_model=VersionOut, status_code=status.HTTP_201_CREATED
+)
+def add_review(
+    session: DbSession, caller: Caller, requirements: Requirements, name: str, version: str, body: ReviewCreate
+) -> VersionOut:
+    return versions.add_review(session, caller, name, version, body, requirements)
+
+
+@router.get("/servers/{name:server}/export", summary="server.json of a version (default: latest)")
+def export_server(session: DbSession, caller: Caller, name: str, version: str | None = Query(None)) -> dict[str, Any]:
+    visible_server_or_404(session, caller, name)
+    return transfer.export_server_json(session, name, version)
+
+
+@router.get("/servers/{name:server}/policies", response_model=list[PolicyOut])
+def list_policies(session: DbSession, caller: Caller, name: str) -> list[PolicyOut]:
+    return policies.list_policies(session, caller, name)
+
+
+@router.put("/servers/{name:server}/policy", response_model=PolicyOut, summary="Server-wide policy")
+def put_server_policy(session: DbSession, caller: Caller, name: str, body: PolicyPut) -> PolicyOut:
+    return policies.put_policy(session, caller, name, None, body)
+
+
+@router.delete("/servers/{name:server}/policy", status_code=status.HTTP_204_NO_CONTENT)
+def delete_server_policy(session: DbSession, caller: Caller, name: str) -> Response:
+    policies.delete_policy(session, caller, name, None)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.put("/servers/{name:server}/tools/{tool}/policy", response_model=PolicyOut, summary="Per-tool policy")
+def put_tool_policy(session: DbSession, caller: Caller, name: str, tool: str, body: PolicyPut) -> PolicyOut:
+    return policies.put_policy(session, caller, name, tool, body)
+
+
+@router.delete("/servers/{name:server}/tools/{tool}/policy", status_code=status.HTTP_204_NO_CONTENT)
+def delete_tool_policy(session: DbSession, caller: Caller, name: str, tool: str) -> Response:
+    policies.delete_policy(session, caller, name, tool)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/servers/{name:server}", response_model=ServerOut)
+def get_server(session: DbSession, caller: Caller, name: str) -> ServerOut:
+    return servers.read_server(session, caller, name)
+
+
+@router.patch("/servers/{name:server}", response_model=ServerOut)
+def update_server(session: DbSession, caller: Caller, name: str, body: ServerUpdate) -> ServerOut:
+    return servers.update_server(session, caller, name, body)
+
+
+@router.post("/import", response_model=VersionOut, status_code=status.HTTP_201_CREATED, summary="Import a server.json")
+def import_server(
+    session: DbSession,
+    caller: Caller,
+    requirements: Requirements,
+    body: dict[str, Any] = Body(..., description="A server.json document"),
+    team: str | None = Query(None, description="Owning team, when the server is new"),
+    submit: bool = Query(False, description="Submit the new version for review"),
+) -> VersionOut:
+    return transfer.import_server_json(session, caller, body, requirements, team=team, submit=submit)
+
+
+# --- API keys --------------------------------------------------------------------------------
+
+
+@router.get("/keys", response_model=Page[ApiKeyOut])
+def list_keys(session: DbSession, caller: Caller, limit: int = Limit, cursor: str | None = Cursor) -> Page[ApiKeyOut]:
+    return keys.list_keys(session, caller, limit, cursor)
+
+
+@router.post("/keys", response_model=ApiKeyCreated, status_code=status.HTTP_201_CREATED)
+def create_key(session: DbSession, caller: Caller, body: ApiKeyCreate) -> ApiKeyCreated:
+    return keys.create_key(session, caller, body)
+
+
+@router.delete("/keys/{name}", response_model=ApiKeyOut, summary="Revoke a key")
+def revoke_key(session: DbSession, caller: Caller, name: str) -> ApiKeyOut:
+    return keys.revoke_key(session, caller, name)
+
+
+# --- change log ------------------------------------------------------------------------------
+
+
+@router.get("/events", response_model=Page[AdminEventOut], summary="Administrative change log (newest first)")
+def list_events(
+    session: DbSession, caller: Caller, limit: int = Limit, cursor: str | None = Cursor
+) -> Page[AdminEventOut]:
+    require_admin(caller, "read the change log")
+    limit = check_limit(limit)
+    stmt = select(AdminEvent).order_by(AdminEvent.id.desc()).limit(limit + 1)
+    after = decode_cursor(cursor, 1)
+    if after:
+        stmt = stmt.where(AdminEvent.id < int(after[0]))
+    rows = list(session.scalars(stmt))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page[AdminEventOut](
+        items=[AdminEventOut.model_validate(e) for e in rows],
+        next_cursor=encode_cursor([rows[-1].id]) if more else None,
+    )

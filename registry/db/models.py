@@ -1,0 +1,243 @@
+"""Relational schema of the registry (SQLAlchemy 2 declarative)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC timestamps on every backend (SQLite keeps no zone of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+# Sort keys must compare bytewise; locale collations (en_US.UTF-8) ignore punctuation.
+BytewiseString = String(300).with_variant(String(300, collation="C"), "postgresql")
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Team(Base):
+    __tablename__ = "teams"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    support_channel: Mapped[str] = mapped_column(String(200))
+    members: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    groups: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    servers: Mapped[list[Server]] = relationship(back_populates="team")
+
+
+class Server(Base):
+    __tablename__ = "servers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    short_name: Mapped[str] = mapped_column(String(32), unique=True)
+    title: Mapped[str | None] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(String(100))
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"), index=True)
+    support_channel: Mapped[str | None] = mapped_column(String(200))
+    environment: Mapped[str] = mapped_column(String(8))
+    transport: Mapped[str] = mapped_column(String(32))
+    endpoint: Mapped[str | None] = mapped_column(String(2000))
+    classification: Mapped[str] = mapped_column(String(16))
+    allowed_groups: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    website_url: Mapped[str | None] = mapped_column(String(2000))
+    repository: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    health_status: Mapped[str] = mapped_column(String(16), default="unknown")
+    health_latency_ms: Mapped[float | None]
+    health_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    health_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    team: Mapped[Team] = relationship(back_populates="servers", lazy="joined")
+    versions: Mapped[list[ServerVersion]] = relationship(back_populates="server", cascade="all, delete-orphan")
+    policies: Mapped[list[Policy]] = relationship(back_populates="server", cascade="all, delete-orphan")
+
+
+class ServerVersion(Base):
+    __tablename__ = "server_versions"
+    __table_args__ = (
+        UniqueConstraint("server_id", "version", name="uq_server_versions_server_version"),
+        Index("ix_server_versions_server_key", "server_id", "version_key"),
+        Index("ix_server_versions_latest", "is_latest", "server_id"),
+        Index("ix_server_versions_updated", "updated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    server_id: Mapped[int] = mapped_column(ForeignKey("servers.id", ondelete="CASCADE"))
+    version: Mapped[str] = mapped_column(String(255))
+    version_key: Mapped[str] = mapped_column(BytewiseString)
+    status: Mapped[str] = mapped_column(String(16))
+    is_latest: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Fields of server.json we carry but do not interpret (packages, remotes, icons, _meta).
+    server_json: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    status_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status_message: Mapped[str | None] = mapped_column(String(500))
+
+    server: Mapped[Server] = relationship(back_populates="versions")
+    tools: Mapped[list[Tool]] = relationship(
+        back_populates="version", cascade="all, delete-orphan", order_by="Tool.name"
+    )
+    reviews: Mapped[list[Review]] = relationship(
+        back_populates="version", cascade="all, delete-orphan", order_by="Review.id"
+    )
+    transitions: Mapped[list[VersionTransition]] = relationship(
+        back_populates="version", cascade="all, delete-orphan", order_by="VersionTransition.id"
+    )
+
+
+class Tool(Base):
+    __tablename__ = "tools"
+    __table_args__ = (UniqueConstraint("version_id", "name", name="uq_tools_version_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("server_versions.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str | None] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    input_schema: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    output_schema: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    annotations: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    content_hash: Mapped[str] = mapped_column(String(80))
+
+    version: Mapped[ServerVersion] = relationship(back_populates="tools")
+
+
+class Review(Base):
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("server_versions.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    decision: Mapped[str] = mapped_column(String(16))
+    reviewer: Mapped[str] = mapped_column(String(200))
+    notes: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    version: Mapped[ServerVersion] = relationship(back_populates="reviews")
+
+
+class VersionTransition(Base):
+    """Append-only record of every lifecycle move: who, when, from, to, why."""
+
+    __tablename__ = "version_transitions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("server_versions.id", ondelete="CASCADE"), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(String(500))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    version: Mapped[ServerVersion] = relationship(back_populates="transitions")
+
+
+class Policy(Base):
+    """Usage policy for a whole server (tool = '*') or for one of its tools, across versions."""
+
+    __tablename__ = "policies"
+    __table_args__ = (UniqueConstraint("server_id", "tool", name="uq_policies_server_tool"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    server_id: Mapped[int] = mapped_column(ForeignKey("servers.id", ondelete="CASCADE"))
+    tool: Mapped[str] = mapped_column(String(64))
+    allowed_groups: Mapped[list[str] | None] = mapped_column(JSONType)
+    required_clearance: Mapped[str | None] = mapped_column(String(16))
+    require_approval: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_by: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    server: Mapped[Server] = relationship(back_populates="policies")
+
+
+class ApiKey(Base):
+    """A long-lived credential. Only a SHA-256 of the secret is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(16), unique=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    groups: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    clearance: Mapped[str | None] = mapped_column(String(16))
+    server_scope: Mapped[list[str] | None] = mapped_column(JSONType)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AdminEvent(Base):
+    """Append-only log of administrative changes (teams, servers, policies, keys)."""
+
+    __tablename__ = "admin_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(300))
+    details: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)

@@ -1,0 +1,323 @@
+"""Contracts of the admin API (/admin/v1)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from governance import Classification, Environment, ReviewDecision, ReviewKind, Role, VersionStatus
+from registry import semver
+from registry.schemas.base import ApiModel
+from registry.schemas.names import check_server_name, check_short_name, check_team_name
+from registry.schemas.tools import ToolDefinition
+
+Transport = Literal["builtin", "streamable-http"]
+
+
+def _unique_strings(values: list[str]) -> list[str]:
+    cleaned = [v.strip() for v in values]
+    if any(not v for v in cleaned):
+        raise ValueError("entries must be non-empty strings")
+    return sorted(set(cleaned))
+
+
+def _unique_tool_names(tools: list[ToolDefinition]) -> list[ToolDefinition]:
+    names = [t.name for t in tools]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"duplicate tool name(s): {', '.join(dupes)}")
+    return tools
+
+
+# --- teams -----------------------------------------------------------------------------------
+
+
+class TeamBase(ApiModel):
+    display_name: str | None = Field(None, max_length=200)
+    support_channel: str = Field(min_length=1, max_length=200)
+    members: list[str] = Field(default_factory=list)
+    groups: list[str] = Field(default_factory=list)
+
+    @field_validator("members", "groups")
+    @classmethod
+    def _clean(cls, value: list[str]) -> list[str]:
+        return _unique_strings(value)
+
+
+class TeamCreate(TeamBase):
+    name: str
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return check_team_name(value)
+
+
+class TeamUpdate(ApiModel):
+    display_name: str | None = Field(None, max_length=200)
+    support_channel: str | None = Field(None, min_length=1, max_length=200)
+    members: list[str] | None = None
+    groups: list[str] | None = None
+
+    @field_validator("members", "groups")
+    @classmethod
+    def _clean(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else _unique_strings(value)
+
+
+class TeamOut(TeamBase):
+    name: str
+    created_at: datetime
+    updated_at: datetime
+
+
+# --- servers ---------------------------------------------------------------------------------
+
+
+class ServerFields(ApiModel):
+    title: str | None = Field(None, min_length=1, max_length=100)
+    description: str = Field(min_length=1, max_length=100)
+    support_channel: str | None = Field(None, max_length=200)
+    environment: Environment = Environment.DEV
+    transport: Transport = "streamable-http"
+    endpoint: str | None = Field(None, max_length=2000)
+    classification: Classification = Classification.INTERNAL
+    allowed_groups: list[str] = Field(default_factory=list)
+    website_url: str | None = Field(None, max_length=2000)
+    repository: dict[str, Any] | None = None
+
+    @field_validator("allowed_groups")
+    @classmethod
+    def _groups(cls, value: list[str]) -> list[str]:
+        return _unique_strings(value)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+
+class ServerCreate(ServerFields):
+    name: str
+    short_name: str | None = None
+    team: str
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return check_server_name(value)
+
+    @field_validator("short_name")
+    @classmethod
+    def _short(cls, value: str | None) -> str | None:
+        return None if value is None else check_short_name(value)
+
+
+class ServerUpdate(ApiModel):
+    """Fields an owner or admin may change after creation; the name is permanent."""
+
+    title: str | None = Field(None, min_length=1, max_length=100)
+    description: str | None = Field(None, min_length=1, max_length=100)
+    team: str | None = None
+    support_channel: str | None = Field(None, max_length=200)
+    environment: Environment | None = None
+    endpoint: str | None = Field(None, max_length=2000)
+    classification: Classification | None = None
+    allowed_groups: list[str] | None = None
+    website_url: str | None = Field(None, max_length=2000)
+
+    @field_validator("allowed_groups")
+    @classmethod
+    def _groups(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else _unique_strings(value)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+
+class Health(ApiModel):
+    status: str
+    latency_ms: float | None = None
+    checked_at: datetime | None = None
+    error: str | None = None
+
+
+class ServerOut(ServerFields):
+    name: str
+    short_name: str
+    team: str
+    effective_support_channel: str
+    latest_version: str | None = None
+    health: Health
+    created_at: datetime
+    updated_at: datetime
+
+
+# --- versions --------------------------------------------------------------------------------
+
+
+class VersionCreate(ApiModel):
+    version: str
+    tools: list[ToolDefinition] = Field(default_factory=list)
+    # Remaining server.json fields (packages, remotes, icons, _meta), carried verbatim.
+    server_json: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        semver.parse(value)
+        return value
+
+    @field_validator("tools")
+    @classmethod
+    def _unique_tools(cls, value: list[ToolDefinition]) -> list[ToolDefinition]:
+        return _unique_tool_names(value)
+
+
+class VersionUpdate(ApiModel):
+    tools: list[ToolDefinition] | None = None
+    server_json: dict[str, Any] | None = None
+
+    @field_validator("tools")
+    @classmethod
+    def _unique_tools(cls, value: list[ToolDefinition] | None) -> list[ToolDefinition] | None:
+        return None if value is None else _unique_tool_names(value)
+
+
+class ToolOut(ApiModel):
+    name: str
+    title: str | None = None
+    description: str
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any] | None = None
+    annotations: dict[str, Any]
+    content_hash: str
+
+
+class ReviewCreate(ApiModel):
+    kind: ReviewKind
+    decision: ReviewDecision
+    notes: str = Field("", max_length=10_000)
+
+
+class ReviewOut(ApiModel):
+    id: int
+    kind: ReviewKind
+    decision: ReviewDecision
+    reviewer: str
+    notes: str
+    created_at: datetime
+
+
+class TransitionOut(ApiModel):
+    from_status: VersionStatus | None
+    to_status: VersionStatus
+    actor: str
+    reason: str | None
+    at: datetime
+
+
+class VersionOut(ApiModel):
+    server: str
+    version: str
+    status: VersionStatus
+    is_latest: bool
+    tools: list[ToolOut]
+    server_json: dict[str, Any]
+    reviews: list[ReviewOut]
+    required_reviews: list[ReviewKind]
+    missing_reviews: list[ReviewKind]
+    transitions: list[TransitionOut]
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    published_at: datetime | None
+    status_message: str | None
+
+
+class VersionSummary(ApiModel):
+    server: str
+    version: str
+    status: VersionStatus
+    is_latest: bool
+    tool_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class StatusChange(ApiModel):
+    status: VersionStatus
+    reason: str | None = Field(None, max_length=500)
+
+
+# --- policies --------------------------------------------------------------------------------
+
+
+class PolicyPut(ApiModel):
+    allowed_groups: list[str] | None = None
+    required_clearance: Classification | None = None
+    require_approval: bool = False
+
+    @field_validator("allowed_groups")
+    @classmethod
+    def _groups(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else _unique_strings(value)
+
+
+class PolicyOut(PolicyPut):
+    server: str
+    tool: str | None
+    updated_by: str
+    updated_at: datetime
+
+
+# --- API keys --------------------------------------------------------------------------------
+
+
+class ApiKeyCreate(ApiModel):
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$")
+    role: Role = Role.USER
+    groups: list[str] = Field(default_factory=list)
+    clearance: Classification | None = None
+    server_scope: list[str] | None = None
+    expires_in_days: int | None = Field(None, ge=1, le=3650)
+
+    @field_validator("groups")
+    @classmethod
+    def _groups(cls, value: list[str]) -> list[str]:
+        return _unique_strings(value)
+
+
+class ApiKeyOut(ApiModel):
+    name: str
+    key_id: str
+    role: Role
+    groups: list[str]
+    clearance: Classification | None
+    server_scope: list[str] | None
+    created_by: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyOut):
+    key: str = Field(description="The secret. Shown once; only its hash is stored.")
+
+
+class AdminEventOut(ApiModel):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    details: dict[str, Any]

@@ -1,0 +1,54 @@
+"""Contracts of the clients' API (/v1): catalog and authorisation checks."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from governance import Classification, Environment
+from registry.schemas.base import ApiModel
+
+
+class AuthzCheckRequest(ApiModel):
+    server: str = Field(min_length=1, max_length=200)
+    tool: str | None = Field(None, min_length=1, max_length=64)
+    # Admins may ask on behalf of someone else.
+    user: str | None = Field(None, min_length=1, max_length=200)
+    groups: list[str] | None = None
+    clearance: Classification | None = None
+
+
+class AuthzCheckResponse(ApiModel):
+    allowed: bool
+    requires_approval: bool
+    reasons: list[str]
+    denied_by: str | None = None
+    subject: str
+
+
+class CatalogTool(ApiModel):
+    name: str
+    namespaced_name: str
+    description: str
+    requires_approval: bool
+    reasons: list[str]
+
+
+class CatalogServer(ApiModel):
+    name: str
+    short_name: str
+    title: str | None
+    description: str
+    version: str
+    team: str
+    support_channel: str
+    environment: Environment
+    classification: Classification
+    endpoint: str
+    reasons: list[str]
+    tools: list[CatalogTool]
+
+
+class CatalogOut(ApiModel):
+    subject: str
+    servers: list[CatalogServer]
+    next_cursor: str | None = None

@@ -1,0 +1,81 @@
+"""A tool definition as submitted to the registry (MCP `Tool` shape)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jsonschema import SchemaError
+from jsonschema.validators import validator_for
+from pydantic import Field, field_validator
+
+from governance import ToolAnnotations, tool_definition_hash
+from registry.schemas.base import ApiModel
+from registry.schemas.names import check_tool_name
+
+KNOWN_ANNOTATIONS = {"title", "readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"}
+
+
+def check_json_schema(schema: Any, *, what: str, object_root: bool = True) -> dict[str, Any]:
+    if not isinstance(schema, dict):
+        raise ValueError(f"{what} must be a JSON object")
+    try:
+        validator_for(schema).check_schema(schema)
+    except SchemaError as exc:
+        where = "/".join(str(p) for p in exc.path) or "(root)"
+        raise ValueError(f"{what} is not a valid JSON Schema at {where}: {exc.message}") from None
+    if object_root and schema.get("type") != "object":
+        raise ValueError(f'{what} must describe an object (`"type": "object"`), as MCP requires')
+    return schema
+
+
+class ToolDefinition(ApiModel):
+    name: str
+    title: str | None = Field(None, max_length=200)
+    description: str = Field("", max_length=10_000)
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any] | None = None
+    annotations: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return check_tool_name(value)
+
+    @field_validator("input_schema")
+    @classmethod
+    def _input(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return check_json_schema(value, what="inputSchema")
+
+    @field_validator("output_schema")
+    @classmethod
+    def _output(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if value is None else check_json_schema(value, what="outputSchema", object_root=False)
+
+    @field_validator("annotations")
+    @classmethod
+    def _annotations(cls, value: dict[str, Any]) -> dict[str, Any]:
+        unknown = set(value) - KNOWN_ANNOTATIONS
+        if unknown:
+            raise ValueError(f"unknown annotation(s) {sorted(unknown)}; known: {sorted(KNOWN_ANNOTATIONS)}")
+        for key in KNOWN_ANNOTATIONS - {"title"}:
+            if key in value and not isinstance(value[key], bool):
+                raise ValueError(f"annotation {key} must be true or false")
+        return value
+
+    def content_hash(self) -> str:
+        return tool_definition_hash(
+            self.name, self.description, self.input_schema, self.output_schema, self.annotations
+        )
+
+    def governance_annotations(self) -> ToolAnnotations:
+        return annotations_from_mcp(self.annotations)
+
+
+def annotations_from_mcp(hints: dict[str, Any]) -> ToolAnnotations:
+    """MCP defaults apply to absent hints: not read-only, destructive, not idempotent, open-world."""
+    return ToolAnnotations(
+        read_only=bool(hints.get("readOnlyHint", False)),
+        destructive=bool(hints.get("destructiveHint", True)),
+        idempotent=bool(hints.get("idempotentHint", False)),
+        open_world=bool(hints.get("openWorldHint", True)),
+    )

@@ -1,0 +1,119 @@
+"""Helpers shared by the registry services: cursors, lookups, permissions, change log."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from governance import Principal, TeamFacts
+from registry.db.models import AdminEvent, Server, ServerVersion, Team
+from registry.errors import BadRequest, Forbidden, NotFound
+
+MAX_LIMIT = 100
+
+
+def encode_cursor(values: list[Any]) -> str:
+    raw = json.dumps(values, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, arity: int) -> list[Any] | None:
+    if not cursor:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise BadRequest("cursor is not one this API issued", field="cursor") from None
+    if not isinstance(values, list) or len(values) != arity:
+        raise BadRequest("cursor is not one this API issued", field="cursor")
+    return values
+
+
+def check_limit(limit: int) -> int:
+    if limit < 1 or limit > MAX_LIMIT:
+        raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
+    return limit
+
+
+def record_event(session: Session, actor: Principal, action: str, target: str, **details: Any) -> None:
+    session.add(AdminEvent(actor=actor.subject, action=action, target=target, details=details))
+
+
+def team_facts(team: Team) -> TeamFacts:
+    return TeamFacts(name=team.name, members=frozenset(team.members or []), groups=frozenset(team.groups or []))
+
+
+def team_ids_of(session: Session, principal: Principal) -> set[int]:
+    """Teams the principal belongs to (membership lives in JSON lists, so it is resolved here)."""
+    rows = session.execute(select(Team.id, Team.name, Team.members, Team.groups)).all()
+    return {
+        row.id
+        for row in rows
+        if TeamFacts(
+            name=row.name, members=frozenset(row.members or []), groups=frozenset(row.groups or [])
+        ).has_member(principal)
+    }
+
+
+def get_team(session: Session, name: str, *, field: str = "team") -> Team:
+    team = session.scalar(select(Team).where(Team.name == name))
+    if team is None:
+        raise NotFound(f"team {name!r} does not exist", field=field)
+    return team
+
+
+def get_server(session: Session, name: str, *, lock: bool = False) -> Server:
+    stmt = select(Server).where(Server.name == name)
+    if lock:
+        # Serialises lifecycle changes of one server's versions across replicas (PostgreSQL).
+        stmt = stmt.with_for_update(of=Server)
+    server = session.scalar(stmt)
+    if server is None:
+        raise NotFound(f"server {name!r} does not exist", field="name")
+    return server
+
+
+def get_version(session: Session, server: Server, version: str) -> ServerVersion:
+    row = session.scalar(
+        select(ServerVersion).where(ServerVersion.server_id == server.id, ServerVersion.version == version)
+    )
+    if row is None:
+        raise NotFound(f"server {server.name!r} has no version {version!r}", field="version")
+    return row
+
+
+def is_owner(principal: Principal, server: Server) -> bool:
+    return team_facts(server.team).has_member(principal)
+
+
+def can_see_unpublished(principal: Principal, server: Server) -> bool:
+    return principal.is_reviewer or is_owner(principal, server)
+
+
+def require_owner_or_admin(principal: Principal, server: Server, action: str) -> None:
+    if not (principal.is_admin or is_owner(principal, server)):
+        raise Forbidden(f"only admins or members of team {server.team.name} may {action}")
+
+
+def require_reviewer(principal: Principal, action: str) -> None:
+    if not principal.is_reviewer:
+        raise Forbidden(f"only reviewers or admins may {action}")
+
+
+def require_admin(principal: Principal, action: str) -> None:
+    if not principal.is_admin:
+        raise Forbidden(f"only admins may {action}")
+
+
+def visible_server_or_404(session: Session, principal: Principal, name: str) -> Server:
+    """Admin-API read access: admins, reviewers and owners; others get 404, not a hint it exists."""
+    server = get_server(session, name)
+    if not can_see_unpublished(principal, server):
+        raise NotFound(f"server {name!r} does not exist", field="name")
+    return server

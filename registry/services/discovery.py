@@ -1,0 +1,266 @@
+"""Discovery API compatible with the official MCP registry (`/v0.1`, server.json 2025-12-11).
+
+Users reach servers through the gateway, so the published `remotes` point at the gateway's
+per-server endpoint; the upstream endpoint is an admin concern (see export).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, or_, select, tuple_
+from sqlalchemy.orm import Session
+
+from governance import Principal, VersionStatus
+from registry.db.models import Review, Server, ServerVersion, Team, Tool
+from registry.errors import BadRequest, NotFound
+from registry.schemas.serverjson import BASTION_META, OFFICIAL_META, SCHEMA_URL
+from registry.services.common import check_limit, decode_cursor, encode_cursor, team_ids_of
+
+_OFFICIAL_STATUS = {
+    VersionStatus.APPROVED.value: "active",
+    VersionStatus.DEPRECATED.value: "deprecated",
+    VersionStatus.REVOKED.value: "deleted",
+}
+
+_COLUMNS = (
+    Server.id.label("server_id"),
+    Server.name,
+    Server.short_name,
+    Server.title,
+    Server.description,
+    Server.environment,
+    Server.transport,
+    Server.classification,
+    Server.allowed_groups,
+    Server.support_channel,
+    Server.website_url,
+    Server.repository,
+    Server.health_status,
+    Server.health_latency_ms,
+    Server.health_checked_at,
+    Team.name.label("team"),
+    Team.support_channel.label("team_support_channel"),
+    ServerVersion.id.label("version_id"),
+    ServerVersion.version,
+    ServerVersion.version_key,
+    ServerVersion.status,
+    ServerVersion.is_latest,
+    ServerVersion.server_json,
+    ServerVersion.published_at,
+    ServerVersion.updated_at,
+    ServerVersion.status_changed_at,
+    ServerVersion.status_message,
+)
+
+
+def gateway_url(public_url: str, short_name: str) -> str:
+    return f"{public_url}/servers/{short_name}/mcp"
+
+
+class Discovery:
+    def __init__(self, public_url: str) -> None:
+        self.public_url = public_url
+
+    def _visibility(self, session: Session, principal: Principal | None, include_deleted: bool) -> list[Any]:
+        statuses = [VersionStatus.APPROVED.value, VersionStatus.DEPRECATED.value]
+        if include_deleted:
+            statuses.append(VersionStatus.REVOKED.value)
+        clauses: list[Any] = [ServerVersion.status.in_(statuses)]
+        if principal is None:
+            clauses.append(Server.environment == "prod")
+        elif not principal.is_reviewer:
+            # Ordinary users see prod servers; owning teams also see their dev servers.
+            clauses.append(or_(Server.environment == "prod", Server.team_id.in_(team_ids_of(session, principal))))
+        return clauses
+
+    def _base(self) -> Any:
+        return (
+            select(*_COLUMNS).join(Server, Server.id == ServerVersion.server_id).join(Team, Team.id == Server.team_id)
+        )
+
+    def list_servers(
+        self,
+        session: Session,
+        principal: Principal | None,
+        *,
+        search: str | None,
+        limit: int,
+        cursor: str | None,
+        updated_since: datetime | None,
+        version: str | None,
+        include_deleted: bool,
+    ) -> dict[str, Any]:
+        limit = check_limit(limit)
+        # As in the official registry: a sync from a point in time must also see deletions.
+        include_deleted = include_deleted or updated_since is not None
+        stmt = self._base().where(*self._visibility(session, principal, include_deleted))
+        if search:
+            term = search.strip().lower()
+            stmt = stmt.where(
+                or_(
+                    Server.name.icontains(term, autoescape=True),
+                    Server.title.icontains(term, autoescape=True),
+                    Server.description.icontains(term, autoescape=True),
+                )
+            )
+        if updated_since is not None:
+            stmt = stmt.where(ServerVersion.updated_at >= updated_since)
+        if version == "latest":
+            stmt = stmt.where(ServerVersion.is_latest.is_(True))
+        elif version:
+            stmt = stmt.where(ServerVersion.version == version)
+        after = decode_cursor(cursor, 2)
+        if after:
+            stmt = stmt.where(tuple_(Server.name, ServerVersion.version_key) > tuple_(after[0], after[1]))
+        stmt = stmt.order_by(Server.name, ServerVersion.version_key).limit(limit + 1)
+        rows = session.execute(stmt).all()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        tools = self._tool_summaries(session, [r.version_id for r in rows])
+        metadata: dict[str, Any] = {"count": len(rows)}
+        if more:
+            metadata["nextCursor"] = encode_cursor([rows[-1].name, rows[-1].version_key])
+        return {
+            "servers": [self._entry(r, tools=tools.get(r.version_id, []), full=False) for r in rows],
+            "metadata": metadata,
+        }
+
+    def versions(
+        self, session: Session, principal: Principal | None, name: str, include_deleted: bool
+    ) -> dict[str, Any]:
+        stmt = (
+            self._base()
+            .where(Server.name == name, *self._visibility(session, principal, include_deleted))
+            .order_by(ServerVersion.version_key.desc())
+        )
+        rows = session.execute(stmt).all()
+        if not rows:
+            raise NotFound("Server not found", field="serverName")
+        tools = self._tool_summaries(session, [r.version_id for r in rows])
+        return {
+            "servers": [self._entry(r, tools=tools.get(r.version_id, []), full=False) for r in rows],
+            "metadata": {"count": len(rows)},
+        }
+
+    def version(
+        self, session: Session, principal: Principal | None, name: str, version: str, include_deleted: bool
+    ) -> dict[str, Any]:
+        stmt = self._base().where(Server.name == name, *self._visibility(session, principal, include_deleted))
+        if version == "latest":
+            stmt = stmt.where(ServerVersion.is_latest.is_(True))
+        else:
+            if not version:
+                raise BadRequest("version is required", field="version")
+            stmt = stmt.where(ServerVersion.version == version)
+        row = session.execute(stmt).first()
+        if row is None:
+            raise NotFound("Server not found", field="serverName")
+        tools = session.scalars(select(Tool).where(Tool.version_id == row.version_id).order_by(Tool.name)).all()
+        reviews = session.scalars(select(Review).where(Review.version_id == row.version_id).order_by(Review.id)).all()
+        full_tools = [
+            {
+                "name": t.name,
+                **({"title": t.title} if t.title else {}),
+                "description": t.description,
+                "inputSchema": t.input_schema,
+                **({"outputSchema": t.output_schema} if t.output_schema else {}),
+                "annotations": t.annotations,
+                "contentHash": t.content_hash,
+            }
+            for t in tools
+        ]
+        entry = self._entry(row, tools=full_tools, full=True)
+        entry["_meta"][BASTION_META]["reviews"] = [
+            {"kind": r.kind, "decision": r.decision, "reviewer": r.reviewer, "at": _iso(r.created_at)} for r in reviews
+        ]
+        return entry
+
+    def _tool_summaries(self, session: Session, version_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+        if not version_ids:
+            return {}
+        out: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        stmt = (
+            select(Tool.version_id, Tool.name, Tool.description, Tool.annotations, Tool.content_hash)
+            .where(Tool.version_id.in_(version_ids))
+            .order_by(Tool.version_id, Tool.name)
+        )
+        for t in session.execute(stmt):
+            out[t.version_id].append(
+                {
+                    "name": t.name,
+                    "description": t.description,
+                    "annotations": t.annotations,
+                    "contentHash": t.content_hash,
+                }
+            )
+        return out
+
+    def _entry(self, row: Row[Any], *, tools: list[dict[str, Any]], full: bool) -> dict[str, Any]:
+        extra = dict(row.server_json or {})
+        extra.pop("remotes", None)
+        server: dict[str, Any] = {
+            "$schema": SCHEMA_URL,
+            "name": row.name,
+            "description": row.description,
+            "version": row.version,
+        }
+        if row.title:
+            server["title"] = row.title
+        if row.website_url:
+            server["websiteUrl"] = row.website_url
+        if row.repository:
+            server["repository"] = row.repository
+        for key in ("icons", "packages"):
+            if key in extra:
+                server[key] = extra[key]
+        server["remotes"] = [
+            {
+                "type": "streamable-http",
+                "url": gateway_url(self.public_url, row.short_name),
+                "headers": [
+                    {
+                        "name": "Authorization",
+                        "description": "Bearer token (JWT or Bastion API key)",
+                        "isRequired": True,
+                        "isSecret": True,
+                    }
+                ],
+            }
+        ]
+        official: dict[str, Any] = {
+            "status": _OFFICIAL_STATUS.get(row.status, "active"),
+            "publishedAt": _iso(row.published_at or row.updated_at),
+            "updatedAt": _iso(row.updated_at),
+            "statusChangedAt": _iso(row.status_changed_at),
+            "isLatest": bool(row.is_latest),
+        }
+        if row.status_message:
+            official["statusMessage"] = row.status_message
+        ours: dict[str, Any] = {
+            "shortName": row.short_name,
+            "owner": {"team": row.team, "supportChannel": row.support_channel or row.team_support_channel},
+            "environment": row.environment,
+            "classification": row.classification,
+            "allowedGroups": row.allowed_groups or [],
+            "transport": row.transport,
+            "reviewStatus": row.status,
+            "health": {
+                "status": row.health_status,
+                "latencyMs": row.health_latency_ms,
+                "checkedAt": _iso(row.health_checked_at) if row.health_checked_at else None,
+            },
+            "tools": tools,
+        }
+        return {"server": server, "_meta": {OFFICIAL_META: official, BASTION_META: ours}}
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat().replace("+00:00", "Z")
+
+
+__all__ = ["Discovery", "gateway_url"]

@@ -1,0 +1,348 @@
+"""Server versions: their tool snapshots, reviews and lifecycle."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from governance import (
+    EDITABLE,
+    PUBLISHED,
+    Classification,
+    Principal,
+    ReviewDecision,
+    ReviewKind,
+    ReviewRequirements,
+    TransitionError,
+    VersionStatus,
+    check_transition,
+    latest_decisions,
+)
+from registry import semver
+from registry.db.models import Review, Server, ServerVersion, Tool, VersionTransition
+from registry.errors import Conflict, Forbidden, Invalid, NotFound
+from registry.schemas.admin import (
+    ReviewCreate,
+    ReviewOut,
+    ToolOut,
+    TransitionOut,
+    VersionCreate,
+    VersionOut,
+    VersionSummary,
+    VersionUpdate,
+)
+from registry.schemas.base import Page
+from registry.schemas.tools import ToolDefinition
+from registry.services.common import (
+    can_see_unpublished,
+    check_limit,
+    decode_cursor,
+    encode_cursor,
+    get_server,
+    get_version,
+    is_owner,
+    record_event,
+    require_owner_or_admin,
+    require_reviewer,
+    visible_server_or_404,
+)
+from registry.services.servers import check_tool_names_fit
+
+
+def _tools_from(definitions: list[ToolDefinition]) -> list[Tool]:
+    return [
+        Tool(
+            name=d.name,
+            title=d.title,
+            description=d.description,
+            input_schema=d.input_schema,
+            output_schema=d.output_schema,
+            annotations=d.annotations,
+            content_hash=d.content_hash(),
+        )
+        for d in definitions
+    ]
+
+
+def _decisions(version: ServerVersion) -> dict[ReviewKind, ReviewDecision]:
+    return latest_decisions((ReviewKind(r.kind), ReviewDecision(r.decision)) for r in version.reviews)
+
+
+def version_out(version: ServerVersion, requirements: ReviewRequirements) -> VersionOut:
+    classification = Classification(version.server.classification)
+    return VersionOut(
+        server=version.server.name,
+        version=version.version,
+        status=VersionStatus(version.status),
+        is_latest=version.is_latest,
+        tools=[ToolOut.model_validate(t) for t in version.tools],
+        server_json=version.server_json or {},
+        reviews=[ReviewOut.model_validate(r) for r in version.reviews],
+        required_reviews=requirements.required_for(classification),
+        missing_reviews=requirements.missing(classification, _decisions(version)),
+        transitions=[TransitionOut.model_validate(t) for t in version.transitions],
+        created_by=version.created_by,
+        created_at=version.created_at,
+        updated_at=version.updated_at,
+        published_at=version.published_at,
+        status_message=version.status_message,
+    )
+
+
+def create_version(
+    session: Session, actor: Principal, server_name: str, body: VersionCreate, requirements: ReviewRequirements
+) -> VersionOut:
+    server = get_server(session, server_name)
+    require_owner_or_admin(actor, server, "add versions to this server")
+    check_tool_names_fit(server, [t.name for t in body.tools])
+    parsed = semver.parse(body.version)
+    version = ServerVersion(
+        server=server,
+        version=body.version,
+        version_key=parsed.sort_key,
+        status=VersionStatus.DRAFT.value,
+        server_json=body.server_json,
+        created_by=actor.subject,
+        tools=_tools_from(body.tools),
+    )
+    version.transitions.append(
+        VersionTransition(from_status=None, to_status=VersionStatus.DRAFT.value, actor=actor.subject)
+    )
+    session.add(version)
+    try:
+        session.flush()
+    except IntegrityError:
+        # The unique (server, version) constraint decides races between concurrent submitters.
+        session.rollback()
+        raise Conflict(f"version {body.version} of {server_name} already exists", field="version") from None
+    return version_out(version, requirements)
+
+
+def update_version(
+    session: Session,
+    actor: Principal,
+    server_name: str,
+    version_str: str,
+    body: VersionUpdate,
+    requirements: ReviewRequirements,
+) -> VersionOut:
+    server = get_server(session, server_name)
+    require_owner_or_admin(actor, server, "edit versions of this server")
+    version = get_version(session, server, version_str)
+    if VersionStatus(version.status) not in EDITABLE:
+        raise Conflict(
+            f"version {version_str} is {version.status}; a version is immutable once submitted — create a new version",
+            field="version",
+        )
+    if body.tools is not None:
+        check_tool_names_fit(server, [t.name for t in body.tools])
+        version.tools.clear()
+        session.flush()
+        version.tools.extend(_tools_from(body.tools))
+    if body.server_json is not None:
+        version.server_json = body.server_json
+    version.updated_at = datetime.now(UTC)
+    return version_out(version, requirements)
+
+
+def _load_version(session: Session, server: Server, version_str: str) -> ServerVersion:
+    row = session.scalar(
+        select(ServerVersion)
+        .where(ServerVersion.server_id == server.id, ServerVersion.version == version_str)
+        .options(
+            selectinload(ServerVersion.tools),
+            selectinload(ServerVersion.reviews),
+            selectinload(ServerVersion.transitions),
+        )
+    )
+    if row is None:
+        raise NotFound(f"server {server.name!r} has no version {version_str!r}", field="version")
+    return row
+
+
+def read_version(
+    session: Session, actor: Principal, server_name: str, version_str: str, requirements: ReviewRequirements
+) -> VersionOut:
+    server = visible_server_or_404(session, actor, server_name)
+    return version_out(_load_version(session, server, version_str), requirements)
+
+
+def list_versions(
+    session: Session, actor: Principal, server_name: str, limit: int, cursor: str | None
+) -> Page[VersionSummary]:
+    limit = check_limit(limit)
+    server = visible_server_or_404(session, actor, server_name)
+    tool_count = (
+        select(func.count(Tool.id))
+        .where(Tool.version_id == ServerVersion.id)
+        .correlate(ServerVersion)
+        .scalar_subquery()
+    )
+    stmt = (
+        select(ServerVersion, tool_count)
+        .where(ServerVersion.server_id == server.id)
+        .order_by(ServerVersion.version_key.desc())
+        .limit(limit + 1)
+    )
+    after = decode_cursor(cursor, 1)
+    if after:
+        stmt = stmt.where(ServerVersion.version_key < after[0])
+    rows = session.execute(stmt).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page[VersionSummary](
+        items=[
+            VersionSummary(
+                server=server.name,
+                version=v.version,
+                status=VersionStatus(v.status),
+                is_latest=v.is_latest,
+                tool_count=count,
+                created_at=v.created_at,
+                updated_at=v.updated_at,
+            )
+            for v, count in rows
+        ],
+        next_cursor=encode_cursor([rows[-1][0].version_key]) if more else None,
+    )
+
+
+def recompute_latest(session: Session, server: Server) -> None:
+    """Mark exactly one version latest: the highest approved one, else the highest deprecated one."""
+    rows = session.execute(
+        select(ServerVersion.id, ServerVersion.status, ServerVersion.version_key).where(
+            ServerVersion.server_id == server.id, ServerVersion.status.in_([s.value for s in PUBLISHED])
+        )
+    ).all()
+    approved = [r for r in rows if r.status == VersionStatus.APPROVED.value]
+    pool = approved or rows
+    latest_id = max(pool, key=lambda r: r.version_key).id if pool else None
+    # Touch only rows whose flag flips: updated_at drives `updated_since` syncs.
+    session.execute(
+        update(ServerVersion)
+        .where(
+            ServerVersion.server_id == server.id,
+            ServerVersion.is_latest.is_(True),
+            ServerVersion.id != (latest_id if latest_id is not None else -1),
+        )
+        .values(is_latest=False)
+        .execution_options(synchronize_session="fetch")
+    )
+    if latest_id is not None:
+        session.execute(
+            update(ServerVersion)
+            .where(ServerVersion.id == latest_id, ServerVersion.is_latest.is_(False))
+            .values(is_latest=True)
+            .execution_options(synchronize_session="fetch")
+        )
+
+
+def _authorise_transition(actor: Principal, server: Server, current: VersionStatus, target: VersionStatus) -> None:
+    if target is VersionStatus.IN_REVIEW:
+        require_owner_or_admin(actor, server, "submit versions of this server for review")
+    elif target is VersionStatus.APPROVED and current is VersionStatus.DEPRECATED:
+        require_owner_or_admin(actor, server, "reinstate a deprecated version")
+    elif target in (VersionStatus.APPROVED, VersionStatus.REJECTED):
+        require_reviewer(actor, f"mark a version {target.value}")
+    elif target is VersionStatus.DEPRECATED:
+        require_owner_or_admin(actor, server, "deprecate versions of this server")
+    elif target is VersionStatus.REVOKED and not (actor.is_reviewer or is_owner(actor, server)):
+        raise Forbidden("only reviewers, admins or the owning team may revoke a version")
+
+
+def _apply_transition(
+    session: Session,
+    actor: Principal,
+    version: ServerVersion,
+    target: VersionStatus,
+    reason: str | None,
+    requirements: ReviewRequirements,
+) -> None:
+    current = VersionStatus(version.status)
+    try:
+        check_transition(current, target)
+    except TransitionError as exc:
+        raise Conflict(str(exc), field="status") from None
+    server = version.server
+    if target is VersionStatus.APPROVED and current is VersionStatus.IN_REVIEW:
+        missing = requirements.missing(Classification(server.classification), _decisions(version))
+        if missing:
+            raise Invalid(
+                f"cannot approve: a {server.classification} server needs approving reviews of kind "
+                f"{', '.join(k.value for k in missing)} (missing)",
+                field="status",
+                details=[{"field": "reviews", "reason": f"missing {k.value} approval"} for k in missing],
+            )
+    now = datetime.now(UTC)
+    version.status = target.value
+    version.status_changed_at = now
+    version.status_message = reason
+    version.updated_at = now
+    if target is VersionStatus.IN_REVIEW:
+        version.submitted_at = now
+    if target is VersionStatus.APPROVED and version.published_at is None:
+        version.published_at = now
+    version.transitions.append(
+        VersionTransition(from_status=current.value, to_status=target.value, actor=actor.subject, reason=reason)
+    )
+    session.flush()
+    recompute_latest(session, server)
+
+
+def change_status(
+    session: Session,
+    actor: Principal,
+    server_name: str,
+    version_str: str,
+    target: VersionStatus,
+    reason: str | None,
+    requirements: ReviewRequirements,
+) -> VersionOut:
+    server = get_server(session, server_name, lock=True)
+    if not can_see_unpublished(actor, server):
+        raise NotFound(f"server {server_name!r} does not exist", field="name")
+    version = _load_version(session, server, version_str)
+    _authorise_transition(actor, server, VersionStatus(version.status), target)
+    if target is VersionStatus.IN_REVIEW and not version.tools:
+        raise Invalid("a version must declare at least one tool before review", field="tools")
+    _apply_transition(session, actor, version, target, reason, requirements)
+    return version_out(version, requirements)
+
+
+def add_review(
+    session: Session,
+    actor: Principal,
+    server_name: str,
+    version_str: str,
+    body: ReviewCreate,
+    requirements: ReviewRequirements,
+) -> VersionOut:
+    """Record a review. The last required approval approves the version; a rejection rejects it."""
+    server = get_server(session, server_name, lock=True)
+    require_reviewer(actor, "review versions")
+    if is_owner(actor, server):
+        raise Forbidden(f"separation of duties: members of team {server.team.name} cannot review its servers")
+    version = _load_version(session, server, version_str)
+    if version.status != VersionStatus.IN_REVIEW.value:
+        raise Conflict(
+            f"version {version_str} is {version.status}; only versions in_review take reviews", field="version"
+        )
+    version.reviews.append(
+        Review(kind=body.kind.value, decision=body.decision.value, reviewer=actor.subject, notes=body.notes)
+    )
+    session.flush()
+    if body.decision is ReviewDecision.REJECT:
+        _apply_transition(
+            session, actor, version, VersionStatus.REJECTED, f"{body.kind.value} review rejected", requirements
+        )
+    elif not requirements.missing(Classification(server.classification), _decisions(version)):
+        _apply_transition(
+            session, actor, version, VersionStatus.APPROVED, "all required reviews approved", requirements
+        )
+    record_event(
+        session, actor, "review.add", f"{server_name}@{version_str}", kind=body.kind.value, decision=body.decision.value
+    )
+    return version_out(version, requirements)

@@ -1,0 +1,96 @@
+"""Registry and gateway settings, read from ``BASTION_*`` environment variables."""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from governance import Classification, ReviewKind, ReviewRequirements
+
+
+class RegistrySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BASTION_", env_file=".env", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Interface the platform listens on.")
+    port: int = Field(8400, description="Port the platform listens on.")
+    public_url: str | None = Field(
+        None, description="URL clients use to reach the platform (default: http://HOST:PORT)."
+    )
+    data_dir: Path = Field(Path(".bastion"), description="Directory for embedded data (SQLite, generated secrets).")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL of the registry database (default: SQLite in DATA_DIR/registry.db)."
+    )
+    jwt_secret: SecretStr | None = Field(
+        None,
+        description="HS256 secret for bearer JWTs. Default: generated once into DATA_DIR/jwt-secret. "
+        "Set it explicitly when running several replicas.",
+    )
+    jwks_url: str | None = Field(None, description="JWKS URL for RS256/ES256 tokens from an identity provider.")
+    jwt_issuer: str = Field("bastion", description="Expected `iss` claim.")
+    jwt_audience: str = Field("bastion", description="Expected `aud` claim.")
+    admin_groups: list[str] = Field(["bastion-admins"], description="Groups whose members are registry admins.")
+    reviewer_groups: list[str] = Field(["bastion-reviewers"], description="Groups whose members are reviewers.")
+    default_clearance: Classification = Field(
+        Classification.INTERNAL, description="Clearance of a token without a `clearance` claim."
+    )
+    required_reviews: dict[Classification, list[ReviewKind]] | None = Field(
+        None,
+        description='JSON map classification → review kinds, e.g. {"internal":["security"]}. '
+        "Default: public/internal security; confidential +privacy; restricted +genai.",
+    )
+    seed_file: Path = Field(Path("seed/registry.yaml"), description="Seed applied by `bastion registry seed`.")
+    discovery_anonymous: bool = Field(
+        False, description="Allow /v0.1 discovery without a token (prod, approved servers only)."
+    )
+    log_level: str = Field("INFO", description="Log level.")
+
+    @field_validator("admin_groups", "reviewer_groups", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip().startswith("["):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @cached_property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return normalize_database_url(self.database_url)
+        return f"sqlite:///{(self.data_dir / 'registry.db').as_posix()}"
+
+    @cached_property
+    def effective_public_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @cached_property
+    def review_requirements(self) -> ReviewRequirements:
+        if self.required_reviews is None:
+            return ReviewRequirements()
+        return ReviewRequirements(by_classification=self.required_reviews)
+
+    def hs_secret(self) -> str:
+        """The HS256 secret: configured, or generated once and kept in the data directory."""
+        if self.jwt_secret is not None:
+            return self.jwt_secret.get_secret_value()
+        path = self.data_dir / "jwt-secret"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_urlsafe(48)
+        # Write-then-rename so a concurrent reader never sees a half-written secret.
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(secret)
+        tmp.chmod(0o600)
+        tmp.replace(path)
+        return path.read_text().strip()
+
+
+def normalize_database_url(url: str) -> str:
+    """Map bare PostgreSQL URLs onto the psycopg 3 driver we ship."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url

@@ -1,0 +1,42 @@
+"""Health reflects the database; migrations and models never drift apart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine
+
+from bastion.app import create_app
+from registry.context import RegistryContext
+from registry.db.models import Base
+from registry.settings import RegistrySettings
+
+
+def test_healthz_ok(client: TestClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_healthz_503_when_database_is_unreachable(tmp_path: Path) -> None:
+    # Nothing listens on port 1: a real connection failure, not a mock.
+    settings = RegistrySettings(
+        data_dir=tmp_path, database_url="postgresql://postgres@127.0.0.1:1/nope", jwt_secret="s" * 40
+    )
+    ctx = RegistryContext.create(settings)
+    with TestClient(create_app(settings, ctx)) as client:
+        response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["status"] == "unavailable"
+    assert "Traceback" not in response.text
+
+
+def test_migrations_match_the_models(db_url: str) -> None:
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    engine.dispose()
+    assert diff == [], f"models and migrations differ; write a migration: {diff}"

@@ -1,0 +1,68 @@
+"""The seed file: idempotent, builtins approved under team platform, refuses silent changes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from bastion.builtins import definitions_resolver
+from registry.context import RegistryContext
+from registry.db.models import AdminEvent, ServerVersion
+from registry.errors import Conflict, Invalid
+from registry.services.seed import apply_seed, load_seed
+from tests.helpers import Tokens
+
+
+def seed(ctx: RegistryContext, path: Path | None = None):  # type: ignore[no-untyped-def]
+    with ctx.db.transaction() as session:
+        return apply_seed(
+            session,
+            load_seed(path or ctx.settings.seed_file),
+            ctx.settings.review_requirements,
+            definitions_resolver(ctx),
+        )
+
+
+def test_seed_is_idempotent(ctx: RegistryContext) -> None:
+    first = seed(ctx)
+    assert "version dev.bastion/registry@1.0.0" in first.created
+    with ctx.db.session() as session:
+        events = session.scalar(select(func.count()).select_from(AdminEvent))
+    second = seed(ctx)
+    assert second.created == [] and second.updated == []
+    with ctx.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(ServerVersion)) == 1
+        assert session.scalar(select(func.count()).select_from(AdminEvent)) == events
+
+
+def test_seeded_builtin_is_approved_under_platform(ctx: RegistryContext, client: TestClient, tokens: Tokens) -> None:
+    seed(ctx)
+    entry = client.get(
+        "/v0.1/servers/dev.bastion%2Fregistry/versions/latest", headers=tokens("ursula", ["analysts"])
+    ).json()
+    ours = entry["_meta"]["dev.bastion/registry"]
+    assert ours["owner"]["team"] == "platform"
+    assert ours["reviewStatus"] == "approved"
+    assert {t["name"] for t in ours["tools"]} == {"search_servers", "check_access"}
+    assert all(t["annotations"]["readOnlyHint"] for t in ours["tools"])
+
+
+def test_changing_a_seeded_version_in_place_is_refused(ctx: RegistryContext, tmp_path: Path) -> None:
+    seed(ctx)
+    changed = tmp_path / "seed.yaml"
+    changed.write_text(ctx.settings.seed_file.read_text().replace("builtin: registry", "tools: []\n    builtin: null"))
+    with pytest.raises(Conflict, match="bump the version"):
+        seed(ctx, changed)
+
+
+def test_malformed_seed_is_reported(ctx: RegistryContext, tmp_path: Path) -> None:
+    bad = tmp_path / "seed.yaml"
+    bad.write_text("teams:\n  - name: Not Valid\n    supportChannel: x\n")
+    with pytest.raises(Invalid, match=r"teams\.0\.name"):
+        seed(ctx, bad)
+    bad.write_text("teams: [unclosed")
+    with pytest.raises(Invalid, match="not valid YAML"):
+        seed(ctx, bad)
