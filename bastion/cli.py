@@ -84,6 +84,14 @@ def db_upgrade(revision: str = "head") -> None:
     out.print(f"database at revision {revision}: {_redact(settings.effective_database_url)}")
 
 
+@db_app.command("revision")
+def db_revision(message: Annotated[str, typer.Option("-m", "--message", help="What the migration does")]) -> None:
+    """Autogenerate a migration from the models (for developers)."""
+    from registry.db.migrate import revision
+
+    revision(_settings().effective_database_url, message)
+
+
 @app.command()
 def token(
     user: Annotated[str, typer.Option(help="Subject (sub claim)")],

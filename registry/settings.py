@@ -5,9 +5,10 @@ from __future__ import annotations
 import secrets
 from functools import cached_property
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from governance import Classification, ReviewKind, ReviewRequirements
 
@@ -32,8 +33,12 @@ class RegistrySettings(BaseSettings):
     jwks_url: str | None = Field(None, description="JWKS URL for RS256/ES256 tokens from an identity provider.")
     jwt_issuer: str = Field("bastion", description="Expected `iss` claim.")
     jwt_audience: str = Field("bastion", description="Expected `aud` claim.")
-    admin_groups: list[str] = Field(["bastion-admins"], description="Groups whose members are registry admins.")
-    reviewer_groups: list[str] = Field(["bastion-reviewers"], description="Groups whose members are reviewers.")
+    admin_groups: Annotated[list[str], NoDecode] = Field(
+        ["bastion-admins"], description="Comma-separated groups whose members are registry admins."
+    )
+    reviewer_groups: Annotated[list[str], NoDecode] = Field(
+        ["bastion-reviewers"], description="Comma-separated groups whose members are reviewers."
+    )
     default_clearance: Classification = Field(
         Classification.INTERNAL, description="Clearance of a token without a `clearance` claim."
     )
@@ -45,6 +50,12 @@ class RegistrySettings(BaseSettings):
     seed_file: Path = Field(Path("seed/registry.yaml"), description="Seed applied by `bastion registry seed`.")
     discovery_anonymous: bool = Field(
         False, description="Allow /v0.1 discovery without a token (prod, approved servers only)."
+    )
+    registry_cache_ttl: float = Field(
+        1.0,
+        ge=0,
+        description="Seconds a replica trusts its cached access facts before re-reading the registry "
+        "revision (its own writes apply at once; other replicas' within this bound).",
     )
     log_level: str = Field("INFO", description="Log level.")
 

@@ -139,3 +139,31 @@ def test_updated_since_includes_deletions(client: TestClient, tokens: Tokens, ca
 
 def test_discovery_requires_a_token_unless_configured(client: TestClient) -> None:
     assert client.get("/v0.1/servers").status_code == 401
+
+
+def test_list_entries_carry_a_light_tool_summary(client: TestClient, tokens: Tokens, catalog: Api) -> None:
+    entry = get(client, tokens, "/v0.1/servers", version="latest").json()["servers"][0]
+    tools = entry["_meta"][BASTION_META]["tools"]
+    assert tools == [{"name": "spend", "annotations": {"readOnlyHint": True, "destructiveHint": False}}]
+
+
+def test_cached_entries_reflect_edits_at_once(client: TestClient, tokens: Tokens, catalog: Api) -> None:
+    def description() -> str:
+        body = get(client, tokens, "/v0.1/servers", version="latest", search="ads").json()
+        return str(body["servers"][0]["server"]["description"])
+
+    assert description() == "dev.bastion/ads server"  # now cached
+    response = client.patch("/admin/v1/servers/dev.bastion/ads", json={"description": "Ad spend"}, headers=tokens.admin)
+    assert response.status_code == 200
+    assert description() == "Ad spend"
+    client.patch("/admin/v1/teams/ads-eng", json={"supportChannel": "#ads-new"}, headers=tokens.admin)
+    body = get(client, tokens, "/v0.1/servers", version="latest", search="ads").json()
+    assert body["servers"][0]["_meta"][BASTION_META]["owner"]["supportChannel"] == "#ads-new"
+
+
+def test_leaving_a_team_hides_its_dev_servers(client: TestClient, tokens: Tokens, catalog: Api) -> None:
+    owner = {"user": "o", "groups": ["ads-eng"]}
+    names = lambda: {e["server"]["name"] for e in get(client, tokens, "/v0.1/servers", owner).json()["servers"]}  # noqa: E731
+    assert "dev.bastion/lab" in names()
+    client.patch("/admin/v1/teams/ads-eng", json={"groups": ["ads-platform"]}, headers=tokens.admin)
+    assert "dev.bastion/lab" not in names()

@@ -14,10 +14,11 @@ from registry.auth import authenticate
 from registry.context import RegistryContext
 
 # Declares the bearer scheme in OpenAPI (the "Authorize" button in /docs); we validate ourselves.
-_bearer = HTTPBearer(auto_error=False, description="A JWT or a Bastion API key (bst_...)")
+bearer_scheme = HTTPBearer(auto_error=False, description="A JWT or a Bastion API key (bst_...)")
+_bearer = bearer_scheme
 
 
-def get_context(request: Request) -> RegistryContext:
+async def get_context(request: Request) -> RegistryContext:
     ctx: RegistryContext = request.app.state.registry
     return ctx
 
@@ -41,7 +42,7 @@ def get_principal(
     session: DbSession,
     _creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    return authenticate(ctx.settings, ctx.verifier, session, request.headers.get("authorization"))
+    return authenticate(ctx.settings, ctx.verifier, session, request.headers.get("authorization"), ctx.facts)
 
 
 def get_optional_principal(
@@ -53,14 +54,14 @@ def get_optional_principal(
     header = request.headers.get("authorization")
     if header is None and ctx.settings.discovery_anonymous:
         return None
-    return authenticate(ctx.settings, ctx.verifier, session, header)
+    return authenticate(ctx.settings, ctx.verifier, session, header, ctx.facts)
 
 
 Caller = Annotated[Principal, Depends(get_principal)]
 MaybeCaller = Annotated[Principal | None, Depends(get_optional_principal)]
 
 
-def get_requirements(ctx: Ctx) -> ReviewRequirements:
+async def get_requirements(ctx: Ctx) -> ReviewRequirements:
     return ctx.settings.review_requirements
 
 

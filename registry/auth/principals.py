@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
@@ -12,6 +12,9 @@ from registry.auth import apikeys
 from registry.auth.tokens import TokenVerifier
 from registry.errors import Unauthorized
 from registry.settings import RegistrySettings
+
+if TYPE_CHECKING:
+    from registry.services.facts import AccessFacts
 
 
 def roles_for_groups(settings: RegistrySettings, groups: frozenset[str]) -> frozenset[Role]:
@@ -67,9 +70,13 @@ def bearer_token(authorization: str | None) -> str:
 
 
 def authenticate(
-    settings: RegistrySettings, verifier: TokenVerifier, session: Session, authorization: str | None
+    settings: RegistrySettings,
+    verifier: TokenVerifier,
+    session: Session,
+    authorization: str | None,
+    facts: AccessFacts | None = None,
 ) -> Principal:
     token = bearer_token(authorization)
     if apikeys.looks_like_key(token):
-        return apikeys.authenticate(session, token)
+        return apikeys.authenticate(session, token, facts)
     return principal_from_claims(settings, verifier.verify(token))

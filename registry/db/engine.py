@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from registry.db import revision
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
 
 def create_db_engine(url: str, **kwargs: Any) -> Engine:
+    # orjson for JSON columns: several times faster than the stdlib on the read paths.
+    kwargs.setdefault("json_serializer", _json_dumps)
+    kwargs.setdefault("json_deserializer", orjson.loads)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -41,6 +51,20 @@ class Database:
         self.url = url
         self.engine = create_db_engine(url, **engine_kwargs)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Read-only requests need no transaction: autocommit saves BEGIN/COMMIT round trips.
+        self.read_sessions = sessionmaker(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+        )
+        self._listeners: list[Callable[[], None]] = []
+        revision.install(self.sessions, self._changed)
+
+    def on_governed_change(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` after every commit that changed governed state."""
+        self._listeners.append(callback)
+
+    def _changed(self) -> None:
+        for callback in self._listeners:
+            callback()
 
     @property
     def dialect(self) -> str:
@@ -54,6 +78,12 @@ class Database:
                 yield session
             finally:
                 session.rollback()
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session for read-only work: each statement runs on its own, no transaction."""
+        with self.read_sessions() as session:
+            yield session
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -77,6 +77,19 @@ class Team(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     servers: Mapped[list[Server]] = relationship(back_populates="team")
+    memberships: Mapped[list[TeamMember]] = relationship(cascade="all, delete-orphan")
+
+
+class TeamMember(Base):
+    """Who belongs to a team, one row per user (`user:alice`) or group (`group:ads-eng`).
+
+    Mirrors Team.members/groups so "which teams is this caller in?" is one indexed query.
+    """
+
+    __tablename__ = "team_members"
+
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True)
+    principal: Mapped[str] = mapped_column(String(210), primary_key=True, index=True)
 
 
 class Server(Base):
@@ -125,6 +138,8 @@ class ServerVersion(Base):
     is_latest: Mapped[bool] = mapped_column(Boolean, default=False)
     # Fields of server.json we carry but do not interpret (packages, remotes, icons, _meta).
     server_json: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # [{name, annotations, contentHash}] computed on write, so list pages need not read tools.
+    tool_summary: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -228,6 +243,15 @@ class ApiKey(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RegistryRevision(Base):
+    """One row counting committed changes to governed state; caches compare against it."""
+
+    __tablename__ = "registry_revision"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class AdminEvent(Base):

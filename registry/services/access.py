@@ -29,10 +29,10 @@ from registry.schemas.clients import (
 )
 from registry.schemas.names import namespaced_tool_name
 from registry.schemas.tools import annotations_from_mcp
-from registry.services.common import check_limit, decode_cursor, encode_cursor, get_server, team_facts
+from registry.services.common import check_limit, decode_cursor, encode_cursor, team_facts
 from registry.services.discovery import gateway_url
+from registry.services.facts import AccessFacts
 from registry.services.policies import rule_of
-from registry.services.servers import latest_published
 from registry.settings import RegistrySettings
 
 
@@ -52,8 +52,9 @@ def tool_facts(tool: Tool) -> ToolFacts:
 
 
 class Access:
-    def __init__(self, settings: RegistrySettings) -> None:
+    def __init__(self, settings: RegistrySettings, facts: AccessFacts) -> None:
         self.settings = settings
+        self.facts = facts
 
     def _subject(self, caller: Principal, body: AuthzCheckRequest) -> Principal:
         if body.user is None and body.groups is None and body.clearance is None:
@@ -70,24 +71,22 @@ class Access:
 
     def check(self, session: Session, caller: Principal, body: AuthzCheckRequest) -> AuthzCheckResponse:
         subject = self._subject(caller, body)
-        try:
-            server = get_server(session, body.server)
-        except NotFound:
-            raise NotFound(f"server {body.server!r} does not exist", field="server") from None
-        latest = latest_published(session, server.id)
-        rules = [rule_of(p) for p in session.scalars(select(Policy).where(Policy.server_id == server.id))]
+        entry = self.facts.server(session, body.server)
+        if entry is None:
+            raise NotFound(f"server {body.server!r} does not exist", field="server")
         facts_tool: ToolFacts | None = None
         if body.tool is not None:
-            if latest is not None:
-                tool = session.scalar(select(Tool).where(Tool.version_id == latest.id, Tool.name == body.tool))
+            if entry.published:
+                tool = entry.tools.get(body.tool)
                 if tool is None:
                     raise NotFound(
-                        f"server {server.name} (version {latest.version}) has no tool {body.tool!r}", field="tool"
+                        f"server {entry.name} (version {entry.facts.published_version}) has no tool {body.tool!r}",
+                        field="tool",
                     )
-                facts_tool = tool_facts(tool)
+                facts_tool = tool.facts
             else:
                 facts_tool = ToolFacts(name=body.tool)
-        decision = evaluate(subject, server_facts(server, latest.version if latest else None), rules, facts_tool)
+        decision = evaluate(subject, entry.facts, list(entry.rules), facts_tool)
         return AuthzCheckResponse(
             allowed=decision.allowed,
             requires_approval=decision.requires_approval,

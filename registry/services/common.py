@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from governance import Principal, TeamFacts
-from registry.db.models import AdminEvent, Server, ServerVersion, Team
+from registry.db.models import AdminEvent, Server, ServerVersion, Team, TeamMember
 from registry.errors import BadRequest, Forbidden, NotFound
 
 MAX_LIMIT = 100
@@ -49,16 +49,24 @@ def team_facts(team: Team) -> TeamFacts:
     return TeamFacts(name=team.name, members=frozenset(team.members or []), groups=frozenset(team.groups or []))
 
 
+def membership_keys(principal: Principal) -> list[str]:
+    return [f"user:{principal.subject}", *(f"group:{g}" for g in sorted(principal.groups))]
+
+
 def team_ids_of(session: Session, principal: Principal) -> set[int]:
-    """Teams the principal belongs to (membership lives in JSON lists, so it is resolved here)."""
-    rows = session.execute(select(Team.id, Team.name, Team.members, Team.groups)).all()
-    return {
-        row.id
-        for row in rows
-        if TeamFacts(
-            name=row.name, members=frozenset(row.members or []), groups=frozenset(row.groups or [])
-        ).has_member(principal)
-    }
+    """Teams the principal belongs to, by user or by group (one indexed query)."""
+    keys = membership_keys(principal)
+    return set(session.scalars(select(TeamMember.team_id).where(TeamMember.principal.in_(keys)).distinct()))
+
+
+def sync_memberships(team: Team) -> None:
+    """Keep the team_members index equal to the team's members and groups."""
+    wanted = {f"user:{m}" for m in team.members or []} | {f"group:{g}" for g in team.groups or []}
+    current = {m.principal: m for m in team.memberships}
+    for key in current.keys() - wanted:
+        team.memberships.remove(current[key])
+    for key in sorted(wanted - current.keys()):
+        team.memberships.append(TeamMember(principal=key))
 
 
 def get_team(session: Session, name: str, *, field: str = "team") -> Team:

@@ -6,18 +6,19 @@ per-server endpoint; the upstream endpoint is an admin concern (see export).
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, or_, select, tuple_
+import orjson
+from sqlalchemy import Row, Text, cast, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from governance import Principal, VersionStatus
 from registry.db.models import Review, Server, ServerVersion, Team, Tool
 from registry.errors import BadRequest, NotFound
 from registry.schemas.serverjson import BASTION_META, OFFICIAL_META, SCHEMA_URL
-from registry.services.common import check_limit, decode_cursor, encode_cursor, team_ids_of
+from registry.services.common import check_limit, decode_cursor, encode_cursor, membership_keys, team_ids_of
+from registry.services.facts import AccessFacts
 
 _OFFICIAL_STATUS = {
     VersionStatus.APPROVED.value: "active",
@@ -49,6 +50,8 @@ _COLUMNS = (
     ServerVersion.status,
     ServerVersion.is_latest,
     ServerVersion.server_json,
+    # Read as text and emitted as a pre-encoded fragment: list pages never decode it.
+    cast(ServerVersion.tool_summary, Text).label("tool_summary_json"),
     ServerVersion.published_at,
     ServerVersion.updated_at,
     ServerVersion.status_changed_at,
@@ -60,9 +63,20 @@ def gateway_url(public_url: str, short_name: str) -> str:
     return f"{public_url}/servers/{short_name}/mcp"
 
 
+_AUTH_HEADER = [
+    {
+        "name": "Authorization",
+        "description": "Bearer token (JWT or Bastion API key)",
+        "isRequired": True,
+        "isSecret": True,
+    }
+]
+
+
 class Discovery:
-    def __init__(self, public_url: str) -> None:
+    def __init__(self, public_url: str, facts: AccessFacts) -> None:
         self.public_url = public_url
+        self.facts = facts
 
     def _visibility(self, session: Session, principal: Principal | None, include_deleted: bool) -> list[Any]:
         statuses = [VersionStatus.APPROVED.value, VersionStatus.DEPRECATED.value]
@@ -73,8 +87,30 @@ class Discovery:
             clauses.append(Server.environment == "prod")
         elif not principal.is_reviewer:
             # Ordinary users see prod servers; owning teams also see their dev servers.
-            clauses.append(or_(Server.environment == "prod", Server.team_id.in_(team_ids_of(session, principal))))
+            teams = self.facts.memo(
+                session, "teams:" + ",".join(membership_keys(principal)), lambda: team_ids_of(session, principal)
+            )
+            clauses.append(or_(Server.environment == "prod", Server.team_id.in_(teams)))
         return clauses
+
+    def _keys(self) -> Any:
+        """The narrow rows a page is ordered and filtered on; entries come from the cache."""
+        return select(ServerVersion.id.label("version_id"), Server.name, ServerVersion.version_key).join(
+            Server, Server.id == ServerVersion.server_id
+        )
+
+    def _entries(self, session: Session, version_ids: list[int]) -> dict[int, orjson.Fragment]:
+        """Pre-encoded entries by version id. Every field lives in governed rows, so an entry
+        stays valid until the registry revision changes."""
+
+        def load(missing: list[int]) -> dict[int, orjson.Fragment]:
+            rows = session.execute(self._base().where(ServerVersion.id.in_(missing))).all()
+            return {
+                r.version_id: orjson.Fragment(orjson.dumps(self._entry(r, tools=orjson.Fragment(r.tool_summary_json))))
+                for r in rows
+            }
+
+        return self.facts.memo_many(session, "discovery:", version_ids, load)
 
     def _base(self) -> Any:
         return (
@@ -96,7 +132,7 @@ class Discovery:
         limit = check_limit(limit)
         # As in the official registry: a sync from a point in time must also see deletions.
         include_deleted = include_deleted or updated_since is not None
-        stmt = self._base().where(*self._visibility(session, principal, include_deleted))
+        stmt = self._keys().where(*self._visibility(session, principal, include_deleted))
         if search:
             term = search.strip().lower()
             stmt = stmt.where(
@@ -116,34 +152,28 @@ class Discovery:
         if after:
             stmt = stmt.where(tuple_(Server.name, ServerVersion.version_key) > tuple_(after[0], after[1]))
         stmt = stmt.order_by(Server.name, ServerVersion.version_key).limit(limit + 1)
-        rows = session.execute(stmt).all()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        tools = self._tool_summaries(session, [r.version_id for r in rows])
-        metadata: dict[str, Any] = {"count": len(rows)}
+        keys = session.execute(stmt).all()
+        more = len(keys) > limit
+        keys = keys[:limit]
+        entries = self._entries(session, [k.version_id for k in keys])
+        metadata: dict[str, Any] = {"count": len(keys)}
         if more:
-            metadata["nextCursor"] = encode_cursor([rows[-1].name, rows[-1].version_key])
-        return {
-            "servers": [self._entry(r, tools=tools.get(r.version_id, []), full=False) for r in rows],
-            "metadata": metadata,
-        }
+            metadata["nextCursor"] = encode_cursor([keys[-1].name, keys[-1].version_key])
+        return {"servers": [entries[k.version_id] for k in keys], "metadata": metadata}
 
     def versions(
         self, session: Session, principal: Principal | None, name: str, include_deleted: bool
     ) -> dict[str, Any]:
         stmt = (
-            self._base()
+            self._keys()
             .where(Server.name == name, *self._visibility(session, principal, include_deleted))
             .order_by(ServerVersion.version_key.desc())
         )
-        rows = session.execute(stmt).all()
-        if not rows:
+        keys = session.execute(stmt).all()
+        if not keys:
             raise NotFound("Server not found", field="serverName")
-        tools = self._tool_summaries(session, [r.version_id for r in rows])
-        return {
-            "servers": [self._entry(r, tools=tools.get(r.version_id, []), full=False) for r in rows],
-            "metadata": {"count": len(rows)},
-        }
+        entries = self._entries(session, [k.version_id for k in keys])
+        return {"servers": [entries[k.version_id] for k in keys], "metadata": {"count": len(keys)}}
 
     def version(
         self, session: Session, principal: Principal | None, name: str, version: str, include_deleted: bool
@@ -172,35 +202,14 @@ class Discovery:
             }
             for t in tools
         ]
-        entry = self._entry(row, tools=full_tools, full=True)
+        entry = self._entry(row, tools=full_tools)
         entry["_meta"][BASTION_META]["reviews"] = [
             {"kind": r.kind, "decision": r.decision, "reviewer": r.reviewer, "at": _iso(r.created_at)} for r in reviews
         ]
         return entry
 
-    def _tool_summaries(self, session: Session, version_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
-        if not version_ids:
-            return {}
-        out: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        stmt = (
-            select(Tool.version_id, Tool.name, Tool.description, Tool.annotations, Tool.content_hash)
-            .where(Tool.version_id.in_(version_ids))
-            .order_by(Tool.version_id, Tool.name)
-        )
-        for t in session.execute(stmt):
-            out[t.version_id].append(
-                {
-                    "name": t.name,
-                    "description": t.description,
-                    "annotations": t.annotations,
-                    "contentHash": t.content_hash,
-                }
-            )
-        return out
-
-    def _entry(self, row: Row[Any], *, tools: list[dict[str, Any]], full: bool) -> dict[str, Any]:
-        extra = dict(row.server_json or {})
-        extra.pop("remotes", None)
+    def _entry(self, row: Row[Any], *, tools: list[dict[str, Any]] | orjson.Fragment) -> dict[str, Any]:
+        extra = row.server_json or {}
         server: dict[str, Any] = {
             "$schema": SCHEMA_URL,
             "name": row.name,
@@ -217,18 +226,7 @@ class Discovery:
             if key in extra:
                 server[key] = extra[key]
         server["remotes"] = [
-            {
-                "type": "streamable-http",
-                "url": gateway_url(self.public_url, row.short_name),
-                "headers": [
-                    {
-                        "name": "Authorization",
-                        "description": "Bearer token (JWT or Bastion API key)",
-                        "isRequired": True,
-                        "isSecret": True,
-                    }
-                ],
-            }
+            {"type": "streamable-http", "url": gateway_url(self.public_url, row.short_name), "headers": _AUTH_HEADER}
         ]
         official: dict[str, Any] = {
             "status": _OFFICIAL_STATUS.get(row.status, "active"),

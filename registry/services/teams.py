@@ -18,6 +18,7 @@ from registry.services.common import (
     get_team,
     record_event,
     require_admin,
+    sync_memberships,
     team_facts,
 )
 
@@ -31,6 +32,7 @@ def create_team(session: Session, actor: Principal, body: TeamCreate) -> TeamOut
         members=body.members,
         groups=body.groups,
     )
+    sync_memberships(team)
     session.add(team)
     try:
         session.flush()
@@ -50,6 +52,7 @@ def update_team(session: Session, actor: Principal, name: str, body: TeamUpdate)
         if key == "support_channel" and value is None:
             raise Conflict("supportChannel cannot be removed", field="supportChannel")
         setattr(team, key, value)
+    sync_memberships(team)
     record_event(session, actor, "team.update", name, **changes)
     return TeamOut.model_validate(team)
 

@@ -22,6 +22,7 @@ from governance import (
     latest_decisions,
 )
 from registry import semver
+from registry.db import revision
 from registry.db.models import Review, Server, ServerVersion, Tool, VersionTransition
 from registry.errors import Conflict, Forbidden, Invalid, NotFound
 from registry.schemas.admin import (
@@ -67,6 +68,11 @@ def _tools_from(definitions: list[ToolDefinition]) -> list[Tool]:
     ]
 
 
+def tool_summary(tools: list[Tool]) -> list[dict[str, object]]:
+    """What list views show of a version's tools; full definitions and hashes stay on the version."""
+    return [{"name": t.name, "annotations": t.annotations} for t in tools]
+
+
 def _decisions(version: ServerVersion) -> dict[ReviewKind, ReviewDecision]:
     return latest_decisions((ReviewKind(r.kind), ReviewDecision(r.decision)) for r in version.reviews)
 
@@ -108,6 +114,7 @@ def create_version(
         created_by=actor.subject,
         tools=_tools_from(body.tools),
     )
+    version.tool_summary = tool_summary(sorted(version.tools, key=lambda t: t.name))
     version.transitions.append(
         VersionTransition(from_status=None, to_status=VersionStatus.DRAFT.value, actor=actor.subject)
     )
@@ -142,6 +149,7 @@ def update_version(
         version.tools.clear()
         session.flush()
         version.tools.extend(_tools_from(body.tools))
+        version.tool_summary = tool_summary(sorted(version.tools, key=lambda t: t.name))
     if body.server_json is not None:
         version.server_json = body.server_json
     version.updated_at = datetime.now(UTC)
@@ -220,6 +228,7 @@ def recompute_latest(session: Session, server: Server) -> None:
     approved = [r for r in rows if r.status == VersionStatus.APPROVED.value]
     pool = approved or rows
     latest_id = max(pool, key=lambda r: r.version_key).id if pool else None
+    revision.mark_changed(session)
     # Touch only rows whose flag flips: updated_at drives `updated_since` syncs.
     session.execute(
         update(ServerVersion)

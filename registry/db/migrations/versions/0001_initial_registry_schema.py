@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 11:53:03.088085
+Create Date: 2026-11-26 12:11:09.935639
 """
 
 from collections.abc import Sequence
@@ -51,6 +51,12 @@ def upgrade() -> None:
     sa.UniqueConstraint('key_id', name=op.f('uq_api_keys_key_id')),
     sa.UniqueConstraint('name', name=op.f('uq_api_keys_name'))
     )
+    registry_revision = op.create_table('registry_revision',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('value', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_registry_revision'))
+    )
+    op.bulk_insert(registry_revision, [{'id': 1, 'value': 0}])
     op.create_table('teams',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=64), nullable=False),
@@ -92,6 +98,15 @@ def upgrade() -> None:
     with op.batch_alter_table('servers', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_servers_team_id'), ['team_id'], unique=False)
 
+    op.create_table('team_members',
+    sa.Column('team_id', sa.Integer(), nullable=False),
+    sa.Column('principal', sa.String(length=210), nullable=False),
+    sa.ForeignKeyConstraint(['team_id'], ['teams.id'], name=op.f('fk_team_members_team_id_teams'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('team_id', 'principal', name=op.f('pk_team_members'))
+    )
+    with op.batch_alter_table('team_members', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_team_members_principal'), ['principal'], unique=False)
+
     op.create_table('policies',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('server_id', sa.Integer(), nullable=False),
@@ -113,6 +128,7 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('is_latest', sa.Boolean(), nullable=False),
     sa.Column('server_json', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('tool_summary', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('created_by', sa.String(length=200), nullable=False),
     sa.Column('created_at', registry.db.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', registry.db.models.UTCDateTime(timezone=True), nullable=False),
@@ -192,11 +208,16 @@ def downgrade() -> None:
 
     op.drop_table('server_versions')
     op.drop_table('policies')
+    with op.batch_alter_table('team_members', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_team_members_principal'))
+
+    op.drop_table('team_members')
     with op.batch_alter_table('servers', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_servers_team_id'))
 
     op.drop_table('servers')
     op.drop_table('teams')
+    op.drop_table('registry_revision')
     op.drop_table('api_keys')
     with op.batch_alter_table('admin_events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_admin_events_at'))

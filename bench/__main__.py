@@ -1,0 +1,22 @@
+"""`make bench` / `python -m bench [NAME ...]`: run the benchmarks and print their tables."""
+
+from __future__ import annotations
+
+import sys
+
+from bench import registry_bench
+
+BENCHMARKS = {"registry": registry_bench.main}
+
+
+def main(argv: list[str]) -> None:
+    names = argv or list(BENCHMARKS)
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        raise SystemExit(f"unknown benchmark(s) {unknown}; choose from {sorted(BENCHMARKS)}")
+    for name in names:
+        BENCHMARKS[name]()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,181 @@
+"""A per-process cache of what authorisation needs, invalidated by the registry revision.
+
+Answering "may X use Y?" or authorising a gateway call must not cost database round trips
+on every request. Entries are loaded on first use and dropped when the registry revision
+changes: immediately for writes made through this process, and within `ttl` seconds for
+writes made by other replicas.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from governance import Classification, Environment, PolicyRule, ServerFacts, TeamFacts, ToolFacts
+from registry.db import revision
+from registry.db.models import Policy, Server, ServerVersion, Team, Tool
+from registry.schemas.tools import annotations_from_mcp
+from registry.services.policies import rule_of
+
+
+@dataclass(frozen=True, slots=True)
+class ToolEntry:
+    name: str
+    title: str | None
+    description: str
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any] | None
+    annotations: dict[str, Any]
+    content_hash: str
+    facts: ToolFacts
+
+
+@dataclass(frozen=True, slots=True)
+class ServerEntry:
+    id: int
+    name: str
+    short_name: str
+    title: str | None
+    description: str
+    transport: str
+    endpoint: str | None
+    team: str
+    support_channel: str
+    facts: ServerFacts
+    version_id: int | None
+    tools: Mapping[str, ToolEntry] = field(default_factory=dict)
+    rules: tuple[PolicyRule, ...] = ()
+
+    @property
+    def published(self) -> bool:
+        return self.version_id is not None
+
+
+def load_server(session: Session, name: str) -> ServerEntry | None:
+    row = session.execute(
+        select(Server, Team, ServerVersion)
+        .join(Team, Team.id == Server.team_id)
+        .outerjoin(ServerVersion, (ServerVersion.server_id == Server.id) & ServerVersion.is_latest.is_(True))
+        .where(Server.name == name)
+    ).first()
+    if row is None:
+        return None
+    server, team, version = row
+    tools: dict[str, ToolEntry] = {}
+    if version is not None:
+        for t in session.scalars(select(Tool).where(Tool.version_id == version.id).order_by(Tool.name)):
+            tools[t.name] = ToolEntry(
+                name=t.name,
+                title=t.title,
+                description=t.description,
+                input_schema=t.input_schema,
+                output_schema=t.output_schema,
+                annotations=t.annotations or {},
+                content_hash=t.content_hash,
+                facts=ToolFacts(name=t.name, annotations=annotations_from_mcp(t.annotations or {})),
+            )
+    rules = tuple(rule_of(p) for p in session.scalars(select(Policy).where(Policy.server_id == server.id)))
+    return ServerEntry(
+        id=server.id,
+        name=server.name,
+        short_name=server.short_name,
+        title=server.title,
+        description=server.description,
+        transport=server.transport,
+        endpoint=server.endpoint,
+        team=team.name,
+        support_channel=server.support_channel or team.support_channel,
+        facts=ServerFacts(
+            name=server.name,
+            environment=Environment(server.environment),
+            classification=Classification(server.classification),
+            allowed_groups=frozenset(server.allowed_groups or []),
+            owner=TeamFacts(name=team.name, members=frozenset(team.members or []), groups=frozenset(team.groups or [])),
+            published_version=version.version if version is not None else None,
+        ),
+        version_id=version.id if version is not None else None,
+        tools=tools,
+        rules=rules,
+    )
+
+
+_MISSING = object()
+
+
+class AccessFacts:
+    def __init__(self, ttl_seconds: float = 1.0) -> None:
+        self.ttl = ttl_seconds
+        self._lock = threading.Lock()
+        self._entries: dict[str, ServerEntry | None] = {}
+        self._other: dict[str, Any] = {}
+        self._revision: int | None = None
+        self._checked_at = 0.0
+
+    def invalidate(self) -> None:
+        """A local write committed: re-read the revision on next use."""
+        self._checked_at = 0.0
+
+    def _sync(self, session: Session) -> int:
+        now = time.monotonic()
+        if self._revision is not None and now - self._checked_at < self.ttl:
+            return self._revision
+        current = revision.current(session)
+        with self._lock:
+            if current != self._revision:
+                self._entries = {}
+                self._other = {}
+                self._revision = current
+            self._checked_at = now
+        return current
+
+    def server(self, session: Session, name: str) -> ServerEntry | None:
+        seen = self._sync(session)
+        cached = self._entries.get(name, _MISSING)
+        if cached is not _MISSING:
+            return cached  # type: ignore[return-value]
+        entry = load_server(session, name)
+        with self._lock:
+            # A load that raced an invalidation must not re-insert stale data.
+            if self._revision == seen:
+                self._entries[name] = entry
+        return entry
+
+    def memo_many(
+        self, session: Session, prefix: str, ids: list[int], load: Callable[[list[int]], dict[int, Any]]
+    ) -> dict[int, Any]:
+        """Like memo, for a batch: one ``load(missing_ids)`` call fills every miss."""
+        seen = self._sync(session)
+        out: dict[int, Any] = {}
+        missing: list[int] = []
+        for i in ids:
+            cached = self._other.get(f"{prefix}{i}", _MISSING)
+            if cached is _MISSING:
+                missing.append(i)
+            else:
+                out[i] = cached
+        if missing:
+            loaded = load(missing)
+            with self._lock:
+                if self._revision == seen:
+                    for i, value in loaded.items():
+                        self._other[f"{prefix}{i}"] = value
+            out.update(loaded)
+        return out
+
+    def memo(self, session: Session, key: str, load: Any) -> Any:
+        """Cache any other governed lookup (API keys, team membership) under the same revision."""
+        seen = self._sync(session)
+        cached = self._other.get(key, _MISSING)
+        if cached is not _MISSING:
+            return cached
+        value = load()
+        with self._lock:
+            if self._revision == seen:
+                self._other[key] = value
+        return value
