@@ -6,7 +6,9 @@ Pure logic with no I/O and no dependency on any other Bastion package.
 from governance.classification import Classification, highest
 from governance.integrity import canonical_json, tool_definition_hash
 from governance.lifecycle import EDITABLE, PUBLISHED, TRANSITIONS, TransitionError, VersionStatus, check_transition
+from governance.lint import Finding, lint_description
 from governance.policy import (
+    ClientRule,
     Decision,
     Environment,
     PolicyRule,
@@ -15,7 +17,8 @@ from governance.policy import (
     ToolFacts,
     evaluate,
 )
-from governance.principal import SYSTEM, Principal, Role, TeamFacts
+from governance.principal import SYSTEM, Principal, Role, TeamFacts, current_principal
+from governance.redaction import REDACTED, arguments_hash, redact
 from governance.reviews import (
     DEFAULT_REQUIRED_REVIEWS,
     ReviewDecision,
@@ -28,11 +31,14 @@ __all__ = [
     "DEFAULT_REQUIRED_REVIEWS",
     "EDITABLE",
     "PUBLISHED",
+    "REDACTED",
     "SYSTEM",
     "TRANSITIONS",
     "Classification",
+    "ClientRule",
     "Decision",
     "Environment",
+    "Finding",
     "PolicyRule",
     "Principal",
     "ReviewDecision",
@@ -45,10 +51,14 @@ __all__ = [
     "ToolFacts",
     "TransitionError",
     "VersionStatus",
+    "arguments_hash",
     "canonical_json",
     "check_transition",
+    "current_principal",
     "evaluate",
     "highest",
     "latest_decisions",
+    "lint_description",
+    "redact",
     "tool_definition_hash",
 ]

@@ -39,6 +39,22 @@ class PolicyRule(BaseModel):
     allowed_groups: frozenset[str] | None = None
     required_clearance: Classification | None = None
     require_approval: bool = False
+    second_approver: bool = False
+    rate_limit_per_minute: int | None = None
+
+
+class ClientRule(BaseModel):
+    """Coarse rules for one OAuth client (``azp``/``client_id``) or API key.
+
+    ``servers`` limits the client to named servers; ``environment=prod`` keeps a production
+    client (say, the prod chat app) off experimental dev servers.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    client_id: str
+    servers: frozenset[str] | None = None
+    environment: Environment | None = None
 
 
 class ServerFacts(BaseModel):
@@ -65,6 +81,8 @@ class Decision(BaseModel):
     reasons: list[str]
     denied_by: str | None = None
     approval_reasons: list[str] = []
+    # Someone other than the caller must approve (the caller's own confirmation is not enough).
+    second_approver: bool = False
 
 
 class _Trail:
@@ -89,6 +107,7 @@ def evaluate(
     server: ServerFacts,
     rules: list[PolicyRule],
     tool: ToolFacts | None = None,
+    client: ClientRule | None = None,
 ) -> Decision:
     """Decide whether ``principal`` may use ``server`` (and ``tool`` when given)."""
     trail = _Trail()
@@ -96,6 +115,15 @@ def evaluate(
     if server.published_version is None:
         return trail.deny("lifecycle", f"server {server.name} has no approved version")
     trail.ok(f"server {server.name} is approved (version {server.published_version})")
+
+    if client is not None:
+        if client.servers is not None and server.name not in client.servers:
+            return trail.deny("client.scope", f"client {client.client_id} is limited to {_groups_text(client.servers)}")
+        if client.environment is Environment.PROD and server.environment is Environment.DEV:
+            return trail.deny(
+                "client.environment", f"client {client.client_id} is a prod client; {server.name} is a dev server"
+            )
+        trail.ok(f"client {client.client_id} may reach {server.name}")
 
     if principal.server_scope is not None:
         if server.name not in principal.server_scope:
@@ -151,7 +179,7 @@ def evaluate(
                     f"policy limits {scope} to groups {_groups_text(rule.allowed_groups)}",
                 )
             trail.ok(f"policy allows group {sorted(shared)[0]} on {scope}")
-        if rule.require_approval:
+        if rule.require_approval or rule.second_approver:
             trail.approval.append(f"policy requires human approval for {scope}")
 
     if tool is not None:
@@ -162,6 +190,7 @@ def evaluate(
             trail.approval.append(f"tool {tool.name} is destructive")
 
     decision = Decision(allowed=True, reasons=trail.reasons)
+    decision.second_approver = any(r.second_approver for r in [*server_rules, *tool_rules])
     if trail.approval:
         decision.requires_approval = True
         decision.approval_reasons = trail.approval

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from enum import StrEnum
 from typing import Literal
 
@@ -57,3 +58,8 @@ SYSTEM = Principal(
     clearance=Classification.RESTRICTED,
     auth_method="system",
 )
+
+
+# The authenticated caller of the tool call in progress. The gateway sets it around every
+# in-process (builtin) tool call, so a builtin server can apply per-caller rules of its own.
+current_principal: ContextVar[Principal | None] = ContextVar("bastion_current_principal", default=None)

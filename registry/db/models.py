@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -219,10 +220,98 @@ class Policy(Base):
     allowed_groups: Mapped[list[str] | None] = mapped_column(JSONType)
     required_clearance: Mapped[str | None] = mapped_column(String(16))
     require_approval: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The approver must be someone other than the caller (no self-approval by elicitation).
+    second_approver: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Curated annotations; they override the hints the upstream serves, which are untrusted.
+    annotations: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    rate_limit_per_minute: Mapped[int | None] = mapped_column(Integer)
     updated_by: Mapped[str] = mapped_column(String(200))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     server: Mapped[Server] = relationship(back_populates="policies")
+
+
+class ToolSetting(Base):
+    """Owner-maintained, non-governing facts about a tool (minutes saved per invocation)."""
+
+    __tablename__ = "tool_settings"
+
+    server_id: Mapped[int] = mapped_column(ForeignKey("servers.id", ondelete="CASCADE"), primary_key=True)
+    tool: Mapped[str] = mapped_column(String(64), primary_key=True)
+    minutes_saved: Mapped[float] = mapped_column(default=0.0)
+    updated_by: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ClientPolicy(Base):
+    """Coarse rules for one OAuth client or API key: which servers, which environment."""
+
+    __tablename__ = "client_policies"
+
+    client_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    servers: Mapped[list[str] | None] = mapped_column(JSONType)
+    environment: Mapped[str | None] = mapped_column(String(8))
+    description: Mapped[str] = mapped_column(String(500), default="")
+    updated_by: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Approval(Base):
+    """A tool call parked until a person approves it; it runs once, exactly as approved."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (Index("ix_approvals_status_expires", "status", "expires_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16))
+    requester: Mapped[str] = mapped_column(String(200))
+    requester_groups: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    client_id: Mapped[str | None] = mapped_column(String(200))
+    server: Mapped[str] = mapped_column(String(200), index=True)
+    tool: Mapped[str] = mapped_column(String(64))
+    # Redacted for display; the hash binds the approval to the exact (unredacted) arguments.
+    arguments: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    arguments_hash: Mapped[str] = mapped_column(String(80))
+    reasons: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    second_approver: Mapped[bool] = mapped_column(Boolean, default=False)
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    note: Mapped[str | None] = mapped_column(String(1000))
+    consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AuditEvent(Base):
+    """Append-only record of every gateway list and call (database triggers refuse edits)."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_at", "at"),
+        Index("ix_audit_events_subject_at", "subject", "at"),
+        Index("ix_audit_events_server_tool_at", "server", "tool", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    kind: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(200))
+    groups: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    client_id: Mapped[str | None] = mapped_column(String(200))
+    server: Mapped[str | None] = mapped_column(String(200))
+    tool: Mapped[str | None] = mapped_column(String(64))
+    arguments: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    arguments_hash: Mapped[str | None] = mapped_column(String(80))
+    decision: Mapped[str] = mapped_column(String(64))
+    rule: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(String(1000))
+    latency_ms: Mapped[float] = mapped_column(default=0.0)
+    result_size: Mapped[int] = mapped_column(Integer, default=0)
+    approval_id: Mapped[str | None] = mapped_column(String(36))
+    minutes_saved: Mapped[float] = mapped_column(default=0.0)
+    protocol_version: Mapped[str | None] = mapped_column(String(16))
+    replica: Mapped[str | None] = mapped_column(String(64))
 
 
 class ApiKey(Base):

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from registry.db.models import (
     ApiKey,
+    ClientPolicy,
     Policy,
     RegistryRevision,
     Server,
@@ -22,9 +23,10 @@ from registry.db.models import (
     Team,
     TeamMember,
     Tool,
+    ToolSetting,
 )
 
-GOVERNED = (ApiKey, Policy, Server, ServerVersion, Team, TeamMember, Tool)
+GOVERNED = (ApiKey, ClientPolicy, Policy, Server, ServerVersion, Team, TeamMember, Tool, ToolSetting)
 _FLAG = "bastion_governed_change"
 
 

@@ -11,7 +11,7 @@ from governance import Classification, Environment, ReviewDecision, ReviewKind, 
 from registry import semver
 from registry.schemas.base import ApiModel
 from registry.schemas.names import check_server_name, check_short_name, check_team_name
-from registry.schemas.tools import ToolDefinition
+from registry.schemas.tools import ToolDefinition, check_annotations
 
 Transport = Literal["builtin", "streamable-http"]
 
@@ -265,6 +265,16 @@ class PolicyPut(ApiModel):
     allowed_groups: list[str] | None = None
     required_clearance: Classification | None = None
     require_approval: bool = False
+    second_approver: bool = Field(False, description="Someone other than the caller must approve calls")
+    annotations: dict[str, Any] | None = Field(
+        None, description="Curated MCP annotations; they override the hints the upstream serves"
+    )
+    rate_limit_per_minute: int | None = Field(None, ge=1, le=1_000_000)
+
+    @field_validator("annotations")
+    @classmethod
+    def _annotations(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if value is None else check_annotations(value)
 
     @field_validator("allowed_groups")
     @classmethod
@@ -321,3 +331,84 @@ class AdminEventOut(ApiModel):
     action: str
     target: str
     details: dict[str, Any]
+
+
+class ToolSettingPut(ApiModel):
+    minutes_saved: float = Field(ge=0, le=10_000, description="Minutes a person saves per successful call")
+
+
+class ToolSettingOut(ToolSettingPut):
+    server: str
+    tool: str
+    updated_by: str
+    updated_at: datetime
+
+
+class ClientPolicyPut(ApiModel):
+    servers: list[str] | None = Field(None, description="Servers this client may reach (null: no limit)")
+    environment: Environment | None = Field(None, description="'prod' keeps this client off dev servers")
+    description: str = Field("", max_length=500)
+
+
+class ClientPolicyOut(ClientPolicyPut):
+    client_id: str
+    updated_by: str
+    updated_at: datetime
+
+
+class ApprovalOut(ApiModel):
+    id: str
+    status: str
+    server: str
+    tool: str
+    requester: str
+    requester_groups: list[str]
+    client_id: str | None
+    arguments: dict[str, Any]
+    arguments_hash: str
+    reasons: list[str]
+    second_approver: bool
+    created_at: datetime
+    expires_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+    note: str | None
+    consumed_at: datetime | None
+
+
+class ApprovalDecision(ApiModel):
+    ids: list[str] = Field(min_length=1, max_length=500)
+    decision: Literal["approve", "reject"]
+    note: str | None = Field(None, max_length=1000)
+
+
+class AuditEventOut(ApiModel):
+    id: int
+    at: datetime
+    kind: str
+    subject: str
+    groups: list[str]
+    client_id: str | None
+    server: str | None
+    tool: str | None
+    arguments: dict[str, Any] | None
+    arguments_hash: str | None
+    decision: str
+    rule: str | None
+    outcome: str
+    error: str | None
+    latency_ms: float
+    result_size: int
+    approval_id: str | None
+    minutes_saved: float
+    protocol_version: str | None
+    replica: str | None
+
+
+class TimeSavedRow(ApiModel):
+    month: str
+    team: str
+    server: str
+    tool: str
+    calls: int
+    minutes_saved: float

@@ -28,6 +28,16 @@ def check_json_schema(schema: Any, *, what: str, object_root: bool = True) -> di
     return schema
 
 
+def check_annotations(value: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(value) - KNOWN_ANNOTATIONS
+    if unknown:
+        raise ValueError(f"unknown annotation(s) {sorted(unknown)}; known: {sorted(KNOWN_ANNOTATIONS)}")
+    for key in KNOWN_ANNOTATIONS - {"title"}:
+        if key in value and not isinstance(value[key], bool):
+            raise ValueError(f"annotation {key} must be true or false")
+    return value
+
+
 class ToolDefinition(ApiModel):
     name: str
     title: str | None = Field(None, max_length=200)
@@ -54,13 +64,7 @@ class ToolDefinition(ApiModel):
     @field_validator("annotations")
     @classmethod
     def _annotations(cls, value: dict[str, Any]) -> dict[str, Any]:
-        unknown = set(value) - KNOWN_ANNOTATIONS
-        if unknown:
-            raise ValueError(f"unknown annotation(s) {sorted(unknown)}; known: {sorted(KNOWN_ANNOTATIONS)}")
-        for key in KNOWN_ANNOTATIONS - {"title"}:
-            if key in value and not isinstance(value[key], bool):
-                raise ValueError(f"annotation {key} must be true or false")
-        return value
+        return check_annotations(value)
 
     def content_hash(self) -> str:
         return tool_definition_hash(

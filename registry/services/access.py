@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from governance import (
-    Classification,
-    Decision,
-    Environment,
-    PolicyRule,
-    Principal,
-    ServerFacts,
-    ToolFacts,
-    evaluate,
-)
+from governance import ClientRule, Principal, ToolFacts, evaluate
 from registry.auth import roles_for_groups
-from registry.db.models import Policy, Server, ServerVersion, Tool
+from registry.db.models import Server, ServerVersion
 from registry.errors import Forbidden, NotFound
 from registry.schemas.clients import (
     AuthzCheckRequest,
@@ -28,27 +17,10 @@ from registry.schemas.clients import (
     CatalogTool,
 )
 from registry.schemas.names import namespaced_tool_name
-from registry.schemas.tools import annotations_from_mcp
-from registry.services.common import check_limit, decode_cursor, encode_cursor, team_facts
+from registry.services.common import check_limit, decode_cursor, encode_cursor
 from registry.services.discovery import gateway_url
-from registry.services.facts import AccessFacts
-from registry.services.policies import rule_of
+from registry.services.facts import AccessFacts, ServerEntry, client_rule
 from registry.settings import RegistrySettings
-
-
-def server_facts(server: Server, published_version: str | None) -> ServerFacts:
-    return ServerFacts(
-        name=server.name,
-        environment=Environment(server.environment),
-        classification=Classification(server.classification),
-        allowed_groups=frozenset(server.allowed_groups or []),
-        owner=team_facts(server.team),
-        published_version=published_version,
-    )
-
-
-def tool_facts(tool: Tool) -> ToolFacts:
-    return ToolFacts(name=tool.name, annotations=annotations_from_mcp(tool.annotations or {}))
 
 
 class Access:
@@ -86,7 +58,8 @@ class Access:
                 facts_tool = tool.facts
             else:
                 facts_tool = ToolFacts(name=body.tool)
-        decision = evaluate(subject, entry.facts, list(entry.rules), facts_tool)
+        client = client_rule(self.facts, session, subject.client_id)
+        decision = evaluate(subject, entry.facts, list(entry.rules), facts_tool, client)
         return AuthzCheckResponse(
             allowed=decision.allowed,
             requires_approval=decision.requires_approval,
@@ -99,13 +72,14 @@ class Access:
         limit = check_limit(limit)
         after = decode_cursor(cursor, 1)
         last_name: str | None = after[0] if after else None
+        client = client_rule(self.facts, session, principal.client_id)
         batch_size = limit * 2
         collected: list[CatalogServer] = []
         exhausted = False
         # Policies filter after the query, so read candidates in batches until a page is full.
         while len(collected) < limit and not exhausted:
             stmt = (
-                select(Server, ServerVersion)
+                select(Server.name)
                 .join(ServerVersion, ServerVersion.server_id == Server.id)
                 .where(ServerVersion.is_latest.is_(True))
                 .order_by(Server.name)
@@ -113,69 +87,54 @@ class Access:
             )
             if last_name is not None:
                 stmt = stmt.where(Server.name > last_name)
-            batch = [(row[0], row[1]) for row in session.execute(stmt)]
-            rules = self._rules(session, [s.id for s, _ in batch])
-            tools = self._tools(session, [v.id for _, v in batch])
-            for server, version in batch:
-                last_name = server.name
-                entry = self._entry(principal, server, version, rules[server.id], tools[version.id])
-                if entry is not None:
-                    collected.append(entry)
+            names = list(session.scalars(stmt))
+            for name in names:
+                last_name = name
+                entry = self.facts.server(session, name)
+                item = self._entry(principal, entry, client) if entry is not None else None
+                if item is not None:
+                    collected.append(item)
                 if len(collected) == limit:
                     break
-            exhausted = len(batch) < batch_size and (not batch or last_name == batch[-1][0].name)
+            exhausted = len(names) < batch_size and (not names or last_name == names[-1])
         return CatalogOut(
             subject=principal.subject,
             servers=collected,
             next_cursor=None if exhausted or last_name is None else encode_cursor([last_name]),
         )
 
-    def _rules(self, session: Session, server_ids: list[int]) -> dict[int, list[PolicyRule]]:
-        out: dict[int, list[PolicyRule]] = defaultdict(list)
-        for p in session.scalars(select(Policy).where(Policy.server_id.in_(server_ids))):
-            out[p.server_id].append(rule_of(p))
-        return out
-
-    def _tools(self, session: Session, version_ids: list[int]) -> dict[int, list[Tool]]:
-        out: dict[int, list[Tool]] = defaultdict(list)
-        for t in session.scalars(select(Tool).where(Tool.version_id.in_(version_ids)).order_by(Tool.name)):
-            out[t.version_id].append(t)
-        return out
-
-    def _entry(
-        self, principal: Principal, server: Server, version: ServerVersion, rules: list[PolicyRule], tools: list[Tool]
-    ) -> CatalogServer | None:
-        facts = server_facts(server, version.version)
-        server_decision = evaluate(principal, facts, rules)
+    def _entry(self, principal: Principal, entry: ServerEntry, client: ClientRule | None) -> CatalogServer | None:
+        rules = list(entry.rules)
+        server_decision = evaluate(principal, entry.facts, rules, None, client)
         if not server_decision.allowed:
             return None
         usable: list[CatalogTool] = []
-        for tool in tools:
-            decision: Decision = evaluate(principal, facts, rules, tool_facts(tool))
+        for tool in entry.tools.values():
+            decision = evaluate(principal, entry.facts, rules, tool.facts, client)
             if decision.allowed:
                 usable.append(
                     CatalogTool(
                         name=tool.name,
-                        namespaced_name=namespaced_tool_name(server.short_name, tool.name),
+                        namespaced_name=namespaced_tool_name(entry.short_name, tool.name),
                         description=tool.description,
                         requires_approval=decision.requires_approval,
                         reasons=decision.reasons[len(server_decision.reasons) :] or ["allowed with the server"],
                     )
                 )
         return CatalogServer(
-            name=server.name,
-            short_name=server.short_name,
-            title=server.title,
-            description=server.description,
-            version=version.version,
-            team=server.team.name,
-            support_channel=server.support_channel or server.team.support_channel,
-            environment=Environment(server.environment),
-            classification=Classification(server.classification),
-            endpoint=gateway_url(self.settings.effective_public_url, server.short_name),
+            name=entry.name,
+            short_name=entry.short_name,
+            title=entry.title,
+            description=entry.description,
+            version=entry.facts.published_version or "",
+            team=entry.team,
+            support_channel=entry.support_channel,
+            environment=entry.facts.environment,
+            classification=entry.facts.classification,
+            endpoint=gateway_url(self.settings.effective_public_url, entry.short_name),
             reasons=server_decision.reasons,
             tools=usable,
         )
 
 
-__all__ = ["Access", "server_facts", "tool_facts"]
+__all__ = ["Access"]

@@ -17,11 +17,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from governance import Classification, Environment, PolicyRule, ServerFacts, TeamFacts, ToolFacts
+from governance import Classification, ClientRule, Environment, PolicyRule, ServerFacts, TeamFacts, ToolFacts
 from registry.db import revision
-from registry.db.models import Policy, Server, ServerVersion, Team, Tool
+from registry.db.models import ClientPolicy, Policy, Server, ServerVersion, Team, Tool, ToolSetting
 from registry.schemas.tools import annotations_from_mcp
-from registry.services.policies import rule_of
+from registry.services import clients
+from registry.services.policies import SERVER_WIDE, rule_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,9 +32,13 @@ class ToolEntry:
     description: str
     input_schema: dict[str, Any]
     output_schema: dict[str, Any] | None
+    # As registered (and pinned by content_hash); `effective_annotations` adds the curation.
     annotations: dict[str, Any]
     content_hash: str
+    effective_annotations: dict[str, Any]
     facts: ToolFacts
+    minutes_saved: float = 0.0
+    rate_limit_per_minute: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +72,16 @@ def load_server(session: Session, name: str) -> ServerEntry | None:
     if row is None:
         return None
     server, team, version = row
+    policies = list(session.scalars(select(Policy).where(Policy.server_id == server.id)))
+    curated = {p.tool: p.annotations or {} for p in policies}
+    limits = {p.tool: p.rate_limit_per_minute for p in policies}
+    settings = select(ToolSetting.tool, ToolSetting.minutes_saved).where(ToolSetting.server_id == server.id)
+    minutes: dict[str, float] = dict(session.execute(settings).all())
     tools: dict[str, ToolEntry] = {}
     if version is not None:
         for t in session.scalars(select(Tool).where(Tool.version_id == version.id).order_by(Tool.name)):
+            # Curation wins over what the upstream declared: tool-level over server-wide.
+            effective = {**(t.annotations or {}), **curated.get(SERVER_WIDE, {}), **curated.get(t.name, {})}
             tools[t.name] = ToolEntry(
                 name=t.name,
                 title=t.title,
@@ -78,9 +90,12 @@ def load_server(session: Session, name: str) -> ServerEntry | None:
                 output_schema=t.output_schema,
                 annotations=t.annotations or {},
                 content_hash=t.content_hash,
-                facts=ToolFacts(name=t.name, annotations=annotations_from_mcp(t.annotations or {})),
+                effective_annotations=effective,
+                facts=ToolFacts(name=t.name, annotations=annotations_from_mcp(effective)),
+                minutes_saved=float(minutes.get(t.name, 0.0)),
+                rate_limit_per_minute=limits.get(t.name) or limits.get(SERVER_WIDE),
             )
-    rules = tuple(rule_of(p) for p in session.scalars(select(Policy).where(Policy.server_id == server.id)))
+    rules = tuple(rule_of(p) for p in policies)
     return ServerEntry(
         id=server.id,
         name=server.name,
@@ -179,3 +194,16 @@ class AccessFacts:
             if self._revision == seen:
                 self._other[key] = value
         return value
+
+
+def client_rule(facts: AccessFacts, session: Session, client_id: str | None) -> ClientRule | None:
+    """The coarse rule for an OAuth client or API key, if one is registered."""
+    if client_id is None:
+        return None
+
+    def load() -> ClientRule | None:
+        policy = session.get(ClientPolicy, client_id)
+        return clients.rule_of(policy) if policy is not None else None
+
+    rule: ClientRule | None = facts.memo(session, f"client:{client_id}", load)
+    return rule

@@ -22,6 +22,9 @@ def _out(server_name: str, policy: Policy) -> PolicyOut:
         allowed_groups=policy.allowed_groups,
         required_clearance=Classification(policy.required_clearance) if policy.required_clearance else None,
         require_approval=policy.require_approval,
+        second_approver=policy.second_approver,
+        annotations=policy.annotations,
+        rate_limit_per_minute=policy.rate_limit_per_minute,
         updated_by=policy.updated_by,
         updated_at=policy.updated_at,
     )
@@ -33,6 +36,8 @@ def rule_of(policy: Policy) -> PolicyRule:
         allowed_groups=frozenset(policy.allowed_groups) if policy.allowed_groups is not None else None,
         required_clearance=Classification(policy.required_clearance) if policy.required_clearance else None,
         require_approval=policy.require_approval,
+        second_approver=policy.second_approver,
+        rate_limit_per_minute=policy.rate_limit_per_minute,
     )
 
 
@@ -54,6 +59,9 @@ def put_policy(session: Session, actor: Principal, server_name: str, tool: str |
     policy.allowed_groups = body.allowed_groups
     policy.required_clearance = body.required_clearance.value if body.required_clearance else None
     policy.require_approval = body.require_approval
+    policy.second_approver = body.second_approver
+    policy.annotations = body.annotations
+    policy.rate_limit_per_minute = body.rate_limit_per_minute
     policy.updated_by = actor.subject
     session.flush()
     record_event(session, actor, "policy.put", f"{server_name}/{key}", **body.model_dump(mode="json"))
