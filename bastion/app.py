@@ -1,27 +1,37 @@
-"""Application factory: one ASGI app serving the registry APIs (and, later, the gateway)."""
+"""Application factory: one ASGI app serving the registry APIs and the MCP gateway."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from mcp.server.mcpserver import MCPServer
 
 import registry.api
 from bastion import __version__
+from bastion.builtins import build_all
 from registry.context import RegistryContext
+from registry.gateway import Gateway
 from registry.settings import RegistrySettings
 
 
-def create_app(settings: RegistrySettings | None = None, ctx: RegistryContext | None = None) -> FastAPI:
+def create_app(
+    settings: RegistrySettings | None = None,
+    ctx: RegistryContext | None = None,
+    builtins: dict[str, MCPServer[Any]] | None = None,
+) -> FastAPI:
     settings = settings or RegistrySettings()
     ctx = ctx or RegistryContext.create(settings)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    gateway = Gateway(ctx, builtins if builtins is not None else build_all(ctx), version=__version__)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
+        async with gateway.run():
+            yield
         ctx.db.dispose()
 
     app = FastAPI(
@@ -32,4 +42,5 @@ def create_app(settings: RegistrySettings | None = None, ctx: RegistryContext | 
     )
     app.state.registry = ctx
     registry.api.install(app)
+    gateway.install(app)
     return app

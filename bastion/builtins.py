@@ -10,7 +10,7 @@ from mcp.server.mcpserver import MCPServer
 
 from registry import builtin as registry_builtin
 from registry.context import RegistryContext
-from registry.schemas.tools import ToolDefinition
+from registry.schemas.tools import ToolDefinition, served_definition
 
 BuiltinFactory = Callable[[RegistryContext], MCPServer[Any]]
 
@@ -24,20 +24,7 @@ def build_all(ctx: RegistryContext) -> dict[str, MCPServer[Any]]:
 
 
 async def tool_definitions(server: MCPServer[Any]) -> list[ToolDefinition]:
-    out = []
-    for tool in await server.list_tools():
-        annotations = tool.annotations.model_dump(by_alias=True, exclude_none=True) if tool.annotations else {}
-        out.append(
-            ToolDefinition(
-                name=tool.name,
-                title=tool.title,
-                description=tool.description or "",
-                input_schema=tool.input_schema,
-                output_schema=tool.output_schema,
-                annotations=annotations,
-            )
-        )
-    return out
+    return [ToolDefinition.model_validate(served_definition(tool)) for tool in await server.list_tools()]
 
 
 def definitions_resolver(ctx: RegistryContext) -> Callable[[str], list[ToolDefinition]]:

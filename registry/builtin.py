@@ -5,7 +5,6 @@ The gateway runs it in-process and sets the authenticated caller before each cal
 
 from __future__ import annotations
 
-from contextvars import ContextVar
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
@@ -13,13 +12,10 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel
 
-from governance import Principal
+from governance import Principal, current_principal
 from registry.context import RegistryContext
 from registry.errors import RegistryError
 from registry.schemas.clients import AuthzCheckRequest, AuthzCheckResponse
-
-# Set by the gateway for the duration of one tool call.
-current_caller: ContextVar[Principal | None] = ContextVar("bastion_current_caller", default=None)
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 
@@ -40,7 +36,7 @@ class ServerSearchResult(BaseModel):
 
 
 def _caller() -> Principal:
-    caller = current_caller.get()
+    caller = current_principal.get()
     if caller is None:
         raise ToolError("no authenticated caller: call this tool through the Bastion gateway")
     return caller

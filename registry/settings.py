@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import socket
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated
@@ -57,9 +59,45 @@ class RegistrySettings(BaseSettings):
         description="Seconds a replica trusts its cached access facts before re-reading the registry "
         "revision (its own writes apply at once; other replicas' within this bound).",
     )
+    gateway_stateless: bool = Field(
+        False,
+        description="Serve 2025-11-25 MCP clients without sessions (for several replicas behind a load "
+        "balancer without sticky sessions). 2026-07-28 requests are always stateless.",
+    )
+    gateway_state_keys: Annotated[list[str], NoDecode] = Field(
+        [],
+        description="Comma-separated secrets (>= 32 bytes each; the first seals) protecting 2026-07-28 "
+        "request state. Default: generated once into DATA_DIR/gateway-state-key. Share them across replicas.",
+    )
+    redis_url: str | None = Field(None, description="Redis URL; rate limits are shared across replicas through it.")
+    rate_limit_per_user: int = Field(600, ge=1, description="Tool calls per minute per user (all tools).")
+    rate_limit_per_tool: int = Field(
+        120, ge=1, description="Tool calls per minute per user and tool, unless a policy sets its own."
+    )
+    approval_ttl: float = Field(3600.0, gt=0, description="Seconds a parked call may wait for, and keep, approval.")
+    upstream_timeout: float = Field(30.0, gt=0, description="Seconds to wait for a remote upstream's answer.")
+    upstream_token: SecretStr | None = Field(
+        None, description="The gateway's own bearer credential for remote upstreams (callers' tokens never are)."
+    )
+    health_interval: float = Field(30.0, gt=0, description="Seconds between health probes of remote upstreams.")
+    audit_pii_keys: Annotated[list[str], NoDecode] = Field(
+        ["email", "phone", "ssn", "ip_address", "device_id", "address"],
+        description="Comma-separated argument names redacted (like secrets) in audit rows and approvals.",
+    )
+    authorization_servers: Annotated[list[str], NoDecode] = Field(
+        [], description="Comma-separated OAuth authorization servers named in protected-resource metadata."
+    )
+    replica_id: str = Field("", description="Name of this replica in audit rows (default: host:pid).")
     log_level: str = Field("INFO", description="Log level.")
 
-    @field_validator("admin_groups", "reviewer_groups", mode="before")
+    @field_validator(
+        "admin_groups",
+        "reviewer_groups",
+        "gateway_state_keys",
+        "audit_pii_keys",
+        "authorization_servers",
+        mode="before",
+    )
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip().startswith("["):
@@ -86,13 +124,24 @@ class RegistrySettings(BaseSettings):
         """The HS256 secret: configured, or generated once and kept in the data directory."""
         if self.jwt_secret is not None:
             return self.jwt_secret.get_secret_value()
-        path = self.data_dir / "jwt-secret"
+        return self._generated_secret("jwt-secret")
+
+    def state_keys(self) -> list[str]:
+        """Keys sealing MCP request state: configured, or generated once into the data directory."""
+        return list(self.gateway_state_keys) or [self._generated_secret("gateway-state-key")]
+
+    @property
+    def effective_replica_id(self) -> str:
+        return self.replica_id or f"{socket.gethostname()}:{os.getpid()}"
+
+    def _generated_secret(self, name: str) -> str:
+        path = self.data_dir / name
         if path.exists():
             return path.read_text().strip()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         secret = secrets.token_urlsafe(48)
         # Write-then-rename so a concurrent reader never sees a half-written secret.
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(secret)
         tmp.chmod(0o600)
         tmp.replace(path)

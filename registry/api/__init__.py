@@ -2,13 +2,7 @@
 
 from fastapi import FastAPI
 
-from registry.api import (
-    admin,
-    clients,
-    convertors,  # noqa: F401  (registers the {name:server} path convertor first)
-    discovery,
-    health,
-)
+from registry.api import admin, clients, discovery, health, operations
 from registry.api.errors import install_error_handlers
 
 
@@ -18,6 +12,7 @@ def install(app: FastAPI) -> None:
     app.include_router(health.router)
     app.include_router(discovery.router)
     app.include_router(clients.router)
+    app.include_router(operations.router)
     app.include_router(admin.router)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Query, Response, status
 from sqlalchemy import select
 
-import registry.api.convertors  # noqa: F401  (the {name:server} convertor)
+import registry.api.convertors  # noqa: F401  (registers the {name:server} path convertor)
 from registry.api.deps import Caller, DbSession, Requirements
 from registry.db.models import AdminEvent
 from registry.schemas.admin import (

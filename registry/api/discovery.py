@@ -6,7 +6,7 @@ from datetime import datetime
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-import registry.api.convertors  # noqa: F401  (the {name:server} convertor)
+import registry.api.convertors  # noqa: F401  (registers the {name:server} path convertor)
 from registry.api.deps import bearer_scheme
 from registry.api.handler import respond
 

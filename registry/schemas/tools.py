@@ -83,3 +83,25 @@ def annotations_from_mcp(hints: dict[str, Any]) -> ToolAnnotations:
         idempotent=bool(hints.get("idempotentHint", False)),
         open_world=bool(hints.get("openWorldHint", True)),
     )
+
+
+def served_definition(tool: Any) -> dict[str, Any]:
+    """An MCP `Tool` (as an upstream serves it) in the registry's wire shape."""
+    annotations = tool.annotations.model_dump(by_alias=True, exclude_none=True) if tool.annotations else {}
+    out: dict[str, Any] = {
+        "name": tool.name,
+        "description": tool.description or "",
+        "inputSchema": tool.input_schema,
+        "annotations": annotations,
+    }
+    if tool.title:
+        out["title"] = tool.title
+    if tool.output_schema is not None:
+        out["outputSchema"] = tool.output_schema
+    return out
+
+
+def served_hash(tool: Any) -> str:
+    """The content hash of a served tool, comparable with the hash pinned at registration."""
+    d = served_definition(tool)
+    return tool_definition_hash(d["name"], d["description"], d["inputSchema"], d.get("outputSchema"), d["annotations"])

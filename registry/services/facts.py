@@ -121,6 +121,7 @@ def load_server(session: Session, name: str) -> ServerEntry | None:
 
 
 _MISSING = object()
+MISSING = _MISSING
 
 
 class AccessFacts:
@@ -160,6 +161,13 @@ class AccessFacts:
             if self._revision == seen:
                 self._entries[name] = entry
         return entry
+
+    def peek(self, key: str) -> Any:
+        """A cached value without touching the database, or MISSING when the revision is due
+        for a re-check or the key is absent (then use ``memo`` from a worker thread)."""
+        if self._revision is None or time.monotonic() - self._checked_at >= self.ttl:
+            return MISSING
+        return self._other.get(key, MISSING)
 
     def memo_many(
         self, session: Session, prefix: str, ids: list[int], load: Callable[[list[int]], dict[int, Any]]

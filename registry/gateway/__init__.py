@@ -1,0 +1,95 @@
+"""The gateway: one governed MCP endpoint for every approved tool a caller may use."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from mcp.server.mcpserver import MCPServer
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.routing import Route
+
+from registry.context import RegistryContext
+from registry.gateway.audit_writer import AuditWriter
+from registry.gateway.core import GatewayCore
+from registry.gateway.http import WELL_KNOWN, GatewayEndpoint, resource_metadata
+from registry.gateway.metrics import GatewayMetrics
+from registry.gateway.ratelimit import create_limiter
+from registry.gateway.server import SessionTracker, build_server
+from registry.gateway.upstreams import BuiltinUpstream, RemoteUpstream, Upstream
+from registry.services.facts import ServerEntry
+
+log = logging.getLogger("bastion.gateway")
+
+METHODS = ["GET", "POST", "DELETE"]
+
+
+class Gateway:
+    def __init__(self, ctx: RegistryContext, builtins: dict[str, MCPServer[Any]], version: str = "") -> None:
+        settings = ctx.settings
+        self.ctx = ctx
+        self.metrics = GatewayMetrics()
+        self.audit = AuditWriter(ctx.db)
+        self.limiter = create_limiter(settings.redis_url)
+        token = settings.upstream_token.get_secret_value() if settings.upstream_token else None
+
+        def remote(entry: ServerEntry) -> Upstream:
+            assert entry.endpoint is not None
+            return RemoteUpstream(entry.name, entry.endpoint, token, settings.upstream_timeout)
+
+        upstreams: dict[str, Upstream] = {name: BuiltinUpstream(name, server) for name, server in builtins.items()}
+        self.core = GatewayCore(ctx, upstreams, self.limiter, self.audit, self.metrics, remote)
+        self.sessions = SessionTracker(self.core)
+        self.server = build_server(self.core, self.sessions, version)
+        self.manager = StreamableHTTPSessionManager(self.server, stateless=settings.gateway_stateless)
+        self.endpoint = GatewayEndpoint(self.core, self.manager)
+
+    @asynccontextmanager
+    async def run(self) -> AsyncIterator[None]:
+        async with self.manager.run(), anyio.create_task_group() as tg:
+            await tg.start(self.audit.run)
+            tg.start_soon(self._health_loop)
+            tg.start_soon(self.sessions.run)
+            try:
+                yield
+            finally:
+                tg.cancel_scope.cancel()
+        for upstream in [*self.core.builtins.values(), *self.core.remotes.values()]:
+            await upstream.close()
+        await self.limiter.close()
+
+    async def _health_loop(self) -> None:
+        while True:
+            try:
+                await self.core.probe()
+            except Exception:
+                log.exception("health probe round failed")
+            await anyio.sleep(self.ctx.settings.health_interval)
+
+    def install(self, app: FastAPI) -> None:
+        app.router.routes.append(Route("/mcp", endpoint=self.endpoint, methods=METHODS))
+        app.router.routes.append(Route("/servers/{short}/mcp", endpoint=self.endpoint, methods=METHODS))
+        app.state.flush_audit = self.audit.flush
+        app.state.gateway = self
+
+        @app.get(WELL_KNOWN, tags=["gateway"], summary="RFC 9728 metadata of the gateway (/mcp)")
+        @app.get(WELL_KNOWN + "/mcp", tags=["gateway"], include_in_schema=False)
+        async def protected_resource() -> JSONResponse:
+            return JSONResponse(resource_metadata(self.core, "/mcp"))
+
+        @app.get(WELL_KNOWN + "/servers/{short}/mcp", tags=["gateway"], summary="RFC 9728 metadata of one server")
+        async def protected_server(short: str) -> JSONResponse:
+            return JSONResponse(resource_metadata(self.core, f"/servers/{short}/mcp"))
+
+        @app.get("/metrics", tags=["gateway"], summary="Prometheus metrics")
+        async def metrics(request: Request) -> Response:
+            return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+__all__ = ["Gateway"]

@@ -1,0 +1,145 @@
+"""The gateway's MCP server: a low-level `Server` whose tools are computed per caller."""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import mcp_types as types
+from mcp.server.connection import Connection
+from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel.server import NotificationOptions, Server
+from mcp.server.models import InitializationOptions
+from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_REQUEST
+from mcp_types.version import is_version_at_least
+
+from governance import Principal
+from registry.gateway.core import APPROVAL_SCHEMA, GatewayCore, principal_key
+
+log = logging.getLogger("bastion.gateway")
+
+PRINCIPAL_KEY = "bastion.principal"
+VIEW_KEY = "bastion.view"
+MODERN = "2026-07-28"
+
+
+def identity(ctx: ServerRequestContext[Any, Any]) -> tuple[Principal, str | None]:
+    """The caller and view the HTTP layer authenticated for this message."""
+    state = ctx.request.scope.get("state", {}) if ctx.request is not None else {}
+    principal = state.get(PRINCIPAL_KEY)
+    if not isinstance(principal, Principal):
+        raise MCPError(code=INVALID_REQUEST, message="unauthenticated request reached the gateway")
+    return principal, state.get(VIEW_KEY)
+
+
+def _can_elicit_forms(capabilities: types.ClientCapabilities | None) -> bool:
+    elicitation = capabilities.elicitation if capabilities is not None else None
+    # A bare `elicitation: {}` (before modes existed) means form support; url-only does not.
+    return elicitation is not None and (elicitation.form is not None or elicitation.url is None)
+
+
+class GatewayServer(Server[Any]):
+    def create_initialization_options(self, *args: Any, **kwargs: Any) -> InitializationOptions:
+        # Sessions are told when the tools they may see change.
+        if not args and "notification_options" not in kwargs:
+            kwargs["notification_options"] = NotificationOptions(tools_changed=True)
+        return super().create_initialization_options(*args, **kwargs)
+
+
+@dataclass
+class _Tracked:
+    principal: Principal
+    view: str | None
+    fingerprint: str
+
+
+class SessionTracker:
+    """Remembers open 2025-11-25 sessions and pushes `tools/list_changed` when their view changes."""
+
+    def __init__(self, core: GatewayCore, interval: float = 1.0) -> None:
+        self.core = core
+        self.interval = interval
+        self._sessions: weakref.WeakKeyDictionary[Connection, _Tracked] = weakref.WeakKeyDictionary()
+        self.notified = 0
+
+    def track(
+        self, ctx: ServerRequestContext[Any, Any], principal: Principal, view: str | None, fingerprint: str
+    ) -> None:
+        connection = getattr(ctx.session, "_connection", None)  # the SDK keeps it private
+        if connection is None or connection.session_id is None:
+            return  # stateless: there is no open channel to notify
+        self._sessions[connection] = _Tracked(principal, view, fingerprint)
+
+    async def check(self) -> None:
+        for connection, tracked in list(self._sessions.items()):
+            try:
+                view = await self.core.view(tracked.principal, tracked.view)
+            except Exception:
+                log.exception("could not recompute a session's tool view")
+                continue
+            if view.fingerprint != tracked.fingerprint:
+                tracked.fingerprint = view.fingerprint
+                try:
+                    await connection.send_tool_list_changed()
+                    self.notified += 1
+                except Exception:
+                    self._sessions.pop(connection, None)
+
+    async def run(self) -> None:
+        while True:
+            await anyio.sleep(self.interval)
+            await self.check()
+
+
+def build_server(core: GatewayCore, sessions: SessionTracker, version: str) -> GatewayServer:
+    async def list_tools(
+        ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        principal, view_name = identity(ctx)
+        view = await core.view(principal, view_name)
+        core.record_list(principal, view_name, view, ctx.protocol_version)
+        sessions.track(ctx, principal, view_name, view.fingerprint)
+        return types.ListToolsResult(tools=view.tools)
+
+    async def call_tool(
+        ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        principal, view_name = identity(ctx)
+        capabilities = ctx.session.client_capabilities
+        modern = is_version_at_least(ctx.protocol_version, MODERN)
+        ask_user = None
+        if not modern and ctx.session.can_send_request and _can_elicit_forms(capabilities):
+
+            async def ask_user(message: str) -> types.ElicitResult:
+                return await ctx.session.elicit_form(message, APPROVAL_SCHEMA, related_request_id=ctx.request_id)
+
+        return await core.call(
+            principal,
+            view_name,
+            params,
+            protocol=ctx.protocol_version,
+            ask_user=ask_user,
+            modern=modern and _can_elicit_forms(capabilities),
+        )
+
+    server = GatewayServer(
+        "bastion-gateway",
+        version=version,
+        title="Bastion gateway",
+        instructions="Every approved tool you may use, governed: calls are authorised, rate-limited, audited, "
+        "and risky ones need a person's approval.",
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+    )
+    security = RequestStateSecurity(
+        keys=core.settings.state_keys(),
+        ttl=core.settings.approval_ttl,
+        bind_principal=lambda ctx: principal_key(identity(ctx)[0]),
+    )
+    server.middleware.append(RequestStateBoundary(security, default_audience="bastion-gateway"))
+    return server

@@ -1,0 +1,153 @@
+"""Where tool calls go: builtin servers in-process, remote servers over Streamable HTTP.
+
+Remote upstreams are called with the gateway's own credential; a caller's token is never
+forwarded. Every remote call runs under a timeout and fails with a specific, readable error.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+import anyio
+import httpx2
+import mcp_types as types
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.shared.exceptions import MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from governance import Principal, current_principal
+
+log = logging.getLogger("bastion.gateway.upstream")
+
+
+class UpstreamError(Exception):
+    """The upstream could not be reached or did not answer; ``kind`` labels metrics."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class Upstream(Protocol):
+    name: str
+
+    async def list_tools(self) -> list[types.Tool]: ...
+
+    async def call_tool(self, tool: str, arguments: dict[str, Any], caller: Principal) -> types.CallToolResult: ...
+
+    async def close(self) -> None: ...
+
+
+def error_result(message: str, **structured: Any) -> types.CallToolResult:
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=message)],
+        structured_content=structured or None,
+        is_error=True,
+    )
+
+
+class BuiltinUpstream:
+    """An MCPServer of ours, called in-process with the caller set for its own rules."""
+
+    def __init__(self, name: str, server: MCPServer[Any]) -> None:
+        self.name = name
+        self.server = server
+
+    async def list_tools(self) -> list[types.Tool]:
+        return await self.server.list_tools()
+
+    async def call_tool(self, tool: str, arguments: dict[str, Any], caller: Principal) -> types.CallToolResult:
+        token = current_principal.set(caller)
+        try:
+            result = await self.server.call_tool(tool, arguments)
+        except ToolError as exc:
+            return error_result(str(exc))
+        except MCPError as exc:
+            return error_result(exc.error.message)
+        except Exception:
+            log.exception("builtin %s tool %s failed", self.name, tool)
+            return error_result(f"{self.name} tool {tool} failed unexpectedly; the error is in the gateway log")
+        finally:
+            current_principal.reset(token)
+        if isinstance(result, types.CallToolResult):
+            return result
+        return error_result(f"{self.name} tool {tool} asked for input, which the gateway does not relay")
+
+    async def close(self) -> None:
+        return None
+
+
+class RemoteUpstream:
+    """A Streamable HTTP MCP server elsewhere."""
+
+    def __init__(self, name: str, url: str, token: str | None, timeout: float) -> None:
+        self.name = name
+        self.url = url
+        self.timeout = timeout
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(timeout))
+        # After the first contact we pin the negotiated revision: no discovery probe per call.
+        self._mode: str = "auto"
+
+    def _client(self) -> Client:
+        transport = streamable_http_client(self.url, http_client=self.http, terminate_on_close=False)
+        return Client(transport, mode=self._mode, cache=None)  # type: ignore[arg-type]
+
+    async def _run(self, what: str, work: Any) -> Any:
+        try:
+            with anyio.fail_after(self.timeout):
+                async with self._client() as client:
+                    if self._mode == "auto" and client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                        self._mode = client.protocol_version
+                    return await work(client)
+        except TimeoutError:
+            raise UpstreamError(
+                "timeout", f"upstream {self.name} did not answer {what} within {self.timeout:g} s"
+            ) from None
+        except MCPError as exc:
+            raise UpstreamError("protocol", f"upstream {self.name} refused {what}: {exc.error.message}") from None
+        except (httpx2.TransportError, OSError) as exc:
+            raise UpstreamError("unreachable", f"upstream {self.name} is unreachable ({type(exc).__name__})") from None
+        except BaseExceptionGroup as group:
+            # The SDK's task groups wrap transport failures; report the first one plainly.
+            first = group.exceptions[0]
+            while isinstance(first, BaseExceptionGroup):
+                first = first.exceptions[0]
+            if isinstance(first, (httpx2.TransportError, OSError)):
+                raise UpstreamError(
+                    "unreachable", f"upstream {self.name} is unreachable ({type(first).__name__})"
+                ) from None
+            if isinstance(first, MCPError):
+                raise UpstreamError("protocol", f"upstream {self.name} refused {what}: {first.error.message}") from None
+            raise UpstreamError("error", f"upstream {self.name} failed during {what}: {first}") from None
+
+    async def list_tools(self) -> list[types.Tool]:
+        async def work(client: Client) -> list[types.Tool]:
+            tools: list[types.Tool] = []
+            cursor: str | None = None
+            while True:
+                page = await client.list_tools(cursor=cursor)
+                tools.extend(page.tools)
+                cursor = page.next_cursor
+                if not cursor:
+                    return tools
+
+        result: list[types.Tool] = await self._run("tools/list", work)
+        return result
+
+    async def call_tool(self, tool: str, arguments: dict[str, Any], caller: Principal) -> types.CallToolResult:
+        async def work(client: Client) -> types.CallToolResult:
+            return await client.call_tool(tool, arguments)
+
+        try:
+            result: types.CallToolResult = await self._run(f"tools/call {tool}", work)
+        except UpstreamError as exc:
+            return error_result(str(exc), error=exc.kind, upstream=self.name)
+        return result
+
+    async def close(self) -> None:
+        await self.http.aclose()
