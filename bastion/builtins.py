@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -20,7 +21,15 @@ BUILTINS: dict[str, BuiltinFactory] = {
 
 
 def build_all(ctx: RegistryContext) -> dict[str, MCPServer[Any]]:
-    return {name: factory(ctx) for name, factory in BUILTINS.items()}
+    servers = {name: factory(ctx) for name, factory in BUILTINS.items()}
+    for spec in ctx.settings.extra_builtins:
+        name, _, target = spec.partition("=")
+        module_name, _, attr = target.partition(":")
+        if not name or not module_name or not attr:
+            raise ValueError(f"BASTION_EXTRA_BUILTINS entry {spec!r} is not name=module:factory")
+        factory = getattr(importlib.import_module(module_name), attr)
+        servers[name.strip()] = factory()
+    return servers
 
 
 async def tool_definitions(server: MCPServer[Any]) -> list[ToolDefinition]:

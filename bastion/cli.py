@@ -21,6 +21,10 @@ registry_app = typer.Typer(no_args_is_help=True, help="Registry contents: seed, 
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(registry_app, name="registry")
+mcp_app = typer.Typer(no_args_is_help=True, help="MCP clients' helpers.")
+audit_app = typer.Typer(no_args_is_help=True, help="The gateway's audit log.")
+app.add_typer(mcp_app, name="mcp")
+app.add_typer(audit_app, name="audit")
 
 out = Console()
 err = Console(stderr=True)
@@ -201,6 +205,70 @@ def registry_export(
         err.print(f"wrote {output}")
     else:
         typer.echo(text, nl=False)
+
+
+@mcp_app.command("stdio")
+def mcp_stdio(
+    url: Annotated[str, typer.Option(envvar="BASTION_URL", help="Gateway MCP URL")] = "http://127.0.0.1:8400/mcp",
+    token: Annotated[
+        str, typer.Option(envvar="BASTION_TOKEN", help="Bearer token or API key", show_default=False)
+    ] = "",
+) -> None:
+    """Bridge a stdio MCP client (IDE) to the gateway (token from BASTION_TOKEN)."""
+    from bastion.bridge import main as bridge
+
+    if not token:
+        _fail("set BASTION_TOKEN (a JWT from your identity provider, or a Bastion API key)")
+    bridge(url, token)
+
+
+@audit_app.command("tail")
+def audit_tail(
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events")] = False,
+    lines: Annotated[int, typer.Option("-n", help="How many recent events to print first")] = 20,
+    server: Annotated[str | None, typer.Option(help="Only this server")] = None,
+    subject: Annotated[str | None, typer.Option(help="Only this user")] = None,
+    interval: Annotated[float, typer.Option(help="Seconds between polls with --follow")] = 1.0,
+) -> None:
+    """Print the newest audit events (reads the database directly)."""
+    import time
+
+    from sqlalchemy import select
+
+    from registry.db.models import AuditEvent
+
+    ctx = _context()
+
+    def fetch(after: int | None) -> list[AuditEvent]:
+        stmt = select(AuditEvent)
+        if server:
+            stmt = stmt.where(AuditEvent.server == server)
+        if subject:
+            stmt = stmt.where(AuditEvent.subject == subject)
+        with ctx.db.read() as session:
+            if after is None:
+                return list(reversed(list(session.scalars(stmt.order_by(AuditEvent.id.desc()).limit(lines)))))
+            return list(session.scalars(stmt.where(AuditEvent.id > after).order_by(AuditEvent.id)))
+
+    def show(event: AuditEvent) -> None:
+        target = f"{event.server or '-'}/{event.tool or '-'}"
+        detail = f" {event.error}" if event.error else ""
+        out.print(
+            f"{event.at:%Y-%m-%d %H:%M:%S} {event.kind:<9} {event.subject:<16} {target:<40} "
+            f"{event.decision:<24} {event.outcome:<16} {event.latency_ms:8.1f} ms{detail}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    events = fetch(None)
+    for event in events:
+        show(event)
+    last = events[-1].id if events else 0
+    while follow:
+        time.sleep(interval)
+        for event in fetch(last):
+            show(event)
+            last = event.id
 
 
 def _read(path: Path) -> str:

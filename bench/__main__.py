@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from bench import registry_bench
+from bench import gateway_bench, registry_bench
 
-BENCHMARKS = {"registry": registry_bench.main}
+BENCHMARKS = {"registry": registry_bench.main, "gateway": gateway_bench.main}
 
 
 def main(argv: list[str]) -> None:

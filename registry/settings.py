@@ -88,6 +88,11 @@ class RegistrySettings(BaseSettings):
         [], description="Comma-separated OAuth authorization servers named in protected-resource metadata."
     )
     replica_id: str = Field("", description="Name of this replica in audit rows (default: host:pid).")
+    extra_builtins: Annotated[list[str], NoDecode] = Field(
+        [],
+        description="Comma-separated `name=module:factory` entries: more in-process MCP servers "
+        "(factory() returns an MCPServer; name is the registry short name).",
+    )
     log_level: str = Field("INFO", description="Log level.")
 
     @field_validator(
@@ -96,6 +101,7 @@ class RegistrySettings(BaseSettings):
         "gateway_state_keys",
         "audit_pii_keys",
         "authorization_servers",
+        "extra_builtins",
         mode="before",
     )
     @classmethod

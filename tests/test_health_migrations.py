@@ -40,3 +40,24 @@ def test_migrations_match_the_models(db_url: str) -> None:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     engine.dispose()
     assert diff == [], f"models and migrations differ; write a migration: {diff}"
+
+
+def test_audit_rows_cannot_be_changed_or_deleted(db_url: str) -> None:
+    import pytest
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO audit_events (at, kind, subject, groups, decision, outcome, latency_ms, result_size,"
+                " minutes_saved) VALUES (CURRENT_TIMESTAMP, 'call', 'u', '[]', 'allowed', 'ok', 1, 1, 0)"
+            )
+        )
+    for statement in ("UPDATE audit_events SET subject = 'someone-else'", "DELETE FROM audit_events"):
+        with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+            conn.execute(text(statement))
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT subject FROM audit_events")).scalar_one() == "u"
+    engine.dispose()

@@ -22,10 +22,16 @@ from registry.auth import authenticate
 from registry.context import RegistryContext
 
 
+def _default(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", by_alias=True)
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
 def encode(value: Any) -> bytes:
     if isinstance(value, BaseModel):
         return value.__pydantic_serializer__.to_json(value, by_alias=True)
-    return orjson.dumps(value)
+    return orjson.dumps(value, default=_default)
 
 
 class JSONBytes(Response):

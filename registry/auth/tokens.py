@@ -14,13 +14,31 @@ from registry.settings import RegistrySettings
 ASYMMETRIC = ["RS256", "ES256"]
 
 
+_CACHE_SIZE = 10_000
+
+
 class TokenVerifier:
     def __init__(self, settings: RegistrySettings) -> None:
         self.settings = settings
         self._hs_secret = settings.hs_secret()
         self._jwks = jwt.PyJWKClient(settings.jwks_url, cache_keys=True, lifespan=300) if settings.jwks_url else None
+        # Verified tokens until they expire: a JWT cannot be revoked before `exp` anyway, so this
+        # changes nothing but the cost (signature checks dominate the gateway's auth time).
+        self._verified: dict[str, dict[str, Any]] = {}
 
     def verify(self, token: str) -> dict[str, Any]:
+        cached = self._verified.get(token)
+        if cached is not None:
+            if cached["exp"] > time.time():
+                return cached
+            self._verified.pop(token, None)
+        claims = self._verify(token)
+        if len(self._verified) >= _CACHE_SIZE:
+            self._verified.pop(next(iter(self._verified)), None)  # drop the oldest entry
+        self._verified[token] = claims
+        return claims
+
+    def _verify(self, token: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:

@@ -53,15 +53,16 @@ class Gateway:
     @asynccontextmanager
     async def run(self) -> AsyncIterator[None]:
         async with self.manager.run(), anyio.create_task_group() as tg:
+            self.core.task_group = tg
             await tg.start(self.audit.run)
             tg.start_soon(self._health_loop)
             tg.start_soon(self.sessions.run)
             try:
                 yield
             finally:
+                for upstream in [*self.core.builtins.values(), *self.core.remotes.values()]:
+                    await upstream.close()
                 tg.cancel_scope.cancel()
-        for upstream in [*self.core.builtins.values(), *self.core.remotes.values()]:
-            await upstream.close()
         await self.limiter.close()
 
     async def _health_loop(self) -> None:
@@ -73,8 +74,9 @@ class Gateway:
             await anyio.sleep(self.ctx.settings.health_interval)
 
     def install(self, app: FastAPI) -> None:
-        app.router.routes.append(Route("/mcp", endpoint=self.endpoint, methods=METHODS))
-        app.router.routes.append(Route("/servers/{short}/mcp", endpoint=self.endpoint, methods=METHODS))
+        # First in the route table: the MCP endpoints are the hottest paths by far.
+        app.router.routes.insert(0, Route("/mcp", endpoint=self.endpoint, methods=METHODS))
+        app.router.routes.insert(1, Route("/servers/{short}/mcp", endpoint=self.endpoint, methods=METHODS))
         app.state.flush_audit = self.audit.flush
         app.state.gateway = self
 

@@ -8,6 +8,7 @@ rate-limited, approved by a person when policy or annotations say so, audited, a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -117,6 +118,10 @@ class GatewayCore:
         self.audit = audit
         self.metrics = metrics
         self.served: dict[str, Served] = {}
+        # Long-lived upstream connections are held by tasks of the gateway's task group.
+        self.task_group: Any = None
+        # Exposed name → input schema, from views already built (see `input_schema`).
+        self.schemas: dict[str, dict[str, Any]] = {}
         self.drift_epoch = 0
         self._reported_drift: set[tuple[str, str, str | None]] = set()
 
@@ -144,6 +149,8 @@ class GatewayCore:
         current = self.remotes.get(entry.name)
         if current is None or getattr(current, "url", None) != entry.endpoint:
             current = self.remote_factory(entry)
+            if hasattr(current, "task_group"):
+                current.task_group = self.task_group
             self.remotes[entry.name] = current
         return current
 
@@ -257,7 +264,9 @@ class GatewayCore:
                     continue
                 exposed = tool.name if short is not None else namespaced_tool_name(entry.short_name, tool.name)
                 routes[exposed] = Route(entry, tool, exposed)
-                tools.append(self._exposed_tool(entry, tool, exposed, decision))
+                exposed_tool = self._exposed_tool(entry, tool, exposed, decision)
+                tools.append(exposed_tool)
+                self.schemas[exposed] = exposed_tool.input_schema
         digest = hashlib.sha256(
             json.dumps(
                 sorted((r.exposed, r.tool.content_hash, r.tool.effective_annotations) for r in routes.values()),
@@ -293,6 +302,12 @@ class GatewayCore:
             ),
             _meta={"dev.bastion/server": entry.name, "dev.bastion/contentHash": tool.content_hash},
         )
+
+    def input_schema(self, name: str) -> dict[str, Any] | None:
+        """For the SDK's 2026-07-28 `Mcp-Param-*` header checks, which otherwise run the whole
+        tools/list handler on every call. Not caller-scoped (the SDK asks before authorisation);
+        None means there is nothing to check against."""
+        return self.schemas.get(name)
 
     async def view(self, principal: Principal, short: str | None) -> View:
         cached = self.ctx.facts.peek(self._view_key(principal, short))
@@ -655,7 +670,7 @@ class GatewayCore:
             latency = (time.perf_counter() - started) * 1000
             status = "down" if state.error else "up"
             await self._tx(
-                lambda s, e=entry, st=status, lat=latency, err=state.error: self._store_health(s, e, st, lat, err)
+                functools.partial(self._store_health, entry=entry, status=status, latency=latency, error=state.error)
             )
 
     @staticmethod

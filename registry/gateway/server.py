@@ -135,6 +135,7 @@ def build_server(core: GatewayCore, sessions: SessionTracker, version: str) -> G
         "and risky ones need a person's approval.",
         on_list_tools=list_tools,
         on_call_tool=call_tool,
+        get_tool_input_schema=core.input_schema,
     )
     security = RequestStateSecurity(
         keys=core.settings.state_keys(),

@@ -10,6 +10,7 @@ import logging
 from typing import Any, Protocol
 
 import anyio
+import anyio.abc
 import httpx2
 import mcp_types as types
 from mcp import Client
@@ -17,7 +18,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.shared.exceptions import MCPError
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from mcp_types import CONNECTION_CLOSED
 
 from governance import Principal, current_principal
 
@@ -82,7 +83,12 @@ class BuiltinUpstream:
 
 
 class RemoteUpstream:
-    """A Streamable HTTP MCP server elsewhere."""
+    """A Streamable HTTP MCP server elsewhere, reached through one long-lived client.
+
+    The client is opened by a task of the gateway's task group (anyio requires a context to be
+    entered and exited by the same task) and reused by every call; after a transport failure
+    it is dropped and the next call opens a new one.
+    """
 
     def __init__(self, name: str, url: str, token: str | None, timeout: float) -> None:
         self.name = name
@@ -90,34 +96,66 @@ class RemoteUpstream:
         self.timeout = timeout
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(timeout))
-        # After the first contact we pin the negotiated revision: no discovery probe per call.
-        self._mode: str = "auto"
+        self.task_group: anyio.abc.TaskGroup | None = None
+        self._client: Client | None = None
+        self._release: anyio.Event | None = None
+        self._lock = anyio.Lock()
 
-    def _client(self) -> Client:
-        transport = streamable_http_client(self.url, http_client=self.http, terminate_on_close=False)
-        return Client(transport, mode=self._mode, cache=None)  # type: ignore[arg-type]
+    async def _hold(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        release = anyio.Event()
+        transport = streamable_http_client(self.url, http_client=self.http, terminate_on_close=True)
+        try:
+            async with Client(transport, mode="auto", cache=None) as client:
+                self._client, self._release = client, release
+                task_status.started()
+                await release.wait()
+        except Exception as exc:
+            if self._client is None:
+                raise  # failed to open: the caller of start() sees it
+            log.info("connection to upstream %s ended: %s", self.name, exc)
+        finally:
+            if self._release is release:
+                self._client, self._release = None, None
+
+    async def _connected(self) -> Client:
+        if self._client is not None:
+            return self._client
+        async with self._lock:
+            if self._client is None:
+                if self.task_group is None:
+                    raise UpstreamError("error", f"upstream {self.name}: the gateway is not running")
+                await self.task_group.start(self._hold)
+        assert self._client is not None
+        return self._client
+
+    def _drop(self) -> None:
+        if self._release is not None:
+            self._release.set()
 
     async def _run(self, what: str, work: Any) -> Any:
         try:
             with anyio.fail_after(self.timeout):
-                async with self._client() as client:
-                    if self._mode == "auto" and client.protocol_version in MODERN_PROTOCOL_VERSIONS:
-                        self._mode = client.protocol_version
-                    return await work(client)
+                client = await self._connected()
+                return await work(client)
         except TimeoutError:
             raise UpstreamError(
                 "timeout", f"upstream {self.name} did not answer {what} within {self.timeout:g} s"
             ) from None
+        except UpstreamError:
+            raise
         except MCPError as exc:
+            if exc.error.code == CONNECTION_CLOSED:
+                self._drop()  # the next call reconnects
+                raise UpstreamError("unreachable", f"upstream {self.name} is unreachable (connection closed)") from None
             raise UpstreamError("protocol", f"upstream {self.name} refused {what}: {exc.error.message}") from None
-        except (httpx2.TransportError, OSError) as exc:
-            raise UpstreamError("unreachable", f"upstream {self.name} is unreachable ({type(exc).__name__})") from None
-        except BaseExceptionGroup as group:
-            # The SDK's task groups wrap transport failures; report the first one plainly.
-            first = group.exceptions[0]
+        except BaseException as exc:
+            if not isinstance(exc, Exception | BaseExceptionGroup):
+                raise
+            self._drop()
+            first: BaseException = exc
             while isinstance(first, BaseExceptionGroup):
                 first = first.exceptions[0]
-            if isinstance(first, (httpx2.TransportError, OSError)):
+            if isinstance(first, httpx2.TransportError | OSError):
                 raise UpstreamError(
                     "unreachable", f"upstream {self.name} is unreachable ({type(first).__name__})"
                 ) from None
@@ -150,4 +188,5 @@ class RemoteUpstream:
         return result
 
     async def close(self) -> None:
+        self._drop()
         await self.http.aclose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -20,6 +21,7 @@ from governance import (
     VersionStatus,
     check_transition,
     latest_decisions,
+    lint_description,
 )
 from registry import semver
 from registry.db import revision
@@ -51,6 +53,37 @@ from registry.services.common import (
     visible_server_or_404,
 )
 from registry.services.servers import check_tool_names_fit
+
+
+def _schema_descriptions(schema: Any, path: str) -> list[tuple[str, str]]:
+    """Every `description`/`title` string inside a JSON Schema, with where it sits."""
+    found: list[tuple[str, str]] = []
+    if isinstance(schema, dict):
+        for key, value in schema.items():
+            if key in ("description", "title") and isinstance(value, str):
+                found.append((f"{path}.{key}", value))
+            else:
+                found.extend(_schema_descriptions(value, f"{path}.{key}"))
+    elif isinstance(schema, list):
+        for i, item in enumerate(schema):
+            found.extend(_schema_descriptions(item, f"{path}[{i}]"))
+    return found
+
+
+def lint_tools(definitions: list[ToolDefinition]) -> None:
+    """Refuse tool definitions whose text tries to steer the model (tool poisoning)."""
+    for index, tool in enumerate(definitions):
+        texts = [(f"tools[{index}].description", tool.description), (f"tools[{index}].title", tool.title or "")]
+        texts += _schema_descriptions(tool.input_schema, f"tools[{index}].inputSchema")
+        for field, text in texts:
+            findings = lint_description(text)
+            if findings:
+                details = [{"field": field, "reason": f"{f.rule}: {f.message}"} for f in findings]
+                raise Invalid(
+                    f"tool {tool.name!r} refused: {findings[0].rule}: {findings[0].message}",
+                    field=field,
+                    details=details,
+                )
 
 
 def _tools_from(definitions: list[ToolDefinition]) -> list[Tool]:
@@ -104,6 +137,7 @@ def create_version(
     server = get_server(session, server_name)
     require_owner_or_admin(actor, server, "add versions to this server")
     check_tool_names_fit(server, [t.name for t in body.tools])
+    lint_tools(body.tools)
     parsed = semver.parse(body.version)
     version = ServerVersion(
         server=server,
@@ -146,6 +180,7 @@ def update_version(
         )
     if body.tools is not None:
         check_tool_names_fit(server, [t.name for t in body.tools])
+        lint_tools(body.tools)
         version.tools.clear()
         session.flush()
         version.tools.extend(_tools_from(body.tools))
