@@ -215,3 +215,16 @@ async def test_tools_needing_approval_advertise_the_approval_argument(gw: Gatewa
         tools = {t.name: t for t in (await client.list_tools()).tools}
     assert "_approval_id" in tools["ops__pause_campaign"].input_schema["properties"]
     assert "_approval_id" not in tools["ops__read_metric"].input_schema["properties"]
+
+
+async def test_curated_annotations_override_upstream_hints(gw: Gateway) -> None:
+    """The upstream says read_metric is read-only; reviewers say it is not. The registry wins."""
+    await setup_ops(gw)
+    gw.policy(OPS, {"annotations": {"readOnlyHint": False, "destructiveHint": True}}, tool="read_metric")
+    async with gw.client(gw.token("ann")) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        curated = tools["ops__read_metric"].annotations
+        assert curated is not None and curated.read_only_hint is False and curated.destructive_hint is True
+        parked = await client.call_tool("ops__read_metric", {"name": "x"})
+    assert parked.structured_content is not None and parked.structured_content["status"] == "awaiting_approval"
+    assert "tool read_metric is not read-only" in parked.structured_content["reasons"]

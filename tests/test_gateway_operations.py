@@ -257,3 +257,40 @@ async def test_the_gateway_reconnects_when_an_upstream_returns(gw: Gateway, remo
         # Same server and port, new process-level app (an SDK session manager runs only once).
         remote.live = LiveServer(remote.server.streamable_http_app(), port=remote.live.port).start()
         assert text(await client.call_tool("remote__echo", {"text": "three"})) == "three"
+
+
+async def test_audit_tail_cli(gw: Gateway) -> None:
+    import os
+    import subprocess
+    import sys
+
+    await setup_ops(gw)
+    async with gw.client(gw.token("ann")) as client:
+        await client.call_tool("ops__read_metric", {"name": "x"})
+    gw.audit()  # flushes the writer
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("BASTION_")},
+        "BASTION_DATABASE_URL": gw.settings.effective_database_url,
+        "BASTION_DATA_DIR": str(gw.settings.data_dir),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "bastion", "audit", "tail", "-n", "5"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert any("call" in line and "ann" in line and "dev.test/ops/read_metric" in line for line in lines)
+
+
+async def test_builtins_are_probed_too(gw: Gateway) -> None:
+    await setup_ops(gw)
+
+    async def up() -> bool:
+        health = gw.ok(gw.admin.get(f"/admin/v1/servers/{OPS}"))["health"]
+        return bool(health["status"] == "up" and health["latencyMs"] is not None)
+
+    await wait_for(up)

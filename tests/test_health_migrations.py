@@ -61,3 +61,13 @@ def test_audit_rows_cannot_be_changed_or_deleted(db_url: str) -> None:
     with engine.connect() as conn:
         assert conn.execute(text("SELECT subject FROM audit_events")).scalar_one() == "u"
     engine.dispose()
+
+
+def test_web_page_is_served(client: TestClient) -> None:
+    home = client.get("/", follow_redirects=False)
+    assert home.status_code == 307 and home.headers["location"] == "/ui/"
+    page = client.get("/ui/")
+    assert page.status_code == 200
+    assert "Bastion registry" in page.text and "/ui/app.js" in page.text
+    script = client.get("/ui/app.js").text
+    assert "textContent" in script and "innerHTML" not in script  # user data never parsed as HTML

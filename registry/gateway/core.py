@@ -657,14 +657,14 @@ class GatewayCore:
     # --- health ----------------------------------------------------------------------------
 
     async def probe(self) -> None:
-        """Probe every remote upstream once; record status and latency in the registry."""
+        """Probe every upstream once (builtins too: their code can change under a pinned
+        version); record status and latency in the registry."""
 
-        def remote_entries(session: Session) -> list[ServerEntry]:
-            names = session.scalars(select(Server.name).where(Server.transport != "builtin").order_by(Server.name))
-            entries = [self.ctx.facts.server(session, n) for n in names]
+        def published_entries(session: Session) -> list[ServerEntry]:
+            entries = [self.ctx.facts.server(session, n) for n in self._published_names(session)]
             return [e for e in entries if e is not None]
 
-        for entry in await self._db(remote_entries):
+        for entry in await self._db(published_entries):
             started = time.perf_counter()
             state = await self.refresh_served(entry)
             latency = (time.perf_counter() - started) * 1000
