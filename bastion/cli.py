@@ -65,11 +65,14 @@ def serve(
     settings = RegistrySettings(**overrides)
     base = settings.effective_public_url
     out.print(f"[bold]Bastion[/] on {base}")
+    out.print(f"  MCP gateway   {base}/mcp")
+    out.print(f"  web page      {base}/ui/")
     out.print(f"  API docs      {base}/docs")
     out.print(f"  discovery     {base}/v0.1/servers")
     out.print(f"  catalog       {base}/v1/catalog")
     out.print(f"  admin API     {base}/admin/v1")
     out.print(f"  health        {base}/healthz")
+    out.print(f"  metrics       {base}/metrics")
     if print_dev_token:
         admin = settings.admin_groups[0] if settings.admin_groups else "bastion-admins"
         token = mint_token(settings, user="dev-admin", groups=[admin], clearance="restricted")

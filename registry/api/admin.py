@@ -32,7 +32,13 @@ from registry.schemas.admin import (
 )
 from registry.schemas.base import Page
 from registry.services import keys, policies, servers, teams, transfer, versions
-from registry.services.common import check_limit, decode_cursor, encode_cursor, require_admin, visible_server_or_404
+from registry.services.common import (
+    check_limit,
+    decode_cursor,
+    page_of,
+    require_admin,
+    visible_server_or_404,
+)
 
 router = APIRouter(prefix="/admin/v1", tags=["admin"])
 
@@ -216,10 +222,8 @@ def list_events(
     after = decode_cursor(cursor, 1)
     if after:
         stmt = stmt.where(AdminEvent.id < int(after[0]))
-    rows = list(session.scalars(stmt))
-    more = len(rows) > limit
-    rows = rows[:limit]
+    rows, next_cursor = page_of(list(session.scalars(stmt)), limit, lambda e: [e.id])
     return Page[AdminEventOut](
         items=[AdminEventOut.model_validate(e) for e in rows],
-        next_cursor=encode_cursor([rows[-1].id]) if more else None,
+        next_cursor=next_cursor,
     )

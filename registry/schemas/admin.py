@@ -23,6 +23,12 @@ def _unique_strings(values: list[str]) -> list[str]:
     return sorted(set(cleaned))
 
 
+def _check_endpoint(value: str | None) -> str | None:
+    if value is not None and not value.startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// URL")
+    return value
+
+
 def _unique_tool_names(tools: list[ToolDefinition]) -> list[ToolDefinition]:
     names = [t.name for t in tools]
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -96,9 +102,7 @@ class ServerFields(ApiModel):
     @field_validator("endpoint")
     @classmethod
     def _endpoint(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http:// or https:// URL")
-        return value
+        return _check_endpoint(value)
 
 
 class ServerCreate(ServerFields):
@@ -138,9 +142,7 @@ class ServerUpdate(ApiModel):
     @field_validator("endpoint")
     @classmethod
     def _endpoint(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http:// or https:// URL")
-        return value
+        return _check_endpoint(value)
 
 
 class Health(ApiModel):

@@ -24,7 +24,7 @@ from registry.schemas.base import Page
 from registry.services.common import (
     check_limit,
     decode_cursor,
-    encode_cursor,
+    page_of,
     record_event,
     team_facts,
     team_ids_of,
@@ -99,12 +99,10 @@ def list_approvals(
             (Approval.created_at < datetime.fromisoformat(after[0]))
             | ((Approval.created_at == datetime.fromisoformat(after[0])) & (Approval.id < after[1]))
         )
-    rows = list(session.scalars(stmt))
-    more = len(rows) > limit
-    rows = rows[:limit]
+    rows, next_cursor = page_of(list(session.scalars(stmt)), limit, lambda a: [a.created_at.isoformat(), a.id])
     return Page[ApprovalOut](
         items=[_out(a) for a in rows],
-        next_cursor=encode_cursor([rows[-1].created_at.isoformat(), rows[-1].id]) if more else None,
+        next_cursor=next_cursor,
     )
 
 

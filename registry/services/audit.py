@@ -17,7 +17,7 @@ from registry.db.models import AuditEvent, Server, Team
 from registry.errors import Forbidden
 from registry.schemas.admin import AuditEventOut, TimeSavedRow
 from registry.schemas.base import Page
-from registry.services.common import check_limit, decode_cursor, encode_cursor, team_ids_of
+from registry.services.common import check_limit, decode_cursor, encode_cursor, page_of, team_ids_of
 
 CSV_COLUMNS = [
     "id",
@@ -84,12 +84,10 @@ def query(session: Session, actor: Principal, f: AuditFilter, limit: int, cursor
     after = decode_cursor(cursor, 1)
     if after:
         stmt = stmt.where(AuditEvent.id < int(after[0]))
-    rows = list(session.scalars(stmt))
-    more = len(rows) > limit
-    rows = rows[:limit]
+    rows, next_cursor = page_of(list(session.scalars(stmt)), limit, lambda e: [e.id])
     return Page[AuditEventOut](
         items=[AuditEventOut.model_validate(e) for e in rows],
-        next_cursor=encode_cursor([rows[-1].id]) if more else None,
+        next_cursor=next_cursor,
     )
 
 

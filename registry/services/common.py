@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -33,6 +34,17 @@ def decode_cursor(cursor: str | None, arity: int) -> list[Any] | None:
     if not isinstance(values, list) or len(values) != arity:
         raise BadRequest("cursor is not one this API issued", field="cursor")
     return values
+
+
+RowT = TypeVar("RowT")
+
+
+def page_of(rows: list[RowT], limit: int, cursor_of: Callable[[RowT], list[Any]]) -> tuple[list[RowT], str | None]:
+    """Trim a keyset query read with ``limit + 1`` rows to the page and its next cursor."""
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, encode_cursor(cursor_of(rows[-1]))
 
 
 def check_limit(limit: int) -> int:

@@ -16,9 +16,10 @@ from sqlalchemy.orm import Session
 from governance import Principal, VersionStatus
 from registry.db.models import Review, Server, ServerVersion, Team, Tool
 from registry.errors import BadRequest, NotFound
-from registry.schemas.serverjson import BASTION_META, OFFICIAL_META, SCHEMA_URL
-from registry.services.common import check_limit, decode_cursor, encode_cursor, membership_keys, team_ids_of
+from registry.schemas.serverjson import BASTION_META, OFFICIAL_META
+from registry.services.common import check_limit, decode_cursor, membership_keys, page_of, team_ids_of
 from registry.services.facts import AccessFacts
+from registry.services.render import server_json_head, tool_json
 
 _OFFICIAL_STATUS = {
     VersionStatus.APPROVED.value: "active",
@@ -152,13 +153,11 @@ class Discovery:
         if after:
             stmt = stmt.where(tuple_(Server.name, ServerVersion.version_key) > tuple_(after[0], after[1]))
         stmt = stmt.order_by(Server.name, ServerVersion.version_key).limit(limit + 1)
-        keys = session.execute(stmt).all()
-        more = len(keys) > limit
-        keys = keys[:limit]
+        keys, next_cursor = page_of(list(session.execute(stmt).all()), limit, lambda k: [k.name, k.version_key])
         entries = self._entries(session, [k.version_id for k in keys])
         metadata: dict[str, Any] = {"count": len(keys)}
-        if more:
-            metadata["nextCursor"] = encode_cursor([keys[-1].name, keys[-1].version_key])
+        if next_cursor:
+            metadata["nextCursor"] = next_cursor
         return {"servers": [entries[k.version_id] for k in keys], "metadata": metadata}
 
     def versions(
@@ -190,18 +189,7 @@ class Discovery:
             raise NotFound("Server not found", field="serverName")
         tools = session.scalars(select(Tool).where(Tool.version_id == row.version_id).order_by(Tool.name)).all()
         reviews = session.scalars(select(Review).where(Review.version_id == row.version_id).order_by(Review.id)).all()
-        full_tools = [
-            {
-                "name": t.name,
-                **({"title": t.title} if t.title else {}),
-                "description": t.description,
-                "inputSchema": t.input_schema,
-                **({"outputSchema": t.output_schema} if t.output_schema else {}),
-                "annotations": t.annotations,
-                "contentHash": t.content_hash,
-            }
-            for t in tools
-        ]
+        full_tools = [tool_json(t, with_hash=True) for t in tools]
         entry = self._entry(row, tools=full_tools)
         entry["_meta"][BASTION_META]["reviews"] = [
             {"kind": r.kind, "decision": r.decision, "reviewer": r.reviewer, "at": _iso(r.created_at)} for r in reviews
@@ -209,22 +197,17 @@ class Discovery:
         return entry
 
     def _entry(self, row: Row[Any], *, tools: list[dict[str, Any]] | orjson.Fragment) -> dict[str, Any]:
-        extra = row.server_json or {}
-        server: dict[str, Any] = {
-            "$schema": SCHEMA_URL,
-            "name": row.name,
-            "description": row.description,
-            "version": row.version,
-        }
-        if row.title:
-            server["title"] = row.title
-        if row.website_url:
-            server["websiteUrl"] = row.website_url
-        if row.repository:
-            server["repository"] = row.repository
-        for key in ("icons", "packages"):
-            if key in extra:
-                server[key] = extra[key]
+        server = server_json_head(
+            name=row.name,
+            description=row.description,
+            version=row.version,
+            title=row.title,
+            website_url=row.website_url,
+            repository=row.repository,
+            carried=row.server_json or {},
+            # Published remotes point at the gateway, never at the upstream.
+            carried_keys=("icons", "packages"),
+        )
         server["remotes"] = [
             {"type": "streamable-http", "url": gateway_url(self.public_url, row.short_name), "headers": _AUTH_HEADER}
         ]

@@ -14,7 +14,7 @@ from registry.db.models import ApiKey
 from registry.errors import Conflict, NotFound
 from registry.schemas.admin import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from registry.schemas.base import Page
-from registry.services.common import check_limit, decode_cursor, encode_cursor, record_event, require_admin
+from registry.services.common import check_limit, decode_cursor, page_of, record_event, require_admin
 
 
 def create_key(session: Session, actor: Principal, body: ApiKeyCreate) -> ApiKeyCreated:
@@ -60,10 +60,8 @@ def list_keys(session: Session, actor: Principal, limit: int, cursor: str | None
     after = decode_cursor(cursor, 1)
     if after:
         stmt = stmt.where(ApiKey.name > after[0])
-    rows = list(session.scalars(stmt))
-    more = len(rows) > limit
-    rows = rows[:limit]
+    rows, next_cursor = page_of(list(session.scalars(stmt)), limit, lambda k: [k.name])
     return Page[ApiKeyOut](
         items=[ApiKeyOut.model_validate(k) for k in rows],
-        next_cursor=encode_cursor([rows[-1].name]) if more else None,
+        next_cursor=next_cursor,
     )

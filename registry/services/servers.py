@@ -17,9 +17,9 @@ from registry.schemas.names import default_short_name, namespaced_tool_name
 from registry.services.common import (
     check_limit,
     decode_cursor,
-    encode_cursor,
     get_team,
     is_owner,
+    page_of,
     record_event,
     team_ids_of,
     visible_server_or_404,
@@ -147,9 +147,7 @@ def list_servers(
     after = decode_cursor(cursor, 1)
     if after:
         stmt = stmt.where(Server.name > after[0])
-    rows = list(session.scalars(stmt))
-    more = len(rows) > limit
-    rows = rows[:limit]
+    rows, next_cursor = page_of(list(session.scalars(stmt)), limit, lambda s: [s.name])
     latest: dict[int, str] = dict(
         session.execute(
             select(ServerVersion.server_id, ServerVersion.version).where(
@@ -159,7 +157,7 @@ def list_servers(
     )
     return Page[ServerOut](
         items=[server_out(s, latest.get(s.id)) for s in rows],
-        next_cursor=encode_cursor([rows[-1].name]) if more else None,
+        next_cursor=next_cursor,
     )
 
 

@@ -14,8 +14,8 @@ from registry.schemas.base import Page
 from registry.services.common import (
     check_limit,
     decode_cursor,
-    encode_cursor,
     get_team,
+    page_of,
     record_event,
     require_admin,
     sync_memberships,
@@ -77,10 +77,8 @@ def list_teams(session: Session, limit: int, cursor: str | None) -> Page[TeamOut
     after = decode_cursor(cursor, 1)
     if after:
         stmt = stmt.where(Team.name > after[0])
-    rows = list(session.scalars(stmt))
-    more = len(rows) > limit
-    rows = rows[:limit]
+    rows, next_cursor = page_of(list(session.scalars(stmt)), limit, lambda t: [t.name])
     return Page[TeamOut](
         items=[TeamOut.model_validate(t) for t in rows],
-        next_cursor=encode_cursor([rows[-1].name]) if more else None,
+        next_cursor=next_cursor,
     )

@@ -12,10 +12,11 @@ from governance import Principal, ReviewRequirements, VersionStatus
 from registry.db.models import Server, ServerVersion
 from registry.errors import Invalid, NotFound
 from registry.schemas.admin import ServerCreate, VersionCreate, VersionOut
-from registry.schemas.serverjson import BASTION_META, SCHEMA_URL, ServerJson
+from registry.schemas.serverjson import BASTION_META, ServerJson
 from registry.services import servers as server_service
 from registry.services import versions as version_service
 from registry.services.common import get_server
+from registry.services.render import server_json_head, tool_json
 
 
 def validation_details(exc: ValidationError, prefix: str = "") -> list[dict[str, str]]:
@@ -118,21 +119,16 @@ def export_server_json(session: Session, name: str, version: str | None = None) 
 
 def server_json_of(server: Server, version: ServerVersion) -> dict[str, Any]:
     carried = dict(version.server_json or {})
-    doc: dict[str, Any] = {
-        "$schema": SCHEMA_URL,
-        "name": server.name,
-        "description": server.description,
-        "version": version.version,
-    }
-    if server.title:
-        doc["title"] = server.title
-    if server.website_url:
-        doc["websiteUrl"] = server.website_url
-    if server.repository:
-        doc["repository"] = server.repository
-    for key in ("icons", "packages", "remotes"):
-        if key in carried:
-            doc[key] = carried[key]
+    doc = server_json_head(
+        name=server.name,
+        description=server.description,
+        version=version.version,
+        title=server.title,
+        website_url=server.website_url,
+        repository=server.repository,
+        carried=carried,
+        carried_keys=("icons", "packages", "remotes"),
+    )
     if server.transport == "streamable-http" and server.endpoint:
         remotes = [r for r in doc.get("remotes", []) if r.get("url") != server.endpoint]
         doc["remotes"] = [{"type": "streamable-http", "url": server.endpoint}, *remotes]
@@ -143,17 +139,7 @@ def server_json_of(server: Server, version: ServerVersion) -> dict[str, Any]:
         "classification": server.classification,
         "allowedGroups": server.allowed_groups or [],
         "transport": server.transport,
-        "tools": [
-            {
-                "name": t.name,
-                **({"title": t.title} if t.title else {}),
-                "description": t.description,
-                "inputSchema": t.input_schema,
-                **({"outputSchema": t.output_schema} if t.output_schema is not None else {}),
-                "annotations": t.annotations,
-            }
-            for t in version.tools
-        ],
+        "tools": [tool_json(t, with_hash=False) for t in version.tools],
     }
     if server.support_channel:
         ours["supportChannel"] = server.support_channel

@@ -43,10 +43,10 @@ from registry.services.common import (
     can_see_unpublished,
     check_limit,
     decode_cursor,
-    encode_cursor,
     get_server,
     get_version,
     is_owner,
+    page_of,
     record_event,
     require_owner_or_admin,
     require_reviewer,
@@ -233,9 +233,7 @@ def list_versions(
     after = decode_cursor(cursor, 1)
     if after:
         stmt = stmt.where(ServerVersion.version_key < after[0])
-    rows = session.execute(stmt).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
+    rows, next_cursor = page_of(list(session.execute(stmt).all()), limit, lambda r: [r[0].version_key])
     return Page[VersionSummary](
         items=[
             VersionSummary(
@@ -249,7 +247,7 @@ def list_versions(
             )
             for v, count in rows
         ],
-        next_cursor=encode_cursor([rows[-1][0].version_key]) if more else None,
+        next_cursor=next_cursor,
     )
 
 
