@@ -12,11 +12,13 @@ from mcp.server.mcpserver import MCPServer
 from registry import builtin as registry_builtin
 from registry.context import RegistryContext
 from registry.schemas.tools import ToolDefinition, served_definition
+from tools.rerank import server as rerank_server
 
 BuiltinFactory = Callable[[RegistryContext], MCPServer[Any]]
 
 BUILTINS: dict[str, BuiltinFactory] = {
     "registry": registry_builtin.build,
+    "rerank": lambda ctx: rerank_server.build(),
 }
 
 

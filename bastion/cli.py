@@ -23,6 +23,8 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(registry_app, name="registry")
 mcp_app = typer.Typer(no_args_is_help=True, help="MCP clients' helpers.")
 audit_app = typer.Typer(no_args_is_help=True, help="The gateway's audit log.")
+eval_app = typer.Typer(no_args_is_help=True, help="Evaluations (tables and plots in bench/results/).")
+app.add_typer(eval_app, name="eval")
 app.add_typer(mcp_app, name="mcp")
 app.add_typer(audit_app, name="audit")
 
@@ -272,6 +274,25 @@ def audit_tail(
         for event in fetch(last):
             show(event)
             last = event.id
+
+
+@eval_app.command("rerank")
+def eval_rerank(
+    users: Annotated[
+        int | None, typer.Option(help="Evaluate a seeded sample of this many users (default: all)")
+    ] = None,
+    results: Annotated[Path, typer.Option("--out", help="Where the JSON and the Pareto plot go")] = Path(
+        "bench/results"
+    ),
+) -> None:
+    """Re-rankers on MovieLens-100K (fetched at run time), ours beside pyversity's: table + Pareto plot."""
+    from tools.rerank.evaluation import evaluate, report
+
+    try:
+        outcome = evaluate(_settings().data_dir / "datasets", users, out)
+    except RuntimeError as exc:
+        _fail(str(exc))
+    report(outcome, results, out)
 
 
 def _read(path: Path) -> str:

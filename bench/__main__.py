@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from bench import gateway_bench, registry_bench
+from bench import gateway_bench, registry_bench, rerank_bench
 
-BENCHMARKS = {"registry": registry_bench.main, "gateway": gateway_bench.main}
+BENCHMARKS = {"registry": registry_bench.main, "gateway": gateway_bench.main, "rerank": rerank_bench.main}
 
 
 def main(argv: list[str]) -> None:

