@@ -12,6 +12,8 @@ from mcp.server.mcpserver import MCPServer
 from registry import builtin as registry_builtin
 from registry.context import RegistryContext
 from registry.schemas.tools import ToolDefinition, served_definition
+from tools.dedupe import server as dedupe_server
+from tools.dedupe.service import DedupeSettings
 from tools.rerank import server as rerank_server
 
 BuiltinFactory = Callable[[RegistryContext], MCPServer[Any]]
@@ -19,6 +21,7 @@ BuiltinFactory = Callable[[RegistryContext], MCPServer[Any]]
 BUILTINS: dict[str, BuiltinFactory] = {
     "registry": registry_builtin.build,
     "rerank": lambda ctx: rerank_server.build(),
+    "dedupe": lambda ctx: dedupe_server.build(DedupeSettings.under(ctx.settings.data_dir)),
 }
 
 

@@ -10,6 +10,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
+from bastion.dedupe_cli import dedupe_app
 from governance import SYSTEM, Classification, Role
 from registry.errors import RegistryError
 from registry.settings import RegistrySettings
@@ -27,6 +28,7 @@ eval_app = typer.Typer(no_args_is_help=True, help="Evaluations (tables and plots
 app.add_typer(eval_app, name="eval")
 app.add_typer(mcp_app, name="mcp")
 app.add_typer(audit_app, name="audit")
+app.add_typer(dedupe_app, name="dedupe")
 
 out = Console()
 err = Console(stderr=True)
@@ -293,6 +295,19 @@ def eval_rerank(
     except RuntimeError as exc:
         _fail(str(exc))
     report(outcome, results, out)
+
+
+@eval_app.command("dedupe")
+def eval_dedupe(
+    domains: Annotated[int, typer.Option(help="Simulated domains (half tune, half held out)")] = 20,
+    results: Annotated[Path, typer.Option("--out", help="Where the JSON and the plot go")] = Path("bench/results"),
+) -> None:
+    """Learned URL normalization on simulated sites, beside w3lib, url-normalize, strip-all and MIQPS."""
+    from tools.dedupe.evaluation import evaluate, report
+
+    if domains < 4:
+        _fail("--domains must be at least 4")
+    report(evaluate(domains=domains, console=out), results, out)
 
 
 def _read(path: Path) -> str:

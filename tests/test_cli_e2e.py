@@ -130,7 +130,11 @@ def test_make_run_path_serves_the_seeded_registry(served: tuple[str, str, dict[s
     headers = {"Authorization": f"Bearer {token}"}
     assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
     body = httpx.get(f"{base}/v0.1/servers", params={"version": "latest"}, headers=headers).json()
-    assert [e["server"]["name"] for e in body["servers"]] == ["dev.bastion/registry", "dev.bastion/rerank"]
+    assert [e["server"]["name"] for e in body["servers"]] == [
+        "dev.bastion/dedupe",
+        "dev.bastion/registry",
+        "dev.bastion/rerank",
+    ]
     assert httpx.get(f"{base}/openapi.json").json()["info"]["title"] == "Bastion"
     assert httpx.get(f"{base}/docs").status_code == 200
 

@@ -34,7 +34,7 @@ def test_seed_is_idempotent(ctx: RegistryContext) -> None:
     second = seed(ctx)
     assert second.created == [] and second.updated == []
     with ctx.db.session() as session:
-        assert session.scalar(select(func.count()).select_from(ServerVersion)) == 2  # registry and rerank
+        assert session.scalar(select(func.count()).select_from(ServerVersion)) == 3  # registry, rerank and dedupe
         assert session.scalar(select(func.count()).select_from(AdminEvent)) == events
 
 
@@ -75,3 +75,37 @@ def test_seeded_rerank_builtin_is_published_read_only(ctx: RegistryContext, clie
     assert [t["name"] for t in tools] == ["rerank"]
     assert tools[0]["annotations"]["readOnlyHint"] is True and tools[0]["annotations"]["idempotentHint"] is True
     assert "candidates" in tools[0]["inputSchema"]["properties"]
+
+
+def test_seeded_dedupe_builtin_asks_approval_for_learning_only(
+    ctx: RegistryContext, client: TestClient, tokens: Tokens
+) -> None:
+    from governance import (
+        Classification,
+        Environment,
+        Principal,
+        ServerFacts,
+        TeamFacts,
+        ToolAnnotations,
+        ToolFacts,
+        evaluate,
+    )
+
+    seed(ctx)
+    entry = client.get("/v0.1/servers/dev.bastion%2Fdedupe/versions/latest", headers=tokens("ursula")).json()
+    tools = {t["name"]: t for t in entry["_meta"]["dev.bastion/registry"]["tools"]}
+    assert set(tools) >= {"normalize_urls", "dedupe_urls", "explain_url", "learn_rules", "rules_diff"}
+    facts = ServerFacts(
+        name="dev.bastion/dedupe", environment=Environment.PROD, classification=Classification.INTERNAL,
+        owner=TeamFacts(name="platform"), published_version="1.0.0",
+    )  # fmt: skip
+    user = Principal(subject="ursula")
+    for name, tool in tools.items():
+        hints = tool["annotations"]
+        annotations = ToolAnnotations(
+            read_only=hints["readOnlyHint"], destructive=hints["destructiveHint"],
+            idempotent=hints["idempotentHint"], open_world=hints["openWorldHint"],
+        )  # fmt: skip
+        decision = evaluate(user, facts, [], ToolFacts(name=name, annotations=annotations))
+        assert decision.allowed
+        assert decision.requires_approval is (name == "learn_rules"), name

@@ -44,7 +44,12 @@ def test_generated_secret_is_stable_and_private(tmp_path: Path) -> None:
 def test_readme_documents_every_setting() -> None:
     text = README.read_text()
     documented = set(re.findall(r"`(BASTION_[A-Z_]+)`", text))
+    from tools.dedupe.service import DedupeSettings
+    from tools.rerank.server import RerankSettings
+
     expected = {f"BASTION_{name.upper()}" for name in RegistrySettings.model_fields}
+    expected |= {f"BASTION_RERANK_{name.upper()}" for name in RerankSettings.model_fields}
+    expected |= {f"BASTION_DEDUPE_{name.upper()}" for name in DedupeSettings.model_fields}
     assert expected <= documented, f"README lacks {sorted(expected - documented)}"
 
 
