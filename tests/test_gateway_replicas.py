@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import mcp_types as types
 import pytest
 from sqlalchemy import create_engine, text
@@ -46,12 +48,21 @@ def replicas(tmp_path: Path, postgres_database: str) -> Iterator[tuple[Gateway, 
         ctx.db.dispose()
 
 
+async def _sees(client: Any, tool: str, timeout: float = 5.0) -> None:
+    """Wait until a replica's cache has caught up with a change made through the other one."""
+    deadline = time.monotonic() + timeout
+    while tool not in {t.name for t in (await client.list_tools()).tools}:
+        assert time.monotonic() < deadline, f"{tool} never appeared"
+        await anyio.sleep(0.1)
+
+
 async def test_approval_granted_on_a_is_honoured_on_b(replicas: tuple[Gateway, Gateway]) -> None:
     a, b = replicas
     a.team("ads-eng", ["ads-eng"])
     a.publish(OPS, "ops", "ads-eng", await builtin_tools(ops_server()))
     user = f"ann-{uuid.uuid4().hex[:6]}"
     async with b.client(b.token(user)) as client:
+        await _sees(client, "ops__pause_campaign")  # b trusts its cache for registry_cache_ttl (0.2 s)
         parked = await client.call_tool("ops__pause_campaign", {"campaign_id": "x"})
     approval_id = parked.structured_content["approvalId"]  # type: ignore[index]
     a.ok(a.admin.post("/admin/v1/approvals/decide", json={"ids": [approval_id], "decision": "approve"}))
