@@ -10,6 +10,8 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first, pinned: the CPU build on this disk (a later, unpinned resolve would pull CUDA).
+	$(BIN)/python -m pip install --quiet 'torch==2.13.0'
 	$(BIN)/python -m pip install --quiet -e '.[dev,eval]'
 	@touch $(STAMP)
 
@@ -19,6 +21,8 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/bastion db upgrade
 	$(BIN)/bastion registry seed
+	$(BIN)/bastion demo prepare
+	$(BIN)/bastion index
 	$(BIN)/bastion serve --print-dev-token
 
 ## test: create/update the venv and run the whole suite

@@ -10,6 +10,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
+from bastion import knowledge_cli
 from bastion.dedupe_cli import dedupe_app
 from governance import SYSTEM, Classification, Role
 from registry.errors import RegistryError
@@ -29,6 +30,10 @@ app.add_typer(eval_app, name="eval")
 app.add_typer(mcp_app, name="mcp")
 app.add_typer(audit_app, name="audit")
 app.add_typer(dedupe_app, name="dedupe")
+app.add_typer(knowledge_cli.demo_app, name="demo")
+app.add_typer(knowledge_cli.search_app, name="search")
+app.command("index")(knowledge_cli.index)
+eval_app.command("retrieval")(knowledge_cli.eval_retrieval)
 
 out = Console()
 err = Console(stderr=True)

@@ -31,82 +31,172 @@ AUTHORS = [
 # (template id, teams that ask it, weight, valid from, valid until, SQL with {placeholders}).
 # Dates bound the templates that read deprecated tables: they were used until retired.
 TEMPLATES: list[tuple[str, tuple[str, ...], int, date, date, str]] = [
-    ("weekly_spend_by_advertiser", ("ads-analytics", "ads-finance"), 9, date(2026, 8, 1), date(2026, 11, 1), """
+    (
+        "weekly_spend_by_advertiser",
+        ("ads-analytics", "ads-finance"),
+        9,
+        date(2026, 8, 1),
+        date(2026, 11, 1),
+        """
 SELECT date_trunc('week', dt) AS week, advertiser_id, sum(spend_usd) AS spend_usd
 FROM ads.ad_delivery_daily
 WHERE dt BETWEEN DATE '{start}' AND DATE '{end}'
 GROUP BY 1, 2
-ORDER BY 1, 3 DESC"""),
-    ("top_advertisers_by_spend", ("ads-analytics", "ads-finance"), 8, date(2026, 8, 1), date(2026, 11, 1), """
+ORDER BY 1, 3 DESC""",
+    ),
+    (
+        "top_advertisers_by_spend",
+        ("ads-analytics", "ads-finance"),
+        8,
+        date(2026, 8, 1),
+        date(2026, 11, 1),
+        """
 SELECT a.advertiser_name, sum(s.spend_usd) AS spend_usd
 FROM ads.advertiser_spend_daily s
 JOIN ads.advertisers a ON a.advertiser_id = s.advertiser_id
 WHERE s.dt >= DATE '{start}'
 GROUP BY a.advertiser_name
 ORDER BY spend_usd DESC
-LIMIT {n}"""),
-    ("ctr_by_platform", ("ads-analytics",), 7, date(2026, 8, 1), date(2026, 11, 1), """
+LIMIT {n}""",
+    ),
+    (
+        "ctr_by_platform",
+        ("ads-analytics",),
+        7,
+        date(2026, 8, 1),
+        date(2026, 11, 1),
+        """
 SELECT platform, sum(clicks) * 1.0 / nullif(sum(impressions), 0) AS ctr
 FROM ads.ad_delivery_daily
 WHERE dt BETWEEN DATE '{start}' AND DATE '{end}'
-GROUP BY platform"""),
-    ("daily_spend_one_advertiser", ("ads-analytics", "ads-finance"), 6, date(2026, 8, 1), date(2026, 11, 1), """
+GROUP BY platform""",
+    ),
+    (
+        "daily_spend_one_advertiser",
+        ("ads-analytics", "ads-finance"),
+        6,
+        date(2026, 8, 1),
+        date(2026, 11, 1),
+        """
 SELECT dt, sum(spend_usd) AS spend_usd, sum(impressions) AS impressions, sum(clicks) AS clicks
 FROM ads.ad_delivery_daily
 WHERE advertiser_id = {adv} AND dt >= DATE '{start}'
 GROUP BY dt
-ORDER BY dt"""),
-    ("cpc_by_objective", ("ads-analytics",), 4, date(2026, 8, 1), date(2026, 11, 1), """
+ORDER BY dt""",
+    ),
+    (
+        "cpc_by_objective",
+        ("ads-analytics",),
+        4,
+        date(2026, 8, 1),
+        date(2026, 11, 1),
+        """
 SELECT c.objective, sum(d.spend_usd) / nullif(sum(d.clicks), 0) AS cpc
 FROM ads.ad_delivery_daily d
 JOIN ads.campaigns c ON c.campaign_id = d.campaign_id
 WHERE d.dt BETWEEN DATE '{start}' AND DATE '{end}'
 GROUP BY c.objective
-ORDER BY cpc"""),
-    ("budget_changes_per_campaign", ("ads-finance",), 3, date(2026, 8, 1), date(2026, 11, 1), """
+ORDER BY cpc""",
+    ),
+    (
+        "budget_changes_per_campaign",
+        ("ads-finance",),
+        3,
+        date(2026, 8, 1),
+        date(2026, 11, 1),
+        """
 SELECT campaign_id, count(*) AS changes, sum(new_budget_usd - old_budget_usd) AS net_change_usd
 FROM ads.campaign_budget_changes
 WHERE changed_at >= TIMESTAMP '{start} 00:00:00'
 GROUP BY campaign_id
 ORDER BY changes DESC
-LIMIT {n}"""),
-    ("active_campaigns_per_advertiser", ("ads-analytics", "ads-finance"), 4, date(2026, 3, 1), date(2026, 11, 1), """
+LIMIT {n}""",
+    ),
+    (
+        "active_campaigns_per_advertiser",
+        ("ads-analytics", "ads-finance"),
+        4,
+        date(2026, 3, 1),
+        date(2026, 11, 1),
+        """
 SELECT advertiser_id, count(*) AS active_campaigns
 FROM ads.campaigns
 WHERE status = 'ACTIVE'
 GROUP BY advertiser_id
 ORDER BY active_campaigns DESC
-LIMIT {n}"""),
-    ("spend_by_industry", ("ads-finance",), 4, date(2026, 8, 1), date(2026, 11, 1), """
+LIMIT {n}""",
+    ),
+    (
+        "spend_by_industry",
+        ("ads-finance",),
+        4,
+        date(2026, 8, 1),
+        date(2026, 11, 1),
+        """
 SELECT a.industry, sum(d.spend_usd) AS spend_usd
 FROM ads.ad_delivery_daily d
 JOIN ads.advertisers a ON a.advertiser_id = d.advertiser_id
 WHERE d.dt BETWEEN DATE '{start}' AND DATE '{end}'
 GROUP BY a.industry
-ORDER BY spend_usd DESC"""),
-    ("creative_type_performance", ("ads-analytics",), 3, date(2026, 8, 1), date(2026, 11, 1), """
+ORDER BY spend_usd DESC""",
+    ),
+    (
+        "creative_type_performance",
+        ("ads-analytics",),
+        3,
+        date(2026, 8, 1),
+        date(2026, 11, 1),
+        """
 SELECT ad.creative_type, sum(d.impressions) AS impressions, sum(d.clicks) AS clicks,
        sum(d.clicks) * 1.0 / nullif(sum(d.impressions), 0) AS ctr
 FROM ads.ad_delivery_daily d
 JOIN ads.ads ad ON ad.ad_id = d.ad_id
 WHERE d.dt BETWEEN DATE '{start}' AND DATE '{end}'
-GROUP BY ad.creative_type"""),
-    ("keywords_by_match_type", ("ads-analytics",), 2, date(2026, 6, 1), date(2026, 11, 1), """
+GROUP BY ad.creative_type""",
+    ),
+    (
+        "keywords_by_match_type",
+        ("ads-analytics",),
+        2,
+        date(2026, 6, 1),
+        date(2026, 11, 1),
+        """
 SELECT match_type, count(DISTINCT keyword) AS keywords, count(*) AS rows
 FROM ads.ads_targeting_keywords
-GROUP BY match_type"""),
-    ("spend_by_country_platform", ("ads-analytics", "ads-finance"), 4, date(2026, 8, 1), date(2026, 11, 1), """
+GROUP BY match_type""",
+    ),
+    (
+        "spend_by_country_platform",
+        ("ads-analytics", "ads-finance"),
+        4,
+        date(2026, 8, 1),
+        date(2026, 11, 1),
+        """
 SELECT country, platform, sum(spend_usd) AS spend_usd
 FROM ads.ad_delivery_daily
 WHERE dt BETWEEN DATE '{start}' AND DATE '{end}' AND country = '{country}'
-GROUP BY country, platform"""),
-    ("conversions_by_event_type", ("conversions", "ads-analytics"), 7, date(2026, 8, 1), date(2026, 11, 1), """
+GROUP BY country, platform""",
+    ),
+    (
+        "conversions_by_event_type",
+        ("conversions", "ads-analytics"),
+        7,
+        date(2026, 8, 1),
+        date(2026, 11, 1),
+        """
 SELECT event_type, count(*) AS conversions, sum(value_usd) AS value_usd
 FROM conv.conversion_events
 WHERE dt BETWEEN DATE '{start}' AND DATE '{end}'
 GROUP BY event_type
-ORDER BY conversions DESC"""),
-    ("roas_by_advertiser", ("conversions", "ads-finance"), 5, date(2026, 8, 1), date(2026, 11, 1), """
+ORDER BY conversions DESC""",
+    ),
+    (
+        "roas_by_advertiser",
+        ("conversions", "ads-finance"),
+        5,
+        date(2026, 8, 1),
+        date(2026, 11, 1),
+        """
 WITH spend AS (
     SELECT advertiser_id, sum(spend_usd) AS spend_usd
     FROM ads.advertiser_spend_daily
@@ -121,147 +211,315 @@ WITH spend AS (
 SELECT s.advertiser_id, v.value_usd / nullif(s.spend_usd, 0) AS roas
 FROM spend s JOIN value v ON v.advertiser_id = s.advertiser_id
 ORDER BY roas DESC
-LIMIT {n}"""),
-    ("checkouts_per_campaign", ("conversions",), 4, date(2026, 8, 1), date(2026, 11, 1), """
+LIMIT {n}""",
+    ),
+    (
+        "checkouts_per_campaign",
+        ("conversions",),
+        4,
+        date(2026, 8, 1),
+        date(2026, 11, 1),
+        """
 SELECT campaign_id, count(*) AS checkouts, sum(value_usd) AS value_usd
 FROM conv.conversion_events
 WHERE event_type = 'CHECKOUT' AND dt >= DATE '{start}'
 GROUP BY campaign_id
 ORDER BY checkouts DESC
-LIMIT {n}"""),
-    ("inactive_conversion_tags", ("conversions",), 3, date(2026, 5, 1), date(2026, 11, 1), """
+LIMIT {n}""",
+    ),
+    (
+        "inactive_conversion_tags",
+        ("conversions",),
+        3,
+        date(2026, 5, 1),
+        date(2026, 11, 1),
+        """
 SELECT t.advertiser_id, a.advertiser_name, t.tag_type, t.last_fired_dt
 FROM conv.conversion_tags t
 JOIN ads.advertisers a ON a.advertiser_id = t.advertiser_id
 WHERE NOT t.is_active
-ORDER BY t.last_fired_dt"""),
-    ("offline_match_rate", ("conversions",), 2, date(2026, 8, 1), date(2026, 11, 1), """
+ORDER BY t.last_fired_dt""",
+    ),
+    (
+        "offline_match_rate",
+        ("conversions",),
+        2,
+        date(2026, 8, 1),
+        date(2026, 11, 1),
+        """
 SELECT advertiser_id, sum(rows_matched) * 1.0 / sum(rows_received) AS match_rate
 FROM conv.offline_conversion_uploads
 WHERE dt >= DATE '{start}'
 GROUP BY advertiser_id
-ORDER BY match_rate"""),
-    ("view_vs_click_conversions", ("conversions",), 3, date(2026, 8, 1), date(2026, 11, 1), """
+ORDER BY match_rate""",
+    ),
+    (
+        "view_vs_click_conversions",
+        ("conversions",),
+        3,
+        date(2026, 8, 1),
+        date(2026, 11, 1),
+        """
 SELECT attribution_type, attribution_window_days, count(*) AS conversions
 FROM conv.conversion_events
 WHERE dt BETWEEN DATE '{start}' AND DATE '{end}'
-GROUP BY attribution_type, attribution_window_days"""),
-    ("top_pins_by_saves", ("content-analytics",), 7, date(2026, 8, 1), date(2026, 11, 1), """
+GROUP BY attribution_type, attribution_window_days""",
+    ),
+    (
+        "top_pins_by_saves",
+        ("content-analytics",),
+        7,
+        date(2026, 8, 1),
+        date(2026, 11, 1),
+        """
 SELECT pin_id, sum(saves) AS saves
 FROM content.pin_engagement_daily
 WHERE dt BETWEEN DATE '{start}' AND DATE '{end}'
 GROUP BY pin_id
 ORDER BY saves DESC
-LIMIT {n}"""),
-    ("save_rate_by_surface", ("content-analytics",), 5, date(2026, 8, 1), date(2026, 11, 1), """
+LIMIT {n}""",
+    ),
+    (
+        "save_rate_by_surface",
+        ("content-analytics",),
+        5,
+        date(2026, 8, 1),
+        date(2026, 11, 1),
+        """
 SELECT surface, sum(saves) * 1.0 / nullif(sum(impressions), 0) AS save_rate
 FROM content.pin_engagement_daily
 WHERE dt BETWEEN DATE '{start}' AND DATE '{end}'
 GROUP BY surface
-ORDER BY save_rate DESC"""),
-    ("engagement_by_category", ("content-analytics",), 4, date(2026, 8, 1), date(2026, 11, 1), """
+ORDER BY save_rate DESC""",
+    ),
+    (
+        "engagement_by_category",
+        ("content-analytics",),
+        4,
+        date(2026, 8, 1),
+        date(2026, 11, 1),
+        """
 SELECT p.category, sum(e.impressions) AS impressions, sum(e.saves) AS saves, sum(e.outbound_clicks) AS clicks
 FROM content.pin_engagement_daily e
 JOIN content.pins p ON p.pin_id = e.pin_id
 WHERE e.dt BETWEEN DATE '{start}' AND DATE '{end}'
-GROUP BY p.category"""),
-    ("video_vs_static", ("content-analytics",), 3, date(2026, 8, 1), date(2026, 11, 1), """
+GROUP BY p.category""",
+    ),
+    (
+        "video_vs_static",
+        ("content-analytics",),
+        3,
+        date(2026, 8, 1),
+        date(2026, 11, 1),
+        """
 SELECT p.is_video, avg(e.closeups * 1.0 / nullif(e.impressions, 0)) AS closeup_rate
 FROM content.pin_engagement_daily e
 JOIN content.pins p ON p.pin_id = e.pin_id
 WHERE e.dt >= DATE '{start}'
-GROUP BY p.is_video"""),
-    ("top_search_terms", ("search-analytics", "content-analytics"), 5, date(2026, 8, 1), date(2026, 11, 1), """
+GROUP BY p.is_video""",
+    ),
+    (
+        "top_search_terms",
+        ("search-analytics", "content-analytics"),
+        5,
+        date(2026, 8, 1),
+        date(2026, 11, 1),
+        """
 SELECT search_term, sum(searches) AS searches
 FROM content.search_terms_daily
 WHERE dt BETWEEN DATE '{start}' AND DATE '{end}' AND country = '{country}'
 GROUP BY search_term
 ORDER BY searches DESC
-LIMIT {n}"""),
-    ("boards_most_followers", ("content-analytics",), 2, date(2026, 3, 1), date(2026, 11, 1), """
+LIMIT {n}""",
+    ),
+    (
+        "boards_most_followers",
+        ("content-analytics",),
+        2,
+        date(2026, 3, 1),
+        date(2026, 11, 1),
+        """
 SELECT board_id, board_name, follower_count
 FROM content.boards
 WHERE NOT is_secret
 ORDER BY follower_count DESC
-LIMIT {n}"""),
-    ("creators_new_followers", ("content-analytics", "growth"), 3, date(2026, 3, 1), date(2026, 11, 1), """
+LIMIT {n}""",
+    ),
+    (
+        "creators_new_followers",
+        ("content-analytics", "growth"),
+        3,
+        date(2026, 3, 1),
+        date(2026, 11, 1),
+        """
 SELECT creator_user_id, count(*) AS new_followers
 FROM content.creator_follows
 WHERE followed_dt >= DATE '{start}'
 GROUP BY creator_user_id
 ORDER BY new_followers DESC
-LIMIT {n}"""),
-    ("dau_by_platform", ("growth",), 8, date(2026, 8, 1), date(2026, 11, 1), """
+LIMIT {n}""",
+    ),
+    (
+        "dau_by_platform",
+        ("growth",),
+        8,
+        date(2026, 8, 1),
+        date(2026, 11, 1),
+        """
 SELECT dt, platform, sum(dau) AS dau
 FROM users.daily_active_users
 WHERE dt BETWEEN DATE '{start}' AND DATE '{end}'
 GROUP BY dt, platform
-ORDER BY dt, platform"""),
-    ("weekly_new_users_by_country", ("growth",), 4, date(2026, 8, 1), date(2026, 11, 1), """
+ORDER BY dt, platform""",
+    ),
+    (
+        "weekly_new_users_by_country",
+        ("growth",),
+        4,
+        date(2026, 8, 1),
+        date(2026, 11, 1),
+        """
 SELECT date_trunc('week', dt) AS week, country, sum(new_users) AS new_users
 FROM users.daily_active_users
 WHERE dt >= DATE '{start}'
 GROUP BY 1, 2
-ORDER BY 1, 3 DESC"""),
-    ("avg_session_length", ("growth",), 4, date(2026, 8, 1), date(2026, 11, 1), """
+ORDER BY 1, 3 DESC""",
+    ),
+    (
+        "avg_session_length",
+        ("growth",),
+        4,
+        date(2026, 8, 1),
+        date(2026, 11, 1),
+        """
 SELECT platform, avg(session_seconds) AS avg_session_seconds, count(*) AS sessions
 FROM users.sessions
 WHERE dt BETWEEN DATE '{start}' AND DATE '{end}'
-GROUP BY platform"""),
-    ("users_by_demographics", ("growth",), 3, date(2026, 3, 1), date(2026, 11, 1), """
+GROUP BY platform""",
+    ),
+    (
+        "users_by_demographics",
+        ("growth",),
+        3,
+        date(2026, 3, 1),
+        date(2026, 11, 1),
+        """
 SELECT age_bucket, gender, count(*) AS users
 FROM users.users
 WHERE account_status = 'ACTIVE'
 GROUP BY age_bucket, gender
-ORDER BY age_bucket, gender"""),
-    ("business_signups_monthly", ("growth",), 2, date(2026, 3, 1), date(2026, 11, 1), """
+ORDER BY age_bucket, gender""",
+    ),
+    (
+        "business_signups_monthly",
+        ("growth",),
+        2,
+        date(2026, 3, 1),
+        date(2026, 11, 1),
+        """
 SELECT date_trunc('month', signup_dt) AS month, count(*) AS business_signups
 FROM users.users
 WHERE is_business AND signup_dt >= DATE '2026-01-01'
 GROUP BY 1
-ORDER BY 1"""),
-    ("out_of_stock_by_merchant", ("shopping-analytics",), 4, date(2026, 3, 1), date(2026, 11, 1), """
+ORDER BY 1""",
+    ),
+    (
+        "out_of_stock_by_merchant",
+        ("shopping-analytics",),
+        4,
+        date(2026, 3, 1),
+        date(2026, 11, 1),
+        """
 SELECT m.merchant_name, count(*) AS out_of_stock
 FROM shopping.products p
 JOIN shopping.merchants m ON m.merchant_id = p.merchant_id
 WHERE p.availability = 'OUT_OF_STOCK'
 GROUP BY m.merchant_name
 ORDER BY out_of_stock DESC
-LIMIT {n}"""),
-    ("product_clicks_by_category", ("shopping-analytics",), 4, date(2026, 8, 1), date(2026, 11, 1), """
+LIMIT {n}""",
+    ),
+    (
+        "product_clicks_by_category",
+        ("shopping-analytics",),
+        4,
+        date(2026, 8, 1),
+        date(2026, 11, 1),
+        """
 SELECT p.product_category, sum(e.product_clicks) AS product_clicks, sum(e.add_to_carts) AS add_to_carts
 FROM shopping.product_engagement_daily e
 JOIN shopping.products p ON p.product_id = e.product_id
 WHERE e.dt BETWEEN DATE '{start}' AND DATE '{end}'
-GROUP BY p.product_category"""),
-    ("merchants_by_tier", ("shopping-analytics",), 2, date(2026, 3, 1), date(2026, 11, 1), """
+GROUP BY p.product_category""",
+    ),
+    (
+        "merchants_by_tier",
+        ("shopping-analytics",),
+        2,
+        date(2026, 3, 1),
+        date(2026, 11, 1),
+        """
 SELECT merchant_tier, count(*) AS merchants
 FROM shopping.merchants
-GROUP BY merchant_tier"""),
-    ("failed_feed_runs", ("shopping-analytics",), 2, date(2026, 8, 1), date(2026, 11, 1), """
+GROUP BY merchant_tier""",
+    ),
+    (
+        "failed_feed_runs",
+        ("shopping-analytics",),
+        2,
+        date(2026, 8, 1),
+        date(2026, 11, 1),
+        """
 SELECT merchant_id, count(*) AS failed_runs
 FROM shopping.catalog_feed_runs
 WHERE status = 'FAILED' AND started_at >= TIMESTAMP '{start} 00:00:00'
 GROUP BY merchant_id
 ORDER BY failed_runs DESC
-LIMIT {n}"""),
-    ("score_by_model_version", ("ml-platform",), 4, date(2026, 8, 1), date(2026, 11, 1), """
+LIMIT {n}""",
+    ),
+    (
+        "score_by_model_version",
+        ("ml-platform",),
+        4,
+        date(2026, 8, 1),
+        date(2026, 11, 1),
+        """
 SELECT model_version, avg(predicted_score) AS avg_score, avg(CASE WHEN label_saved THEN 1.0 ELSE 0.0 END) AS save_rate
 FROM ml.ranking_feature_log
 WHERE dt BETWEEN DATE '{start}' AND DATE '{end}'
-GROUP BY model_version"""),
-    ("serving_models", ("ml-platform", "ads-ml"), 3, date(2026, 3, 1), date(2026, 11, 1), """
+GROUP BY model_version""",
+    ),
+    (
+        "serving_models",
+        ("ml-platform", "ads-ml"),
+        3,
+        date(2026, 3, 1),
+        date(2026, 11, 1),
+        """
 SELECT model_name, model_version, trained_dt, offline_auc
 FROM ml.model_versions
-WHERE is_serving"""),
-    ("conversion_label_rate", ("ads-ml",), 3, date(2026, 8, 1), date(2026, 11, 1), """
+WHERE is_serving""",
+    ),
+    (
+        "conversion_label_rate",
+        ("ads-ml",),
+        3,
+        date(2026, 8, 1),
+        date(2026, 11, 1),
+        """
 SELECT dt, avg(CASE WHEN label_conversion THEN 1.0 ELSE 0.0 END) AS conversion_rate,
        avg(CASE WHEN label_click THEN 1.0 ELSE 0.0 END) AS click_rate
 FROM ml.training_examples_conversion
 WHERE dt >= DATE '{start}'
 GROUP BY dt
-ORDER BY dt"""),
-    ("organic_vs_paid_saves", ("content-analytics", "ads-analytics"), 2, date(2026, 8, 1), date(2026, 11, 1), """
+ORDER BY dt""",
+    ),
+    (
+        "organic_vs_paid_saves",
+        ("content-analytics", "ads-analytics"),
+        2,
+        date(2026, 8, 1),
+        date(2026, 11, 1),
+        """
 WITH paid AS (
     SELECT ad.pin_id, sum(d.saves) AS paid_saves
     FROM ads.ad_delivery_daily d JOIN ads.ads ad ON ad.ad_id = d.ad_id
@@ -273,33 +531,69 @@ FROM paid p JOIN content.pin_engagement_daily e ON e.pin_id = p.pin_id
 WHERE e.dt BETWEEN DATE '{start}' AND DATE '{end}'
 GROUP BY p.pin_id, p.paid_saves
 ORDER BY p.paid_saves DESC
-LIMIT {n}"""),
+LIMIT {n}""",
+    ),
     # Deprecated tables, used until they were retired.
-    ("legacy_weekly_cost", ("ads-analytics", "ads-finance"), 6, date(2026, 3, 1), date(2026, 7, 30), """
+    (
+        "legacy_weekly_cost",
+        ("ads-analytics", "ads-finance"),
+        6,
+        date(2026, 3, 1),
+        date(2026, 7, 30),
+        """
 SELECT date_trunc('week', dt) AS week, adv_id, sum(cost_usd) AS cost
 FROM ads.ad_delivery_legacy
 WHERE dt BETWEEN DATE '{start}' AND DATE '{end}'
 GROUP BY 1, 2
-ORDER BY 1, 3 DESC"""),
-    ("legacy_attributed_conversions", ("conversions",), 5, date(2026, 3, 1), date(2026, 7, 20), """
+ORDER BY 1, 3 DESC""",
+    ),
+    (
+        "legacy_attributed_conversions",
+        ("conversions",),
+        5,
+        date(2026, 3, 1),
+        date(2026, 7, 20),
+        """
 SELECT g_advertiser_id, sum(conversions) AS conversions, sum(conversion_value) AS value
 FROM conv.attributed_conversions_v1
 WHERE dt >= DATE '{start}'
 GROUP BY g_advertiser_id
 ORDER BY conversions DESC
-LIMIT {n}"""),
-    ("legacy_repins", ("content-analytics",), 4, date(2026, 3, 1), date(2026, 5, 30), """
+LIMIT {n}""",
+    ),
+    (
+        "legacy_repins",
+        ("content-analytics",),
+        4,
+        date(2026, 3, 1),
+        date(2026, 5, 30),
+        """
 SELECT pin_id, sum(repins) AS repins
 FROM content.pin_engagement_v0
 WHERE dt BETWEEN DATE '{start}' AND DATE '{end}'
 GROUP BY pin_id
 ORDER BY repins DESC
-LIMIT {n}"""),
-    ("legacy_users_by_country", ("growth",), 3, date(2026, 3, 1), date(2026, 3, 1), """
-SELECT cntry, count(*) AS users FROM users.user_attributes_legacy GROUP BY cntry ORDER BY users DESC"""),
+LIMIT {n}""",
+    ),
+    (
+        "legacy_users_by_country",
+        ("growth",),
+        3,
+        date(2026, 3, 1),
+        date(2026, 3, 1),
+        """
+SELECT cntry, count(*) AS users FROM users.user_attributes_legacy GROUP BY cntry ORDER BY users DESC""",
+    ),
     # A Tier-3 staging table used for reporting (it happens).
-    ("staging_spend", ("ads-analytics",), 2, date(2026, 10, 18), date(2026, 11, 1), """
-SELECT dt, sum(spend_usd) AS spend_usd FROM ads.stg_ad_delivery WHERE dt >= DATE '{start}' GROUP BY dt ORDER BY dt"""),
+    (
+        "staging_spend",
+        ("ads-analytics",),
+        2,
+        date(2026, 10, 18),
+        date(2026, 11, 1),
+        """
+SELECT dt, sum(spend_usd) AS spend_usd FROM ads.stg_ad_delivery WHERE dt >= DATE '{start}' GROUP BY dt ORDER BY dt""",
+    ),
 ]
 
 # Mistakes analysts make, applied to some runs: (kind, transform).
@@ -357,7 +651,9 @@ def generate(count: int = 420, seed: int = 7) -> list[Run]:
         author, team, error_rate = rng.choice([a for a in AUTHORS if a[1] in teams])
         days = max(1, (valid_until - valid_from).days)
         when = valid_from + timedelta(days=rng.randrange(days))
-        executed_at = datetime(when.year, when.month, when.day, rng.randrange(8, 19), rng.randrange(60), rng.randrange(60))
+        executed_at = datetime(
+            when.year, when.month, when.day, rng.randrange(8, 19), rng.randrange(60), rng.randrange(60)
+        )
         text = _fill(sql, rng, when).strip()
         mistake = None
         if rng.random() < error_rate * 2.5:

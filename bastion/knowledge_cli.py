@@ -1,0 +1,172 @@
+"""`bastion demo prepare`, `bastion index`, `bastion search …`: the knowledge index from a shell."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+demo_app = typer.Typer(no_args_is_help=True, help="The embedded demo warehouse.")
+search_app = typer.Typer(no_args_is_help=True, help="Search the knowledge index (tables, past queries).")
+out = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str) -> NoReturn:
+    err.print(f"[bold red]error:[/] {escape(message)}")
+    raise typer.Exit(1)
+
+
+@demo_app.command("prepare")
+def demo_prepare(force: Annotated[bool, typer.Option(help="Rebuild even if present")] = False) -> None:
+    """Generate the demo warehouse (DuckDB) and its query history, unless they exist."""
+    from embeddings.demo import history, warehouse
+    from embeddings.settings import IndexSettings
+
+    settings = IndexSettings()
+    target = settings.demo_warehouse
+    log = settings.demo_dir / "query_log.jsonl"
+    if target.exists() and log.exists() and not force:
+        out.print(f"demo warehouse present: {target} (use --force to rebuild)")
+        return
+    started = time.monotonic()
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, transient=True) as progress:  # fmt: skip
+        task = progress.add_task("warehouse tables", total=len(warehouse.TABLES))
+        counts = warehouse.build(target, progress=lambda name: progress.update(task, advance=1, description=name))
+        progress.add_task("query history", total=None)
+        queries = history.write(log, target)
+    out.print(
+        f"demo warehouse: {len(counts)} tables, {sum(counts.values()):,} rows → {target}; "
+        f"{queries} historical queries → {log} ({time.monotonic() - started:.1f}s)"
+    )
+
+
+def _progress() -> tuple[Progress, Any]:
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=err, transient=True)  # fmt: skip
+    tasks: dict[str, Any] = {}
+
+    def advance(stage: str, n: int, total: int | None) -> None:
+        if stage not in tasks:
+            tasks[stage] = progress.add_task(stage, total=total)
+        progress.update(tasks[stage], advance=n, total=total)
+
+    return progress, advance
+
+
+def index() -> None:
+    """(Re)build the knowledge index from the configured sources (incremental: unchanged documents are kept)."""
+    from embeddings.connectors import SourceError
+    from embeddings.embedder import make_embedder
+    from embeddings.index import build_index
+    from embeddings.settings import IndexSettings
+
+    settings = IndexSettings()
+    if settings.warehouse_url is None and not settings.demo_warehouse.exists():
+        _fail(f"no schema source: set BASTION_WAREHOUSE_URL or run `bastion demo prepare` ({settings.demo_warehouse})")
+    progress, advance = _progress()
+    started = time.monotonic()
+    try:
+        with progress:
+            summary = build_index(settings, make_embedder(settings), progress=advance)
+    except SourceError as exc:
+        _fail(str(exc))
+    synced = ", ".join(f"{k}: {v['embedded']} embedded, {v['unchanged']} unchanged, {v['removed']} removed"
+                       for k, v in summary.synced.items())  # fmt: skip
+    out.print(
+        f"index: {summary.tables} tables, {summary.queries} queries → {summary.intents} intents "
+        f"({summary.describer}; {summary.embedder}) in {time.monotonic() - started:.1f}s",
+        markup=False,
+    )
+    out.print(f"  {synced}", markup=False)
+    for note in summary.notes:
+        out.print(f"  note: {note}", markup=False)
+    for problem in summary.problems[:50]:
+        out.print(f"  skipped: {problem}", markup=False)
+    if len(summary.problems) > 50:
+        out.print(f"  … and {len(summary.problems) - 50} more problems", markup=False)
+
+
+def _retriever() -> Any:
+    from embeddings.embedder import make_embedder
+    from embeddings.index import Snapshot
+    from embeddings.retrieval import Retriever
+    from embeddings.settings import IndexSettings
+    from embeddings.store import VectorStore, client_for
+
+    settings = IndexSettings()
+    try:
+        snapshot = Snapshot.read(Snapshot.directory(settings))
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    embedder = make_embedder(settings)
+    return Retriever(snapshot, VectorStore(client_for(settings.chroma_url, settings.chroma_dir()), embedder), embedder)
+
+
+@search_app.command("tables")
+def search_tables(
+    question: str,
+    k: Annotated[int, typer.Option(help="How many tables")] = 5,
+    tier: Annotated[list[int] | None, typer.Option(help="Only these tiers (repeatable)")] = None,
+    domain: Annotated[list[str] | None, typer.Option(help="Only these domains (repeatable)")] = None,
+    no_deprecated: Annotated[bool, typer.Option(help="Leave deprecated tables out")] = False,
+) -> None:
+    """Tables that answer QUESTION, with the reasons they rank where they do."""
+    from embeddings.retrieval import RetrievalError, TableFilters
+
+    filters = TableFilters(tiers=tier or None, domains=domain or None, include_deprecated=not no_deprecated)
+    try:
+        hits = _retriever().search_tables(question, k=k, filters=filters)
+    except RetrievalError as exc:
+        _fail(str(exc))
+    for hit in hits:
+        tier_text = f"T{hit.tier}" if hit.tier else "T?"
+        out.print(f"{hit.rank}. [bold]{hit.table}[/] ({tier_text}, score {hit.score:.3f})")
+        for reason in hit.reasons:
+            out.print(f"     - {escape(reason)}")
+
+
+@search_app.command("queries")
+def search_queries(question: str, k: Annotated[int, typer.Option(help="How many queries")] = 3) -> None:
+    """Past queries whose questions match QUESTION, most trustworthy first."""
+    from embeddings.retrieval import RetrievalError
+
+    try:
+        hits = _retriever().search_queries(question, k=k)
+    except RetrievalError as exc:
+        _fail(str(exc))
+    if not hits:
+        out.print("no past queries in the index")
+    for hit in hits:
+        out.print(f"{hit.rank}. {escape(hit.summary)} (score {hit.score:.3f})")
+        for reason in hit.reasons:
+            out.print(f"     - {escape(reason)}")
+        for warning in hit.warnings:
+            out.print(f"     [yellow]! {escape(warning)}[/]")
+        out.print(escape(hit.sql), highlight=False)
+
+
+def eval_retrieval(
+    skip_bird: Annotated[bool, typer.Option(help="Only the demo warehouse")] = False,
+    results: Annotated[Path, typer.Option("--out", help="Where the JSON and the plot go")] = Path("bench/results"),
+) -> None:
+    """Table retrieval on BIRD mini-dev (pooled) and on the demo warehouse's labelled questions."""
+    from embeddings.embedder import make_embedder
+    from embeddings.evaluation import evaluate_bird, evaluate_demo, report
+    from embeddings.settings import IndexSettings
+
+    embedder = make_embedder(IndexSettings())
+    bird = None
+    if not skip_bird:
+        try:
+            bird = evaluate_bird(embedder, out)
+        except FileNotFoundError as exc:
+            err.print(f"[yellow]BIRD skipped:[/] {escape(str(exc))}")
+    demo = evaluate_demo(_retriever())
+    report(bird, demo, results, out)
