@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -15,6 +16,7 @@ from registry.schemas.tools import ToolDefinition, served_definition
 from tools.dedupe import server as dedupe_server
 from tools.dedupe.service import DedupeSettings
 from tools.rerank import server as rerank_server
+from tools.sql import server as sql_server
 
 BuiltinFactory = Callable[[RegistryContext], MCPServer[Any]]
 
@@ -22,7 +24,19 @@ BUILTINS: dict[str, BuiltinFactory] = {
     "registry": registry_builtin.build,
     "rerank": lambda ctx: rerank_server.build(),
     "dedupe": lambda ctx: dedupe_server.build(DedupeSettings.under(ctx.settings.data_dir)),
+    "sql": lambda ctx: build_sql(ctx.settings.data_dir),
 }
+
+
+def build_sql(data_dir: Path) -> MCPServer[Any]:
+    """The `sql` server with the Text-to-SQL agent behind its `ask` tool (agents sit above tools)."""
+    from agents.text2sql import Answer, Text2SQLAgent
+    from embeddings.settings import IndexSettings
+    from tools.sql.service import SqlService
+
+    service = SqlService(index=IndexSettings(data_dir=data_dir))
+    agent = Text2SQLAgent(service)
+    return sql_server.build(service, asker=agent.ask, answer_model=Answer)
 
 
 def build_all(ctx: RegistryContext) -> dict[str, MCPServer[Any]]:

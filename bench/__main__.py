@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from bench import dedupe_bench, gateway_bench, registry_bench, rerank_bench
+from bench import dedupe_bench, embeddings_bench, gateway_bench, registry_bench, rerank_bench, sql_bench
 
 BENCHMARKS = {"registry": registry_bench.main, "gateway": gateway_bench.main, "rerank": rerank_bench.main,
-              "dedupe": dedupe_bench.main}  # fmt: skip
+              "dedupe": dedupe_bench.main, "embeddings": embeddings_bench.main, "sql": sql_bench.main}  # fmt: skip
 
 
 def main(argv: list[str]) -> None:

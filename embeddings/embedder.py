@@ -39,7 +39,7 @@ class MiniLMEmbedder:
     _lock = threading.Lock()
     _model: Any = None
 
-    def __init__(self, batch_size: int = 64) -> None:
+    def __init__(self, batch_size: int = 32) -> None:
         self.batch_size = batch_size
 
     @classmethod

@@ -78,8 +78,9 @@ def mine_history(
     joins: Counter[tuple[str, str]] = Counter()
     filters: Counter[tuple[str, str, str]] = Counter()
     groups: dict[str, list[tuple[QueryRecord, Mined]]] = defaultdict(list)
-    for record in records:
-        mined = mine(record.sql, dialect, catalog)
+    seen: dict[str, Mined] = {}  # scheduled and dashboard queries repeat verbatim: parse each text once
+    for n, record in enumerate(records, 1):
+        mined = seen.get(record.sql) or seen.setdefault(record.sql, mine(record.sql, dialect, catalog))
         groups[mined.shape].append((record, mined))
         for table_name in mined.breakdown.tables:
             usage[table_name].append(record)
@@ -88,8 +89,8 @@ def mine_history(
                 joins[pair] += 1
             for column, text in zip(mined.breakdown.filter_columns, mined.breakdown.filters, strict=False):
                 filters[(column.rsplit(".", 1)[0], column, text)] += 1
-        if progress is not None:
-            progress("mining queries", 1, len(records))
+        if progress is not None and (n % 500 == 0 or n == len(records)):
+            progress("mining queries", 500 if n % 500 == 0 else n % 500, len(records))
     for name, used_by in usage.items():
         table = catalog.tables.get(name)
         if table is None:

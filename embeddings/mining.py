@@ -54,7 +54,7 @@ def shape_of(tree: exp.Expr, dialect: str) -> str:
             return exp.Placeholder(this="n" if not node.is_string else "s")
         return node
 
-    return tree.copy().transform(strip).sql(dialect=dialect, normalize=True, pretty=False)
+    return tree.copy().transform(strip, copy=False).sql(dialect=dialect, normalize=True, pretty=False)
 
 
 def mine(sql: str, dialect: str, catalog: Catalog) -> Mined:

@@ -101,6 +101,8 @@ class Retriever:
             f"table:{t.name}": content_hash(text) for t, text in zip(self.tables, table_texts, strict=True)
         }
         self.table_bm25 = BM25(table_texts)
+        self.table_terms = [set(tokenize(text)) for text in table_texts]
+        self._vectors: dict[str, np.ndarray[Any, Any]] = {}
         self.intents: list[IntentRecord] = [r for r in snapshot.intents if r.parsed]
         self.intent_by_id = {r.id: r for r in self.intents}
         self.intent_bm25 = BM25([r.document() for r in self.intents])
@@ -127,6 +129,16 @@ class Retriever:
         ]
 
     # -- helpers --------------------------------------------------------------------------------
+
+    def _vector(self, question: str) -> np.ndarray[Any, Any]:
+        # An agent asks for tables and past queries with the same question: embed it once.
+        vector = self._vectors.get(question)
+        if vector is None:
+            vector = self.embedder.embed([question])[0]
+            if len(self._vectors) >= 256:
+                self._vectors.pop(next(iter(self._vectors)))
+            self._vectors[question] = vector
+        return vector
 
     def _check(self, question: str) -> str:
         question = question.strip()
@@ -171,7 +183,7 @@ class Retriever:
             raise RetrievalError("k must be at least 1")
         w = self.weights
         n = len(self.tables)
-        vector = self.embedder.embed([question])[0]
+        vector = self._vector(question)
         lexical = _normalise(self.table_bm25.scores(question))
         dense = np.zeros(n, dtype=np.float32)
         for hit in self.store.query("schema", vector, min(n, 100)):
@@ -219,12 +231,13 @@ class Retriever:
             if not self._passes(table, filters):
                 continue
             score, reasons = self._governance(table, float(relevance[i]))
-            reasons = self._relevance_reasons(question, i, lexical, dense, matched, joined_from) + reasons
             scored.append((score, i, reasons))
         scored.sort(key=lambda s: -s[0])
         hits = []
-        for rank, (score, i, reasons) in enumerate(scored[:k], 1):
+        question_terms = set(tokenize(question))
+        for rank, (score, i, governance) in enumerate(scored[:k], 1):
             table = self.tables[i]
+            reasons = self._relevance_reasons(question_terms, i, lexical, dense, matched, joined_from) + governance
             hits.append(
                 TableHit(
                     table=table.name, rank=rank, score=round(score, 4), relevance=round(float(relevance[i]), 4),
@@ -286,7 +299,7 @@ class Retriever:
 
     def _relevance_reasons(
         self,
-        question: str,
+        question_terms: set[str],
         i: int,
         lexical: np.ndarray[Any, Any],
         dense: np.ndarray[Any, Any],
@@ -295,7 +308,7 @@ class Retriever:
     ) -> list[str]:
         reasons = []
         if lexical[i] > 0:
-            terms = set(tokenize(question)) & set(tokenize(table_document(self.tables[i], self.catalog)))
+            terms = question_terms & self.table_terms[i]
             shown = ", ".join(sorted(terms)[:6])
             reasons.append(f"words in its name, description or columns: {shown}")
         if dense[i] > 0:
@@ -323,7 +336,7 @@ class Retriever:
             raise RetrievalError("k must be at least 1")
         if not self.intents:
             return []
-        vector = self.embedder.embed([question])[0]
+        vector = self._vector(question)
         scored = []
         for intent_id, (relevance, text) in self._intent_scores(question, vector, max(k, 10)).items():
             record = self.intent_by_id[intent_id]

@@ -20,7 +20,7 @@ import numpy as np
 from embeddings.embedder import ChromaEmbeddingFunction, Embedder
 
 COLLECTIONS = ("schema", "intent", "governance")
-BATCH = 256
+BATCH = 1024  # large enough for the model to sort by length within it
 
 
 @dataclass
@@ -85,7 +85,10 @@ class VectorStore:
         stats = SyncStats(unchanged=len(docs) - len(changed))
         for start in range(0, len(changed), BATCH):
             batch = changed[start : start + BATCH]
-            vectors = self.embedder.embed([d.text for d in batch])
+            # Templated documents repeat (the same question asked of many tables): embed each text once.
+            unique = list(dict.fromkeys(d.text for d in batch))
+            embedded = dict(zip(unique, self.embedder.embed(unique), strict=True))
+            vectors = np.stack([embedded[d.text] for d in batch])
             collection.upsert(
                 ids=[d.id for d in batch],
                 embeddings=vectors,

@@ -34,7 +34,7 @@ def test_seed_is_idempotent(ctx: RegistryContext) -> None:
     second = seed(ctx)
     assert second.created == [] and second.updated == []
     with ctx.db.session() as session:
-        assert session.scalar(select(func.count()).select_from(ServerVersion)) == 3  # registry, rerank and dedupe
+        assert session.scalar(select(func.count()).select_from(ServerVersion)) == 4  # registry, rerank, dedupe and sql
         assert session.scalar(select(func.count()).select_from(AdminEvent)) == events
 
 
@@ -109,3 +109,16 @@ def test_seeded_dedupe_builtin_asks_approval_for_learning_only(
         decision = evaluate(user, facts, [], ToolFacts(name=name, annotations=annotations))
         assert decision.allowed
         assert decision.requires_approval is (name == "learn_rules"), name
+
+
+def test_seeded_sql_builtin_is_read_only_and_needs_no_approval(
+    ctx: RegistryContext, client: TestClient, tokens: Tokens
+) -> None:
+    seed(ctx)
+    entry = client.get("/v0.1/servers/dev.bastion%2Fsql/versions/latest", headers=tokens("ursula")).json()
+    ours = entry["_meta"]["dev.bastion/registry"]
+    assert ours["owner"]["team"] == "analytics" and ours["reviewStatus"] == "approved"
+    tools = {t["name"]: t for t in ours["tools"]}
+    assert set(tools) == {"search_tables", "search_queries", "describe_table", "validate_sql", "run_sql", "ask"}
+    assert all(t["annotations"]["readOnlyHint"] and not t["annotations"]["destructiveHint"] for t in tools.values())
+    assert tools["ask"]["annotations"]["openWorldHint"]  # it calls the configured LLM

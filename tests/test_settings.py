@@ -50,6 +50,12 @@ def test_readme_documents_every_setting() -> None:
     expected = {f"BASTION_{name.upper()}" for name in RegistrySettings.model_fields}
     expected |= {f"BASTION_RERANK_{name.upper()}" for name in RerankSettings.model_fields}
     expected |= {f"BASTION_DEDUPE_{name.upper()}" for name in DedupeSettings.model_fields}
+    from embeddings.settings import IndexSettings, LLMSettings
+    from tools.sql.service import SqlSettings
+
+    expected |= {f"BASTION_{name.upper()}" for name in IndexSettings.model_fields}
+    expected |= {f"BASTION_LLM_{name.upper()}" for name in LLMSettings.model_fields}
+    expected |= {f"BASTION_SQL_{name.upper()}" for name in SqlSettings.model_fields}
     assert expected <= documented, f"README lacks {sorted(expected - documented)}"
 
 

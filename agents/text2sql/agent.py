@@ -1,0 +1,277 @@
+"""The Text-to-SQL agent as a LangGraph state machine.
+
+classify → retrieve (tables + verified past queries, re-validated) → one of:
+  discovery/docs answers from retrieval; execution validates the given SQL;
+  text-to-SQL reuses a past query that answers the question, else generates with the LLM →
+  validate (guard + EXPLAIN) → retry with the structured errors (at most 3 attempts) →
+  execute if asked → answer with the SQL, the tables and reused queries, warnings and rows.
+Without an LLM: retrieval-only, labelled as such; no SQL is ever invented.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any, Literal, TypedDict
+
+from langgraph.graph import END, START, StateGraph
+from pydantic import BaseModel, Field
+
+from agents.text2sql.classify import Kind, classify, sql_in
+from agents.text2sql.prompt import build_messages
+from embeddings.bm25 import tokenize
+from embeddings.retrieval import MAX_QUESTION, TableHit
+from embeddings.settings import LLMSettings
+from governance.classification import Classification
+from governance.sqlguard import Issue, transpile
+from tools.sql.engine import Rows
+from tools.sql.service import ReusableQuery, SqlError, SqlService
+
+MAX_ATTEMPTS = 3
+REUSE_SCORE = 0.8  # a past query this close to the question answers it as is
+
+
+class Answer(BaseModel):
+    question: str
+    kind: Kind
+    mode: Literal["llm", "retrieval_only"]
+    sql: str | None = Field(None, description="The SQL to run (engine dialect), validated")
+    sql_in_dialect: str | None = Field(None, description="The same SQL in the requested dialect, when different")
+    dialect: str
+    source: Literal["reused", "generated", "given"] | None = None
+    tables: list[str] = Field(default_factory=list, description="Tables the SQL reads")
+    reused_queries: list[str] = Field(default_factory=list, description="Ids of the past queries it rests on")
+    candidate_tables: list[TableHit] = Field(default_factory=list)
+    past_queries: list[ReusableQuery] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    errors: list[Issue] = Field(default_factory=list)
+    attempts: int = 0
+    executed: bool = False
+    rows: Rows | None = None
+    definitions: list[str] = Field(default_factory=list, description="Glossary terms and metrics the question names")
+    notes: list[str] = Field(default_factory=list)
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+
+
+class State(TypedDict, total=False):
+    question: str
+    execute: bool
+    clearance: Classification
+    dialect: str | None
+    answer: Answer
+    sql: str | None
+    feedback: list[tuple[str, str]]
+
+
+_FENCE = re.compile(r"```(?:sql)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
+
+
+def extract_sql(text: str) -> str:
+    match = _FENCE.search(text)
+    return (match.group(1) if match else text).strip().rstrip(";").strip()
+
+
+class Text2SQLAgent:
+    def __init__(self, service: SqlService, llm: LLMSettings | None = None, chat: Any = None) -> None:
+        self.service = service
+        self.llm = llm or LLMSettings()
+        self._chat = chat
+        self.graph = self._build().compile()
+
+    def chat(self) -> Any:
+        if self._chat is None:
+            from langchain_openai import ChatOpenAI
+
+            key = self.llm.api_key.get_secret_value() if self.llm.api_key else "not-needed"
+            self._chat = ChatOpenAI(model=self.llm.model, base_url=self.llm.base_url, api_key=key,
+                                    timeout=self.llm.timeout, max_retries=1, temperature=0)  # fmt: skip
+        return self._chat
+
+    # -- entry point -----------------------------------------------------------------------------
+
+    def ask(
+        self,
+        question: str,
+        execute: bool = False,
+        clearance: Classification = Classification.INTERNAL,
+        dialect: str | None = None,
+    ) -> Answer:
+        question = question.strip()
+        if not question:
+            raise SqlError("bad_question", "the question is empty")
+        if len(question) > MAX_QUESTION:
+            raise SqlError("bad_question", f"the question is {len(question):,} characters; at most {MAX_QUESTION:,}")
+        state: State = {"question": question, "execute": execute, "clearance": clearance, "dialect": dialect,
+                        "feedback": []}  # fmt: skip
+        result = self.graph.invoke(state)
+        answer: Answer = result["answer"]
+        return answer
+
+    # -- the graph ---------------------------------------------------------------------------------
+
+    def _build(self) -> StateGraph[State]:
+        graph: StateGraph[State] = StateGraph(State)
+        graph.add_node("classify", self._classify)
+        graph.add_node("retrieve", self._retrieve)
+        graph.add_node("reuse", self._reuse)
+        graph.add_node("generate", self._generate)
+        graph.add_node("validate", self._validate)
+        graph.add_node("execute", self._execute)
+        graph.add_node("finish", self._finish)
+        graph.add_edge(START, "classify")
+        graph.add_edge("classify", "retrieve")
+        graph.add_conditional_edges("retrieve", self._after_retrieve, ["reuse", "generate", "validate", "finish"])
+        graph.add_conditional_edges("reuse", self._after_reuse, ["execute", "generate", "finish"])
+        graph.add_edge("generate", "validate")
+        graph.add_conditional_edges("validate", self._after_validate, ["generate", "execute", "finish"])
+        graph.add_edge("execute", "finish")
+        graph.add_edge("finish", END)
+        return graph
+
+    def _timed(self, answer: Answer, step: str, started: float) -> None:
+        answer.timings_ms[step] = round(answer.timings_ms.get(step, 0.0) + (time.perf_counter() - started) * 1000, 2)
+
+    def _classify(self, state: State) -> State:
+        kind = classify(state["question"])
+        mode: Literal["llm", "retrieval_only"] = "llm" if self.llm.configured else "retrieval_only"
+        answer = Answer(question=state["question"], kind=kind, mode=mode, dialect=self.service.engine().dialect)
+        if mode == "retrieval_only" and kind in ("text_to_sql",):
+            answer.notes.append("No LLM configured (BASTION_LLM_BASE_URL, BASTION_LLM_MODEL): retrieval-only mode — "
+                                "verified past queries and tables, no generated SQL.")  # fmt: skip
+        sql = sql_in(state["question"]) if kind == "execution" else None
+        return {"answer": answer, "sql": sql}
+
+    def _retrieve(self, state: State) -> State:
+        answer = state["answer"]
+        started = time.perf_counter()
+        if answer.kind != "execution":
+            answer.candidate_tables = self.service.search_tables(state["question"], k=5)
+            answer.past_queries = self.service.search_queries(state["question"], k=5, clearance=state["clearance"])
+            answer.definitions = self._definitions(state["question"])
+            for hit in answer.candidate_tables:
+                if hit.deprecated and hit.successor:
+                    answer.warnings.append(f"{hit.table} is deprecated: use {hit.successor}")
+        self._timed(answer, "retrieve", started)
+        return {"answer": answer}
+
+    def _definitions(self, question: str) -> list[str]:
+        words = set(tokenize(question))
+        catalog = self.service.catalog
+        found = [f"{t.name}: {t.definition} (columns: {', '.join(t.synonyms)})" for t in catalog.glossary.values()
+                 if words & set(tokenize(" ".join([t.name, *t.synonyms])))]  # fmt: skip
+        found += [f"{m.name}: {m.definition} = {m.sql}" for m in catalog.metrics.values()
+                  if words & set(tokenize(m.name))]  # fmt: skip
+        return found[:8]
+
+    def _best_reusable(self, answer: Answer) -> ReusableQuery | None:
+        valid = [q for q in answer.past_queries if q.valid_today and q.hit.success_rate >= 0.9]
+        return valid[0] if valid else None
+
+    def _after_retrieve(self, state: State) -> str:
+        answer = state["answer"]
+        if answer.kind == "execution":
+            return "validate"
+        if answer.kind != "text_to_sql":
+            return "finish"
+        best = self._best_reusable(answer)
+        if answer.mode == "retrieval_only":
+            return "reuse" if best is not None else "finish"
+        return "reuse" if best is not None and best.hit.score >= REUSE_SCORE else "generate"
+
+    def _reuse(self, state: State) -> State:
+        answer = state["answer"]
+        best = self._best_reusable(answer)
+        assert best is not None and best.sql is not None
+        answer.sql, answer.source = best.sql, "reused"
+        answer.reused_queries = [best.hit.id]
+        answer.tables = list(best.hit.tables)
+        answer.warnings.extend(best.hit.warnings)
+        if answer.mode == "retrieval_only":
+            answer.notes.append(
+                f"The closest verified past query (score {best.hit.score:.2f}): “{best.hit.summary}”. "
+                "Check it answers your question; its dates are its own."
+            )
+        return {"answer": answer, "sql": best.sql}
+
+    def _after_reuse(self, state: State) -> str:
+        return "execute" if state["execute"] else "finish"
+
+    def _generate(self, state: State) -> State:
+        answer = state["answer"]
+        catalog = self.service.catalog
+        tables = [t for h in answer.candidate_tables if (t := catalog.table(h.table)) is not None and not t.deprecated]
+        examples = [(q.hit.summary, q.sql) for q in answer.past_queries if q.valid_today and q.sql][:3]
+        messages = build_messages(state["question"], tables, catalog, answer.dialect, examples, state["feedback"])
+        started = time.perf_counter()
+        try:
+            reply = self.chat().invoke(messages)
+        except Exception as exc:  # the LLM is an external service: any failure is reported, not raised
+            answer.errors.append(Issue(code="llm_unavailable", message=f"the LLM call failed: {str(exc)[:300]}",
+                                       hint="check BASTION_LLM_BASE_URL / BASTION_LLM_MODEL"))  # fmt: skip
+            self._timed(answer, "llm", started)
+            return {"answer": answer, "sql": None}
+        self._timed(answer, "llm", started)
+        answer.attempts += 1
+        content = reply.content if isinstance(reply.content, str) else str(reply.content)
+        answer.reused_queries = [q.hit.id for q in answer.past_queries if q.valid_today][:3]
+        return {"answer": answer, "sql": extract_sql(content)}
+
+    def _validate(self, state: State) -> State:
+        answer = state["answer"]
+        sql = state.get("sql")
+        if not sql:
+            return {"answer": answer}
+        started = time.perf_counter()
+        validation = self.service.validate(sql, None, state["clearance"])
+        self._timed(answer, "validate", started)
+        feedback = list(state["feedback"])
+        if validation.ok and validation.guard.sql is not None:
+            answer.sql = validation.guard.sql
+            answer.source = "given" if answer.kind == "execution" else "generated"
+            answer.tables = validation.guard.tables
+            answer.errors = []
+            answer.warnings.extend(w.message for w in validation.guard.warnings)
+            return {"answer": answer, "sql": validation.guard.sql}
+        errors = list(validation.guard.errors)
+        if validation.explain_error is not None:
+            errors.append(Issue(code="explain_failed", message=validation.explain_error,
+                                hint="the engine rejected the plan: check types, functions and joins"))  # fmt: skip
+        answer.errors = errors
+        feedback.append((sql, "\n".join(f"- {e}" for e in errors)))
+        return {"answer": answer, "sql": None, "feedback": feedback}
+
+    def _after_validate(self, state: State) -> str:
+        answer = state["answer"]
+        if answer.sql is not None and not answer.errors:
+            return "execute" if state["execute"] or answer.kind == "execution" else "finish"
+        if answer.kind == "execution" or any(e.code == "llm_unavailable" for e in answer.errors):
+            return "finish"
+        return "generate" if answer.attempts < MAX_ATTEMPTS else "finish"
+
+    def _execute(self, state: State) -> State:
+        answer = state["answer"]
+        if answer.sql is None:
+            return {"answer": answer}
+        started = time.perf_counter()
+        try:
+            result = self.service.run(answer.sql, None, state["clearance"])
+        except SqlError as exc:
+            answer.errors.append(Issue(code=exc.code, message=exc.message))
+            answer.errors.extend(exc.issues)
+        else:
+            answer.rows, answer.executed = result.result, True
+            if result.result.row_count == 0:
+                answer.warnings.append("the query returned no rows: check literal values against describe_table")
+        self._timed(answer, "execute", started)
+        return {"answer": answer}
+
+    def _finish(self, state: State) -> State:
+        answer = state["answer"]
+        if answer.kind == "text_to_sql" and answer.sql is None and answer.mode == "llm" and answer.errors:
+            answer.notes.append(f"No valid SQL after {answer.attempts} attempt(s); the errors are below.")
+        if answer.sql is not None and state.get("dialect") and state["dialect"] != answer.dialect:
+            translated = transpile(answer.sql, answer.dialect, str(state["dialect"]))
+            answer.sql_in_dialect = translated.sql
+            answer.warnings.extend(f"{state['dialect']}: {u}" for u in translated.unsupported)
+        answer.warnings = list(dict.fromkeys(answer.warnings))
+        return {"answer": answer}

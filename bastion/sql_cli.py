@@ -1,0 +1,107 @@
+"""`bastion ask` and `bastion eval sql`: the Text-to-SQL agent and its evaluation from a shell."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str) -> NoReturn:
+    err.print(f"[bold red]error:[/] {escape(message)}")
+    raise typer.Exit(1)
+
+
+def _agent() -> Any:
+    from agents.text2sql import Text2SQLAgent
+    from tools.sql.service import SqlService
+
+    return Text2SQLAgent(SqlService())
+
+
+def ask(
+    question: str,
+    execute: Annotated[bool, typer.Option("--execute", help="Run the query (LIMIT 100 by default)")] = False,
+    dialect: Annotated[str | None, typer.Option(help="Also show the SQL in this dialect, e.g. trino")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full answer as JSON")] = False,
+) -> None:
+    """Question in words → validated SQL (verified past queries first), optionally executed."""
+    from governance.sqlguard import SUPPORTED_DIALECTS
+    from tools.sql.service import SqlError
+
+    if dialect is not None and dialect not in SUPPORTED_DIALECTS:
+        _fail(f"--dialect {dialect!r} is not supported; use one of {', '.join(SUPPORTED_DIALECTS)}")
+    try:
+        answer = _agent().ask(question, execute=execute, dialect=dialect)
+    except SqlError as exc:
+        _fail(f"{exc.code}: {exc.message}")
+    if as_json:
+        out.print_json(answer.model_dump_json())
+        return
+    out.print(f"[bold]{answer.kind}[/] · mode: {answer.mode} · engine dialect: {answer.dialect}")
+    for note in answer.notes:
+        out.print(f"[cyan]note:[/] {escape(note)}")
+    for definition in answer.definitions:
+        out.print(f"  definition: {escape(definition)}")
+    if answer.kind in ("table_discovery", "docs_lookup", "text_to_sql"):
+        for hit in answer.candidate_tables[:5]:
+            out.print(f"  table {hit.rank}. {hit.table} (T{hit.tier or '?'}) — {escape(hit.description or '')[:90]}")
+    if answer.kind == "query_discovery":
+        for query in answer.past_queries:
+            status = "valid today" if query.valid_today else "NOT valid today"
+            out.print(f"  query {query.hit.rank}. {escape(query.hit.summary)} ({status})")
+    if answer.sql:
+        out.print(f"\n[bold]SQL[/] ({answer.source}; tables: {', '.join(answer.tables)}):")
+        out.print(escape(answer.sql_in_dialect or answer.sql), highlight=False)
+    for warning in answer.warnings:
+        out.print(f"[yellow]warning:[/] {escape(warning)}")
+    for error in answer.errors:
+        out.print(f"[red]error:[/] {escape(str(error))}")
+    if answer.rows is not None:
+        table = Table(*answer.rows.columns, caption=f"{answer.rows.row_count} rows"
+                      + (" (truncated)" if answer.rows.truncated else ""))  # fmt: skip
+        for row in answer.rows.rows[:100]:
+            table.add_row(*[escape(str(v)) for v in row])
+        out.print(table)
+    if answer.errors and answer.sql is None:
+        raise typer.Exit(2)
+
+
+def eval_sql(
+    skip_bird: Annotated[bool, typer.Option(help="Only the end-to-end run on the demo")] = False,
+    results: Annotated[Path, typer.Option("--out", help="Where the JSON goes")] = Path("bench/results"),
+) -> None:
+    """The SQL guard on BIRD mini-dev (gold and mutations) and the agent end to end on the demo questions."""
+    from tools.sql.evaluation import evaluate_end_to_end, evaluate_validator, render
+
+    validator = []
+    if not skip_bird:
+        try:
+            validator = evaluate_validator(console=err)
+        except FileNotFoundError as exc:
+            err.print(f"[yellow]BIRD skipped:[/] {escape(str(exc))}")
+    agent = _agent()
+    mode = "llm" if agent.llm.configured else "retrieval_only"
+    engine = agent.service.engine()
+    end_to_end = evaluate_end_to_end(
+        lambda q: agent.ask(q, execute=True), lambda sql: engine.run(sql, max_rows=100_000, timeout=60).rows, mode, err
+    )
+    render(validator, end_to_end, out)
+    if mode == "retrieval_only":
+        out.print(
+            "No LLM configured: execution accuracy and first-shot validity of generated SQL were not measured; "
+            "the end-to-end row is the retrieval-only hit rate (a verified past query with the gold result)."
+        )
+    results.mkdir(parents=True, exist_ok=True)
+    path = results / "sql_eval.json"
+    path.write_text(json.dumps({"validator": [r.model_dump() for r in validator],
+                                "end_to_end": end_to_end.model_dump()}, indent=2))  # fmt: skip
+    out.print(f"wrote {path}")

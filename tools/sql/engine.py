@@ -1,0 +1,178 @@
+"""The query engine adapter: DuckDB/SQLite files embedded, any SQLAlchemy URL (PostgreSQL, Trino, MySQL).
+
+Only this module talks to an engine. It runs what the guard passed — EXPLAIN first, then the query
+with a statement timeout and a row cap — and turns engine failures into `EngineError`s with a code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from pydantic import BaseModel, Field
+
+
+class EngineError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Rows(BaseModel):
+    columns: list[str]
+    rows: list[list[Any]]
+    row_count: int = Field(description="Rows returned (after the cap)")
+    truncated: bool = Field(description="More rows existed than the cap allowed")
+    elapsed_ms: float
+
+
+def dialect_of(url: str) -> str:
+    if "://" not in url:
+        path = Path(url)
+        if path.suffix in (".sqlite", ".sqlite3", ".db") and path.exists():
+            with path.open("rb") as f:
+                if f.read(16).startswith(b"SQLite format 3"):
+                    return "sqlite"
+        return "duckdb"
+    scheme = url.split("://", 1)[0].split("+", 1)[0].lower()
+    return {"postgresql": "postgres", "postgres": "postgres", "trino": "trino", "mysql": "mysql",
+            "mariadb": "mysql", "sqlite": "sqlite", "duckdb": "duckdb"}.get(scheme, scheme)  # fmt: skip
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, dt.date | dt.datetime | dt.time | dt.timedelta | uuid.UUID):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+class Engine:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.dialect = dialect_of(url)
+        self._duckdb: duckdb.DuckDBPyConnection | None = None
+        self._sqlalchemy: Any = None
+        self._lock = threading.Lock()
+
+    def describe(self) -> str:
+        if "://" not in self.url:
+            return f"{self.dialect} file {self.url}"
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    # -- connections ---------------------------------------------------------------------------
+
+    def _duck(self) -> duckdb.DuckDBPyConnection:
+        with self._lock:
+            if self._duckdb is None:
+                path = self.url.removeprefix("duckdb:///")
+                if not Path(path).exists():
+                    raise EngineError("engine_down", f"the warehouse file {path} does not exist")
+                try:
+                    self._duckdb = duckdb.connect(path, read_only=True)
+                except duckdb.Error as exc:
+                    raise EngineError("engine_down", f"cannot open {path}: {exc}") from None
+            return self._duckdb.cursor()
+
+    def _engine(self) -> Any:
+        with self._lock:
+            if self._sqlalchemy is None:
+                from sqlalchemy import create_engine
+
+                url = self.url
+                if url.startswith("postgresql://") or url.startswith("postgres://"):
+                    url = "postgresql+psycopg://" + url.split("://", 1)[1]
+                elif "://" not in url:
+                    url = f"sqlite:///{url}"
+                self._sqlalchemy = create_engine(url, pool_pre_ping=True)
+            return self._sqlalchemy
+
+    # -- operations ----------------------------------------------------------------------------
+
+    def explain(self, sql: str, timeout: float = 30.0) -> str:
+        prefix = "EXPLAIN QUERY PLAN " if self.dialect == "sqlite" else "EXPLAIN "
+        try:
+            result = self._execute(prefix + sql, max_rows=200, timeout=timeout)
+        except EngineError as exc:
+            if exc.code == "execution_failed":
+                raise EngineError("explain_failed", exc.message) from None
+            raise
+        return "\n".join(" ".join(str(v) for v in row) for row in result.rows)[:4000]
+
+    def run(self, sql: str, max_rows: int, timeout: float) -> Rows:
+        return self._execute(sql, max_rows=max_rows, timeout=timeout)
+
+    def _execute(self, sql: str, max_rows: int, timeout: float) -> Rows:
+        started = time.perf_counter()
+        if self.dialect == "duckdb":
+            columns, rows = self._run_duckdb(sql, max_rows, timeout)
+        else:
+            columns, rows = self._run_sqlalchemy(sql, max_rows, timeout)
+        truncated = len(rows) > max_rows
+        rows = rows[:max_rows]
+        return Rows(columns=columns, rows=[[_jsonable(v) for v in row] for row in rows], row_count=len(rows),
+                    truncated=truncated, elapsed_ms=round((time.perf_counter() - started) * 1000, 2))  # fmt: skip
+
+    def _run_duckdb(self, sql: str, max_rows: int, timeout: float) -> tuple[list[str], list[Any]]:
+        cursor = self._duck()
+        timer = threading.Timer(timeout, cursor.interrupt)
+        timer.start()
+        try:
+            cursor.execute(sql)
+            columns = [d[0] for d in cursor.description or []]
+            return columns, cursor.fetchmany(max_rows + 1)
+        except duckdb.InterruptException:
+            raise EngineError("timeout", f"the query ran longer than {timeout:g}s and was cancelled") from None
+        except duckdb.Error as exc:
+            raise EngineError("execution_failed", str(exc).split("\n")[0][:500]) from None
+        finally:
+            timer.cancel()
+            cursor.close()
+
+    def _run_sqlalchemy(self, sql: str, max_rows: int, timeout: float) -> tuple[list[str], list[Any]]:
+        from sqlalchemy import text
+        from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+
+        try:
+            with self._engine().connect() as conn:
+                if self.dialect == "postgres":
+                    conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+                    conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeout * 1000)}")
+                elif self.dialect == "mysql":
+                    conn.exec_driver_sql(f"SET SESSION MAX_EXECUTION_TIME = {int(timeout * 1000)}")
+                result = conn.execute(text(sql.replace(":", r"\:")))
+                columns = list(result.keys())
+                rows = [list(r) for r in result.fetchmany(max_rows + 1)]
+                conn.rollback()
+                return columns, rows
+        except OperationalError as exc:
+            message = str(exc.orig if exc.orig is not None else exc).split("\n")[0][:500]
+            if "timeout" in message.lower() or "canceling statement" in message.lower():
+                raise EngineError("timeout", f"the query ran longer than {timeout:g}s and was cancelled") from None
+            if exc.connection_invalidated or "connect" in message.lower():
+                raise EngineError("engine_down", f"the engine is unreachable: {message}") from None
+            raise EngineError("execution_failed", message) from None
+        except DBAPIError as exc:
+            message = str(exc.orig if exc.orig is not None else exc).split("\n")[0][:500]
+            if "canceling statement due to statement timeout" in message:
+                raise EngineError("timeout", f"the query ran longer than {timeout:g}s and was cancelled") from None
+            raise EngineError("execution_failed", message) from None
+        except SQLAlchemyError as exc:
+            raise EngineError("engine_down", f"the engine is unreachable: {str(exc)[:300]}") from None
+
+    def close(self) -> None:
+        if self._duckdb is not None:
+            self._duckdb.close()
+        if self._sqlalchemy is not None:
+            self._sqlalchemy.dispose()
