@@ -134,6 +134,7 @@ def test_make_run_path_serves_the_seeded_registry(served: tuple[str, str, dict[s
         "dev.bastion/dedupe",
         "dev.bastion/registry",
         "dev.bastion/rerank",
+        "dev.bastion/sql",
     ]
     assert httpx.get(f"{base}/openapi.json").json()["info"]["title"] == "Bastion"
     assert httpx.get(f"{base}/docs").status_code == 200
