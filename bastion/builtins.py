@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,21 @@ BUILTINS: dict[str, BuiltinFactory] = {
     "rerank": lambda ctx: rerank_server.build(),
     "dedupe": lambda ctx: dedupe_server.build(DedupeSettings.under(ctx.settings.data_dir)),
     "sql": lambda ctx: build_sql(ctx.settings.data_dir),
+    "parity": lambda ctx: build_parity(ctx.settings.data_dir),
 }
+
+
+def build_parity(data_dir: Path) -> MCPServer[Any]:
+    from embeddings.settings import IndexSettings
+    from tools.parity.server import ParityService, ParitySettings
+    from tools.parity.server import build as build_parity_server
+
+    settings = ParitySettings()
+    if "BASTION_PARITY_DATA_DIR" not in os.environ:
+        settings = settings.model_copy(update={"data_dir": data_dir / "parity"})
+    index = IndexSettings(data_dir=data_dir)
+    warehouse = index.source() if index.warehouse_url is None or index.source().endswith(".duckdb") else None
+    return build_parity_server(ParityService(settings, default_engine=warehouse))
 
 
 def build_sql(data_dir: Path) -> MCPServer[Any]:

@@ -4,10 +4,25 @@ from __future__ import annotations
 
 import sys
 
-from bench import dedupe_bench, embeddings_bench, gateway_bench, registry_bench, rerank_bench, sql_bench
+from bench import (
+    dedupe_bench,
+    embeddings_bench,
+    gateway_bench,
+    parity_bench,
+    registry_bench,
+    rerank_bench,
+    sql_bench,
+)
 
-BENCHMARKS = {"registry": registry_bench.main, "gateway": gateway_bench.main, "rerank": rerank_bench.main,
-              "dedupe": dedupe_bench.main, "embeddings": embeddings_bench.main, "sql": sql_bench.main}  # fmt: skip
+BENCHMARKS = {
+    "registry": registry_bench.main,
+    "gateway": gateway_bench.main,
+    "rerank": rerank_bench.main,
+    "dedupe": dedupe_bench.main,
+    "embeddings": embeddings_bench.main,
+    "sql": sql_bench.main,
+    "parity": parity_bench.main,
+}
 
 
 def main(argv: list[str]) -> None:

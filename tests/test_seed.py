@@ -34,7 +34,9 @@ def test_seed_is_idempotent(ctx: RegistryContext) -> None:
     second = seed(ctx)
     assert second.created == [] and second.updated == []
     with ctx.db.session() as session:
-        assert session.scalar(select(func.count()).select_from(ServerVersion)) == 4  # registry, rerank, dedupe and sql
+        assert (
+            session.scalar(select(func.count()).select_from(ServerVersion)) == 5
+        )  # registry, rerank, dedupe, sql and parity
         assert session.scalar(select(func.count()).select_from(AdminEvent)) == events
 
 

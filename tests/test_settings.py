@@ -56,6 +56,9 @@ def test_readme_documents_every_setting() -> None:
     expected |= {f"BASTION_{name.upper()}" for name in IndexSettings.model_fields}
     expected |= {f"BASTION_LLM_{name.upper()}" for name in LLMSettings.model_fields}
     expected |= {f"BASTION_SQL_{name.upper()}" for name in SqlSettings.model_fields}
+    from tools.parity.server import ParitySettings
+
+    expected |= {f"BASTION_PARITY_{name.upper()}" for name in ParitySettings.model_fields}
     assert expected <= documented, f"README lacks {sorted(expected - documented)}"
 
 

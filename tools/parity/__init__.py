@@ -1,0 +1,17 @@
+"""Training/serving parity audit: equality on keys, coverage, missing values, distributions, embeddings, funnel."""
+
+from tools.parity.audit import audit
+from tools.parity.model import AuditReport, Finding, ParityError, Tolerances
+from tools.parity.vectors import EmbeddingReport, FunnelReport, compare_embeddings, funnel_alignment
+
+__all__ = [
+    "AuditReport",
+    "EmbeddingReport",
+    "Finding",
+    "FunnelReport",
+    "ParityError",
+    "Tolerances",
+    "audit",
+    "compare_embeddings",
+    "funnel_alignment",
+]
