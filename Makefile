@@ -23,6 +23,7 @@ run: $(STAMP)
 	$(BIN)/bastion registry seed
 	$(BIN)/bastion demo prepare
 	$(BIN)/bastion index
+	$(BIN)/bastion train conversion --if-missing
 	$(BIN)/bastion serve --print-dev-token
 
 ## test: create/update the venv and run the whole suite

@@ -27,7 +27,15 @@ BUILTINS: dict[str, BuiltinFactory] = {
     "dedupe": lambda ctx: dedupe_server.build(DedupeSettings.under(ctx.settings.data_dir)),
     "sql": lambda ctx: build_sql(ctx.settings.data_dir),
     "parity": lambda ctx: build_parity(ctx.settings.data_dir),
+    "inference": lambda ctx: build_inference(ctx.settings.data_dir),
 }
+
+
+def build_inference(data_dir: Path) -> MCPServer[Any]:
+    from tools.inference.server import InferenceSettings
+    from tools.inference.server import build as build_inference_server
+
+    return build_inference_server(InferenceSettings(), data_dir)
 
 
 def build_parity(data_dir: Path) -> MCPServer[Any]:

@@ -10,7 +10,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
-from bastion import knowledge_cli, parity_cli, sql_cli
+from bastion import inference_cli, knowledge_cli, parity_cli, sql_cli
 from bastion.dedupe_cli import dedupe_app
 from governance import SYSTEM, Classification, Role
 from registry.errors import RegistryError
@@ -36,6 +36,9 @@ app.command("index")(knowledge_cli.index)
 eval_app.command("retrieval")(knowledge_cli.eval_retrieval)
 eval_app.command("sql")(sql_cli.eval_sql)
 eval_app.command("parity")(parity_cli.eval_parity)
+eval_app.command("inference")(inference_cli.eval_inference)
+app.add_typer(inference_cli.train_app, name="train")
+app.add_typer(inference_cli.models_app, name="models")
 app.add_typer(parity_cli.parity_app, name="parity")
 app.command("ask")(sql_cli.ask)
 

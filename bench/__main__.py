@@ -8,6 +8,7 @@ from bench import (
     dedupe_bench,
     embeddings_bench,
     gateway_bench,
+    inference_bench,
     parity_bench,
     registry_bench,
     rerank_bench,
@@ -22,6 +23,7 @@ BENCHMARKS = {
     "embeddings": embeddings_bench.main,
     "sql": sql_bench.main,
     "parity": parity_bench.main,
+    "inference": inference_bench.main,
 }
 
 

@@ -8,6 +8,7 @@ loaded (see `index`), so a half-synced collection never serves a wrong answer.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +67,15 @@ class VectorStore:
             )
             for name in COLLECTIONS
         }
+        self._counts: dict[str, tuple[float, int]] = {}
+
+    def count(self, name: str) -> int:
+        """The collection's size, re-read at most every 30 s (a count costs as much as a query)."""
+        cached = self._counts.get(name)
+        if cached is None or time.monotonic() - cached[0] > 30:
+            cached = (time.monotonic(), self.collections[name].count())
+            self._counts[name] = cached
+        return cached[1]
 
     def hashes(self, name: str) -> dict[str, str]:
         collection = self.collections[name]
@@ -102,11 +112,12 @@ class VectorStore:
         for start in range(0, len(stale), 5000):
             collection.delete(ids=stale[start : start + 5000])
         stats.removed = len(stale)
+        self._counts.pop(name, None)
         return stats
 
     def query(self, name: str, vector: np.ndarray[Any, Any], k: int, where: dict[str, Any] | None = None) -> list[Hit]:
         collection = self.collections[name]
-        count = collection.count()
+        count = self.count(name)
         if count == 0 or k <= 0:
             return []
         result = collection.query(

@@ -132,6 +132,7 @@ def test_make_run_path_serves_the_seeded_registry(served: tuple[str, str, dict[s
     body = httpx.get(f"{base}/v0.1/servers", params={"version": "latest"}, headers=headers).json()
     assert [e["server"]["name"] for e in body["servers"]] == [
         "dev.bastion/dedupe",
+        "dev.bastion/inference",
         "dev.bastion/parity",
         "dev.bastion/registry",
         "dev.bastion/rerank",

@@ -35,8 +35,8 @@ def test_seed_is_idempotent(ctx: RegistryContext) -> None:
     assert second.created == [] and second.updated == []
     with ctx.db.session() as session:
         assert (
-            session.scalar(select(func.count()).select_from(ServerVersion)) == 5
-        )  # registry, rerank, dedupe, sql and parity
+            session.scalar(select(func.count()).select_from(ServerVersion)) == 6
+        )  # registry, rerank, dedupe, sql, parity and inference
         assert session.scalar(select(func.count()).select_from(AdminEvent)) == events
 
 

@@ -59,6 +59,9 @@ def test_readme_documents_every_setting() -> None:
     from tools.parity.server import ParitySettings
 
     expected |= {f"BASTION_PARITY_{name.upper()}" for name in ParitySettings.model_fields}
+    from tools.inference.server import InferenceSettings
+
+    expected |= {f"BASTION_INFERENCE_{name.upper()}" for name in InferenceSettings.model_fields}
     assert expected <= documented, f"README lacks {sorted(expected - documented)}"
 
 

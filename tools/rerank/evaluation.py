@@ -39,10 +39,10 @@ DIMS = 32
 # --- data --------------------------------------------------------------------------------------
 
 
-def fetch_movielens(cache: Path) -> Path:
+def fetch_movielens(cache: Path, files: tuple[str, ...] = FILES) -> Path:
     """MovieLens-100K as shipped inside the recbole wheel, downloaded once into `cache`."""
     target = cache / "ml-100k"
-    if all((target / f).exists() for f in FILES):
+    if all((target / f).exists() for f in files):
         return target
     cache.mkdir(parents=True, exist_ok=True)
     wheels = list(cache.glob("recbole-*.whl"))
@@ -60,7 +60,7 @@ def fetch_movielens(cache: Path) -> Path:
             )
     target.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(wheels[0]) as wheel:
-        for name in FILES:
+        for name in files:
             (target / name).write_bytes(wheel.read(f"recbole/dataset_example/ml-100k/{name}"))
     return target
 

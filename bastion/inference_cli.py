@@ -1,0 +1,134 @@
+"""`bastion train conversion`, `bastion models …` and `bastion eval inference`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+train_app = typer.Typer(no_args_is_help=True, help="Train models.")
+models_app = typer.Typer(no_args_is_help=True, help="The conversion model registry.")
+out = Console()
+err = Console(stderr=True)
+
+
+def _registry_dir(out_dir: Path | None) -> Path:
+    from embeddings.settings import IndexSettings
+    from tools.inference.server import InferenceSettings
+
+    settings = InferenceSettings().under(IndexSettings().data_dir)
+    assert settings.models is not None
+    return out_dir or settings.models
+
+
+@train_app.command("conversion")
+def train_conversion(
+    data: Annotated[
+        str, typer.Option(help="`movielens` (the funnel from MovieLens-100K) or an impressions .parquet")
+    ] = "movielens",
+    schema: Annotated[Path | None, typer.Option(help="Feature schema JSON for a .parquet --data")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Model registry directory")] = None,
+    structure: Annotated[str, typer.Option(help="parallel | stacked")] = "parallel",
+    heads: Annotated[str, typer.Option(help="esmm | shared | single")] = "esmm",
+    experts: Annotated[int, typer.Option(help="Low-rank experts per cross layer")] = 1,
+    epochs: Annotated[int, typer.Option()] = 3,
+    serve: Annotated[bool, typer.Option(help="Make the new version the serving one")] = True,
+    if_missing: Annotated[bool, typer.Option("--if-missing", help="Do nothing if a model already serves")] = False,
+) -> None:
+    """Train the multi-task conversion model and write a versioned artifact to the registry."""
+    from tools.inference.training import ModelRegistry as _Registry
+
+    if if_missing and _Registry(_registry_dir(out)).serving() is not None:
+        Console().print(f"a conversion model already serves from {_registry_dir(out)} (omit --if-missing to retrain)")
+        return
+    from rich.progress import Progress
+
+    from embeddings.settings import IndexSettings
+    from tools.inference.data import arrays_from_parquet, movielens_funnel
+    from tools.inference.evaluation import fetch
+    from tools.inference.features import FeatureSchema, InferenceError
+    from tools.inference.model import ModelConfig
+    from tools.inference.training import ModelRegistry, TrainSettings, evaluate, train
+
+    try:
+        config = ModelConfig(structure=structure, heads=heads, experts=experts)
+    except ValueError as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    try:
+        if data == "movielens":
+            feature_schema, train_set, test_set, rates = movielens_funnel(
+                fetch(IndexSettings().data_dir / "cache" / "movielens")
+            )
+        else:
+            if schema is None:
+                raise InferenceError("bad_data", "--schema is required with a .parquet --data")
+            feature_schema = FeatureSchema.model_validate_json(schema.read_text())
+            everything = arrays_from_parquet(Path(data), feature_schema)
+            cut = int(len(everything) * 0.8)
+            train_set, test_set = everything.take(slice(0, cut)), everything.take(slice(cut, None))
+            rates = {"conversion_rate": float(everything.conversion.mean())}
+    except (InferenceError, OSError) as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task("training", total=epochs)
+        model, calibration = train(
+            feature_schema,
+            config,
+            train_set,
+            TrainSettings(epochs=epochs),
+            progress=lambda e, s, n: progress.update(task, completed=e + (s + 1) / n),
+        )
+    metrics = {"test": evaluate(model, calibration, test_set), "rates": rates}
+    artifact = ModelRegistry(_registry_dir(out)).save(model, calibration, metrics, len(train_set), serve=serve)
+    out_console = Console()
+    out_console.print(
+        f"model {artifact.version} (schema {artifact.schema_hash}, {artifact.code_version}) → "
+        f"{_registry_dir(out) / artifact.version}"
+    )
+    out_console.print_json(json.dumps(metrics["test"]))
+
+
+@models_app.command("list")
+def models_list(registry: Annotated[Path | None, typer.Option()] = None) -> None:
+    """Model versions and the serving one."""
+    from tools.inference.training import ModelRegistry
+
+    reg = ModelRegistry(_registry_dir(registry))
+    for version in reg.versions():
+        out.print(f"{'*' if version == reg.serving() else ' '} {version}")
+
+
+@models_app.command("promote")
+def models_promote(version: str, registry: Annotated[Path | None, typer.Option()] = None) -> None:
+    """Make VERSION the serving model."""
+    from tools.inference.features import InferenceError
+    from tools.inference.training import ModelRegistry
+
+    try:
+        ModelRegistry(_registry_dir(registry)).promote(version)
+    except InferenceError as exc:
+        err.print(f"[bold red]error:[/] {escape(exc.message)}")
+        raise typer.Exit(1) from None
+    out.print(f"{version} now serves")
+
+
+def eval_inference(
+    epochs: Annotated[int, typer.Option()] = 3,
+    results: Annotated[Path, typer.Option("--out", help="Where the JSON and the plot go")] = Path("bench/results"),
+) -> None:
+    """Multi-task vs single-task, parallel vs stacked DCN v2 on the MovieLens-100K funnel (+ calibration plot)."""
+    from embeddings.settings import IndexSettings
+    from tools.inference.evaluation import fetch, render, run
+
+    folder = fetch(IndexSettings().data_dir / "cache" / "movielens")
+    report = run(folder, epochs=epochs, console=err)
+    render(report, out, results / "inference_calibration.png")
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "inference_eval.json").write_text(json.dumps(report, indent=2))
+    out.print(f"wrote {results / 'inference_eval.json'}")

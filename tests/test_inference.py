@@ -1,0 +1,223 @@
+"""The conversion model: dedup equals naive scoring, artifacts and registry, serving errors, the feature log."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+import duckdb
+import numpy as np
+import pytest
+import torch
+from mcp import Client
+
+from tools.inference.features import Candidate, Context, FeatureSchema, InferenceError, User, encode
+from tools.inference.model import ConversionModel, ModelConfig
+from tools.inference.server import InferenceSettings, build
+from tools.inference.serving import InferenceService, Scorer
+from tools.inference.training import Arrays, ModelRegistry, TrainSettings, apply_platt, auc, evaluate, platt, train
+from tools.parity import audit
+
+SCHEMA = FeatureSchema(
+    user_categorical={"user_id": 200, "segment": 5},
+    user_dense=["tenure"],
+    item_categorical={"item_id": 300, "category": 8},
+    item_dense=["price"],
+    history_length=5,
+)
+
+
+def synthetic(n: int = 12000, seed: int = 0) -> Arrays:
+    """Clicks depend on the user's segment matching the item's category; conversions on price too."""
+    rng = np.random.default_rng(seed)
+    users, items = rng.integers(1, 200, n), rng.integers(1, 300, n)
+    segment, category = users % 5, items % 8
+    price = rng.random(n).astype(np.float32)
+    affinity = (segment == category % 5).astype(float)
+    click = (rng.random(n) < 0.05 + 0.4 * (segment <= 1) + 0.4 * affinity).astype(np.float32)
+    conversion = (click * (rng.random(n) < 0.6 - 0.5 * price)).astype(np.float32)
+    history = rng.integers(0, 300, (n, 5))
+    return Arrays(
+        user_cat=np.column_stack([users, segment]).astype(np.int64),
+        user_dense=rng.random((n, 1)).astype(np.float32),
+        history=history.astype(np.int64),
+        surface=rng.integers(0, 3, n).astype(np.int64),
+        item_cat=np.column_stack([items, category]).astype(np.int64),
+        item_dense=price.reshape(-1, 1),
+        click=click,
+        conversion=conversion,
+        ts=np.arange(n),
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[ModelRegistry, Arrays]:
+    data = synthetic()
+    small = ModelConfig(embedding_dim=8, mlp=[32, 16], user_encoder=[32, 16])
+    model, calibration = train(SCHEMA, small, data.take(slice(0, 10000)), TrainSettings(epochs=4, batch_size=256))
+    registry = ModelRegistry(tmp_path_factory.mktemp("models"))
+    registry.save(model, calibration, {"test": evaluate(model, calibration, data.take(slice(10000, None)))}, 10000)
+    return registry, data
+
+
+def request(n: int, **user: Any) -> tuple[User, Context, list[Candidate]]:
+    features = {"user_id": 7, "segment": 2, "tenure": 0.5, **user}
+    candidates = [
+        Candidate(id=f"c{i}", features={"item_id": i + 1, "category": i % 8, "price": (i % 10) / 10}) for i in range(n)
+    ]
+    return User(features=features, history=[3, 4, 5]), Context(surface="search"), candidates
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        ModelConfig(),
+        ModelConfig(structure="stacked"),
+        ModelConfig(experts=3),
+        ModelConfig(heads="shared"),
+        ModelConfig(heads="single"),
+    ],
+)
+def test_request_level_dedup_equals_naive_scoring(config: ModelConfig) -> None:
+    torch.manual_seed(1)
+    model = ConversionModel(SCHEMA, config).eval()
+    user, context, candidates = request(257)
+    e = encode(SCHEMA, user, context, candidates)
+    t = [
+        torch.as_tensor(getattr(e, k))
+        for k in ("user_cat", "user_dense", "history", "surface", "item_cat", "item_dense")
+    ]
+    n = len(candidates)
+    with torch.inference_mode():
+        naive = model(t[0].expand(n, -1), t[1].expand(n, -1), t[2].expand(n, -1), t[3].expand(n), t[4], t[5])
+        dedup = model.score_request(*t)
+        model.freeze_split()
+        frozen = model.score_request(*t)
+    assert torch.allclose(naive, dedup, atol=1e-5) and torch.allclose(naive, frozen, atol=1e-5)
+
+
+def test_training_learns_and_calibration_fits(trained: tuple[ModelRegistry, Arrays]) -> None:
+    registry, _ = trained
+    metrics = registry.artifact().metrics["test"]
+    assert metrics["click"]["auc"] > 0.7 and metrics["conversion"]["auc"] > 0.65
+    rng = np.random.default_rng(3)
+    p = rng.random(20_000) * 0.8 + 0.1
+    y = (rng.random(20_000) < apply_platt(p, (0.5, -1.0))).astype(float)
+    a, b = platt(p, y)
+    assert abs(a - 0.5) < 0.1 and abs(b + 1.0) < 0.1
+    assert auc(np.array([0, 0, 1, 1.0]), np.array([0.1, 0.4, 0.35, 0.8])) == 0.75
+
+
+def test_artifact_registry_and_schema_hash(trained: tuple[ModelRegistry, Arrays], tmp_path: Path) -> None:
+    registry, _ = trained
+    artifact = registry.artifact()
+    assert artifact.version == "v1" and registry.serving() == "v1" and artifact.schema_hash == SCHEMA.hash()
+    assert artifact.code_version.startswith("bastion ") and artifact.training_rows == 10000
+    with pytest.raises(InferenceError, match="does not exist"):
+        registry.artifact("v9")
+    # A tampered schema no longer matches the hash the model was trained with.
+    copy = ModelRegistry(tmp_path)
+    model, _ = registry.load()
+    copy.save(model, artifact.calibration, {}, 1)
+    path = tmp_path / "v1" / "artifact.json"
+    raw = json.loads(path.read_text())
+    raw["schema"]["item_dense"] = ["price", "discount"]
+    path.write_text(json.dumps(raw))
+    with pytest.raises(InferenceError) as mismatch:
+        copy.load("v1")
+    assert mismatch.value.code == "schema_mismatch"
+
+
+def test_serving_scores_calibrated_and_logs_features(trained: tuple[ModelRegistry, Arrays], tmp_path: Path) -> None:
+    registry, _ = trained
+    service = InferenceService(registry.root, tmp_path / "log.duckdb", max_candidates=100)
+    user, context, candidates = request(50)
+    response = service.score(user, context, candidates)
+    assert response.runtime == "torchscript" and len(response.candidates) == 50 and response.logged
+    assert all(0 <= c.p_conversion <= 1 and c.p_click is not None for c in response.candidates)
+    scorer = service.scorer()
+    raw_conv, _ = scorer.raw(encode(SCHEMA, user, context, candidates))
+    assert not np.allclose(raw_conv, [c.p_conversion for c in response.candidates])  # calibration applied
+    service.score(user, Context(surface="home_feed"), candidates)
+    con = duckdb.connect(str(tmp_path / "log.duckdb"))
+    table = f"served_{SCHEMA.hash()}"
+    rows = con.execute(f"SELECT count(*), count(DISTINCT request_id), min(model_version) FROM {table}").fetchone()
+    assert rows == (100, 2, "v1")
+    # The log is what the parity tool audits: against itself, nothing to report.
+    con.execute(f"COPY (SELECT * EXCLUDE (history) FROM {table}) TO '{tmp_path / 'served.parquet'}' (FORMAT parquet)")
+    con.close()
+    report = audit(str(tmp_path / "served.parquet"), str(tmp_path / "served.parquet"), ["request_id", "candidate_id"])
+    assert report.findings == []
+
+
+@pytest.mark.parametrize(
+    ("mutate", "code"),
+    [
+        (lambda u, c, cs: (User(features={"user_id": 1}, history=[]), c, cs), "missing_feature"),
+        (lambda u, c, cs: (User(features={**u.features, "age": 3}, history=[]), c, cs), "extra_feature"),
+        (lambda u, c, cs: (User(features={**u.features, "segment": 1.5}, history=[]), c, cs), "wrong_type"),
+        (lambda u, c, cs: (u, Context(surface="email"), cs), "unknown_surface"),
+        (lambda u, c, cs: (u, c, []), "no_candidates"),
+        (lambda u, c, cs: (u, c, cs * 30), "too_many_candidates"),
+        (lambda u, c, cs: (u, c, [Candidate(id="x", features={"item_id": 1, "category": 2})]), "missing_feature"),
+    ],
+)
+def test_bad_requests_are_named(trained: tuple[ModelRegistry, Arrays], mutate: Any, code: str) -> None:
+    registry, _ = trained
+    service = InferenceService(registry.root, None, max_candidates=100)
+    user, context, candidates = mutate(*request(5))
+    with pytest.raises(InferenceError) as error:
+        service.score(user, context, candidates)
+    assert error.value.code == code
+    with pytest.raises(InferenceError) as unknown:
+        service.score(*request(5), version="v7")
+    assert unknown.value.code == "unknown_version"
+    with pytest.raises(InferenceError) as stale:
+        service.score(*request(5), schema_hash="0123456789abcdef")
+    assert stale.value.code == "schema_mismatch"
+
+
+def test_scorer_batches_any_size(trained: tuple[ModelRegistry, Arrays]) -> None:
+    registry, _ = trained
+    model, artifact = registry.load()
+    scorer = Scorer(model, artifact)
+    for n in (1, 3, 700):
+        user, context, candidates = request(n)
+        encoded = encode(SCHEMA, user, context, candidates)
+        dedup, _ = scorer.raw(encoded, dedup=True)
+        naive, _ = scorer.raw(encoded, dedup=False)
+        assert dedup.shape == (n,) and np.allclose(dedup, naive, atol=1e-5)
+
+
+def test_mcp_server(trained: tuple[ModelRegistry, Arrays], tmp_path: Path) -> None:
+    registry, _ = trained
+    server = build(InferenceSettings(models=registry.root, feature_log=tmp_path / "log.duckdb"), tmp_path)
+    user, context, candidates = request(3)
+
+    async def scenario() -> dict[str, Any]:
+        async with Client(server) as client:
+            tools = {t.name: t for t in (await client.list_tools()).tools}
+            scored = await client.call_tool(
+                "score_candidates",
+                {
+                    "user": user.model_dump(),
+                    "context": context.model_dump(),
+                    "candidates": [c.model_dump() for c in candidates],
+                },
+            )
+            empty = await client.call_tool(
+                "score_candidates", {"user": user.model_dump(), "context": context.model_dump(), "candidates": []}
+            )
+            info = await client.call_tool("model_info", {})
+            listed = await client.call_tool("list_models", {})
+            return {"tools": tools, "scored": scored, "empty": empty, "info": info, "listed": listed}
+
+    result = anyio.run(scenario)
+    assert set(result["tools"]) == {"score_candidates", "model_info", "list_models"}
+    assert all(t.annotations.read_only_hint for t in result["tools"].values())
+    assert not result["scored"].is_error and len(result["scored"].structured_content["candidates"]) == 3
+    assert result["empty"].is_error and "no_candidates" in result["empty"].content[0].text
+    assert result["listed"].structured_content == {"serving": "v1", "versions": ["v1"]}
+    assert not result["info"].is_error

@@ -1,0 +1,111 @@
+"""The feature schema of a conversion model and the encoding of requests against it.
+
+The schema is part of the model artifact, with a hash: a request or a model whose schema does not
+match is refused by name, never silently mis-encoded. A request is one user + context + N candidates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+SURFACES = ("home_feed", "search", "related")
+
+
+class InferenceError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class FeatureSchema(BaseModel):
+    user_categorical: dict[str, int] = Field(description="name → vocabulary size (0 is 'unknown')")
+    user_dense: list[str] = Field(default_factory=list)
+    history_length: int = Field(10, ge=0, description="Item ids of the user's recent positives")
+    item_categorical: dict[str, int]
+    item_dense: list[str] = Field(default_factory=list)
+    item_id_feature: str = Field("item_id", description="The item categorical that the history refers to")
+    surfaces: list[str] = Field(default_factory=lambda: list(SURFACES))
+
+    def hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.model_dump(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+class Candidate(BaseModel):
+    id: str = Field(min_length=1, max_length=200)
+    features: dict[str, float | int] = Field(description="Item-side features named in the model's schema")
+
+
+class User(BaseModel):
+    features: dict[str, float | int]
+    history: list[int] = Field(default_factory=list, description="Recent positive item ids, newest last")
+
+
+class Context(BaseModel):
+    surface: str
+
+
+class Encoded(BaseModel):
+    model_config = {"arbitrary_types_allowed": True}
+
+    user_cat: Any  # (1, U) int64
+    user_dense: Any  # (1, Du) float32
+    history: Any  # (1, H) int64, 0 = padding
+    surface: Any  # (1,) int64
+    item_cat: Any  # (N, I) int64
+    item_dense: Any  # (N, Di) float32
+
+
+def _categorical(name: str, value: Any, size: int, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or float(value) != int(value):
+        raise InferenceError("wrong_type", f"{where} feature {name!r} must be an integer id, got {value!r}")
+    index = int(value)
+    return index if 0 <= index < size else 0  # unseen ids map to the 'unknown' row
+
+
+def _dense(name: str, value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+        raise InferenceError("wrong_type", f"{where} feature {name!r} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _check_names(given: dict[str, Any], expected: list[str], where: str) -> None:
+    missing = [n for n in expected if n not in given]
+    extra = [n for n in given if n not in expected]
+    if missing:
+        raise InferenceError("missing_feature", f"{where} features missing: {', '.join(missing)}")
+    if extra:
+        raise InferenceError("extra_feature", f"{where} features not in the model's schema: {', '.join(extra)}")
+
+
+def encode(schema: FeatureSchema, user: User, context: Context, candidates: list[Candidate]) -> Encoded:
+    if context.surface not in schema.surfaces:
+        raise InferenceError("unknown_surface", f"surface {context.surface!r}; known: {', '.join(schema.surfaces)}")
+    _check_names(user.features, [*schema.user_categorical, *schema.user_dense], "user")
+    user_cat = [_categorical(n, user.features[n], size, "user") for n, size in schema.user_categorical.items()]
+    user_dense = [_dense(n, user.features[n], "user") for n in schema.user_dense]
+    items = schema.item_categorical[schema.item_id_feature]
+    history = [_categorical("history", h, items, "user") for h in user.history[-schema.history_length :]]
+    history = [0] * (schema.history_length - len(history)) + history
+    item_names = [*schema.item_categorical, *schema.item_dense]
+    item_cat = np.zeros((len(candidates), len(schema.item_categorical)), dtype=np.int64)
+    item_dense = np.zeros((len(candidates), len(schema.item_dense)), dtype=np.float32)
+    for row, candidate in enumerate(candidates):
+        _check_names(candidate.features, item_names, f"candidate {candidate.id!r}")
+        for col, (name, size) in enumerate(schema.item_categorical.items()):
+            item_cat[row, col] = _categorical(name, candidate.features[name], size, f"candidate {candidate.id!r}")
+        for col, name in enumerate(schema.item_dense):
+            item_dense[row, col] = _dense(name, candidate.features[name], f"candidate {candidate.id!r}")
+    return Encoded(
+        user_cat=np.array([user_cat], dtype=np.int64),
+        user_dense=np.array([user_dense], dtype=np.float32).reshape(1, len(user_dense)),
+        history=np.array([history], dtype=np.int64).reshape(1, schema.history_length),
+        surface=np.array([schema.surfaces.index(context.surface)], dtype=np.int64),
+        item_cat=item_cat,
+        item_dense=item_dense,
+    )

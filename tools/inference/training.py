@@ -1,0 +1,359 @@
+"""Training, evaluation metrics, per-surface calibration, and versioned model artifacts.
+
+An impressions table (one row per impression: user features, history, surface, item features,
+click, conversion, ts) trains the model on impressions (ESMM: both losses over all impressions).
+Calibration: Platt scaling per surface on a held-out slice of the training period.
+The artifact directory holds the weights, the feature schema with its hash, the model config,
+training metrics, calibration and the exact code version; `registry.json` lists versions and says
+which one serves.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import BaseModel, Field
+from torch import nn
+
+from tools.inference.features import FeatureSchema, InferenceError
+from tools.inference.model import ConversionModel, ModelConfig, probabilities
+
+
+class Arrays(BaseModel):
+    """Column arrays of an impressions table, in the schema's order."""
+
+    model_config = {"arbitrary_types_allowed": True}
+
+    user_cat: Any
+    user_dense: Any
+    history: Any
+    surface: Any
+    item_cat: Any
+    item_dense: Any
+    click: Any
+    conversion: Any
+    ts: Any
+
+    def take(self, index: Any) -> Arrays:
+        return Arrays(**{k: getattr(self, k)[index] for k in Arrays.model_fields})
+
+    def __len__(self) -> int:
+        return len(self.click)
+
+
+class Calibration(BaseModel):
+    """Platt scaling per surface: p' = σ(a · logit(p) + b)."""
+
+    conversion: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    click: dict[str, tuple[float, float]] = Field(default_factory=dict)
+
+
+class TrainSettings(BaseModel):
+    epochs: int = Field(3, ge=1, le=100)
+    batch_size: int = Field(1024, ge=16)
+    learning_rate: float = Field(2e-3, gt=0)
+    seed: int = 0
+    calibration_share: float = Field(0.1, ge=0.0, lt=0.5)
+
+
+def _logit(p: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.asarray(np.log(p / (1 - p)))
+
+
+def platt(p: np.ndarray[Any, Any], y: np.ndarray[Any, Any], steps: int = 200) -> tuple[float, float]:
+    """Fit a, b of σ(a·logit(p) + b) by Newton's method on the log loss."""
+    x = _logit(p)
+    a, b = 1.0, 0.0
+    for _ in range(steps):
+        q = 1 / (1 + np.exp(-(a * x + b)))
+        grad = np.array([np.sum((q - y) * x), np.sum(q - y)])
+        w = q * (1 - q)
+        hess = np.array([[np.sum(w * x * x), np.sum(w * x)], [np.sum(w * x), np.sum(w)]]) + 1e-6 * np.eye(2)
+        step = np.linalg.solve(hess, grad)
+        a, b = a - step[0], b - step[1]
+        if np.abs(step).max() < 1e-8:
+            break
+    return float(a), float(b)
+
+
+def apply_platt(p: np.ndarray[Any, Any], ab: tuple[float, float]) -> np.ndarray[Any, Any]:
+    return np.asarray(1 / (1 + np.exp(-(ab[0] * _logit(p) + ab[1]))))
+
+
+def auc(y: np.ndarray[Any, Any], p: np.ndarray[Any, Any]) -> float:
+    order = np.argsort(p, kind="mergesort")
+    ranks = np.empty(len(p))
+    ranks[order] = np.arange(1, len(p) + 1)
+    # average ranks for ties
+    sorted_p = p[order]
+    start = 0
+    while start < len(p):
+        end = start
+        while end + 1 < len(p) and sorted_p[end + 1] == sorted_p[start]:
+            end += 1
+        if end > start:
+            ranks[order[start : end + 1]] = (start + end + 2) / 2
+        start = end + 1
+    positives = y.sum()
+    negatives = len(y) - positives
+    if positives == 0 or negatives == 0:
+        return float("nan")
+    return float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def logloss(y: np.ndarray[Any, Any], p: np.ndarray[Any, Any]) -> float:
+    p = np.clip(p, 1e-7, 1 - 1e-7)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def calibration_error(y: np.ndarray[Any, Any], p: np.ndarray[Any, Any], bins: int = 15) -> float:
+    """Expected calibration error over equal-mass bins."""
+    order = np.argsort(p)
+    total = 0.0
+    for chunk in np.array_split(order, bins):
+        if len(chunk):
+            total += len(chunk) * abs(float(p[chunk].mean()) - float(y[chunk].mean()))
+    return total / len(p)
+
+
+def _tensors(a: Arrays) -> list[torch.Tensor]:
+    return [
+        torch.as_tensor(a.user_cat),
+        torch.as_tensor(a.user_dense),
+        torch.as_tensor(a.history),
+        torch.as_tensor(a.surface),
+        torch.as_tensor(a.item_cat),
+        torch.as_tensor(a.item_dense),
+    ]
+
+
+def predict(model: ConversionModel, data: Arrays, batch: int = 8192) -> tuple[np.ndarray[Any, Any], Any]:
+    model.eval()
+    conv, click = [], []
+    with torch.inference_mode():
+        for start in range(0, len(data), batch):
+            part = data.take(slice(start, start + batch))
+            p_conv, p_click = probabilities(model(*_tensors(part)), model.config.heads)
+            conv.append(p_conv.numpy())
+            if p_click is not None:
+                click.append(p_click.numpy())
+    return np.concatenate(conv), (np.concatenate(click) if click else None)
+
+
+def train(
+    schema: FeatureSchema,
+    config: ModelConfig,
+    data: Arrays,
+    settings: TrainSettings | None = None,
+    progress: Any = None,
+) -> tuple[ConversionModel, Calibration]:
+    settings = settings or TrainSettings()
+    torch.manual_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    order = np.argsort(data.ts, kind="stable")
+    cut = int(len(order) * (1 - settings.calibration_share))
+    fit, held = data.take(order[:cut]), data.take(order[cut:])
+    model = ConversionModel(schema, config)
+    optimiser = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
+    bce = nn.BCELoss()
+    click_t, conv_t = (
+        torch.as_tensor(fit.click, dtype=torch.float32),
+        torch.as_tensor(fit.conversion, dtype=torch.float32),
+    )
+    tensors = _tensors(fit)
+    steps = math.ceil(len(fit) / settings.batch_size)
+    for epoch in range(settings.epochs):
+        model.train()
+        permutation = torch.as_tensor(rng.permutation(len(fit)))
+        for step in range(steps):
+            index = permutation[step * settings.batch_size : (step + 1) * settings.batch_size]
+            logits = model(*[t[index] for t in tensors])
+            p_conv, p_click = probabilities(logits, config.heads)
+            loss = bce(p_conv.clamp(1e-7, 1 - 1e-7), conv_t[index])
+            if p_click is not None:
+                loss = loss + bce(p_click.clamp(1e-7, 1 - 1e-7), click_t[index])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            if progress is not None:
+                progress(epoch, step, steps)
+    calibration = Calibration()
+    if len(held):
+        held_conv, held_click = predict(model, held)
+        for s, surface in enumerate(schema.surfaces):
+            mask = held.surface == s
+            if mask.sum() >= 50 and held.conversion[mask].sum() > 0:
+                calibration.conversion[surface] = platt(held_conv[mask], held.conversion[mask])
+            if held_click is not None and mask.sum() >= 50 and held.click[mask].sum() > 0:
+                calibration.click[surface] = platt(held_click[mask], held.click[mask])
+    return model, calibration
+
+
+def calibrated(
+    p: np.ndarray[Any, Any], surfaces: np.ndarray[Any, Any], table: dict[str, tuple[float, float]], names: list[str]
+) -> np.ndarray[Any, Any]:
+    out = p.copy()
+    for s, name in enumerate(names):
+        if name in table:
+            mask = surfaces == s
+            out[mask] = apply_platt(p[mask], table[name])
+    return out
+
+
+def evaluate(model: ConversionModel, calibration: Calibration, data: Arrays) -> dict[str, dict[str, float]]:
+    p_conv, p_click = predict(model, data)
+    names = model.schema.surfaces
+    result = {}
+    conv = calibrated(p_conv, data.surface, calibration.conversion, names)
+    result["conversion"] = {
+        "auc": auc(data.conversion, conv),
+        "logloss": logloss(data.conversion, conv),
+        "ece": calibration_error(data.conversion, conv),
+        "rate": float(data.conversion.mean()),
+    }
+    if p_click is not None:
+        click = calibrated(p_click, data.surface, calibration.click, names)
+        result["click"] = {
+            "auc": auc(data.click, click),
+            "logloss": logloss(data.click, click),
+            "ece": calibration_error(data.click, click),
+            "rate": float(data.click.mean()),
+        }
+    return result
+
+
+# -- artifacts and the model registry ---------------------------------------------------------------------
+
+
+class Artifact(BaseModel):
+    version: str
+    created_at: datetime
+    schema_: FeatureSchema = Field(alias="schema")
+    schema_hash: str
+    config: ModelConfig
+    calibration: Calibration
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    code_version: str
+    training_rows: int
+
+    model_config = {"populate_by_name": True}
+
+
+def code_version() -> str:
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()
+    except OSError:
+        rev, dirty = "", ""
+    from importlib.metadata import version
+
+    return f"bastion {version('bastion')}" + (f" @ {rev[:12]}{'+dirty' if dirty else ''}" if rev else "")
+
+
+class ModelRegistry:
+    """Versions under one directory; `registry.json` names the serving one. Writes are atomic renames."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _index(self) -> dict[str, Any]:
+        path = self.root / "registry.json"
+        return json.loads(path.read_text()) if path.exists() else {"serving": None, "versions": []}
+
+    def _write_index(self, index: dict[str, Any]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / "registry.json.tmp"
+        tmp.write_text(json.dumps(index, indent=2))
+        tmp.replace(self.root / "registry.json")
+
+    def save(
+        self, model: ConversionModel, calibration: Calibration, metrics: dict[str, Any], rows: int, serve: bool = True
+    ) -> Artifact:
+        index = self._index()
+        version = f"v{len(index['versions']) + 1}"
+        artifact = Artifact(
+            version=version,
+            created_at=datetime.now(UTC),
+            schema_=model.schema,
+            schema_hash=model.schema.hash(),
+            config=model.config,
+            calibration=calibration,
+            metrics=metrics,
+            code_version=code_version(),
+            training_rows=rows,
+        )
+        staging = self.root / f".{version}.tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        torch.save(model.state_dict(), staging / "weights.pt")
+        (staging / "artifact.json").write_text(artifact.model_dump_json(by_alias=True, indent=2))
+        staging.rename(self.root / version)
+        index["versions"].append(version)
+        if serve or index["serving"] is None:
+            index["serving"] = version
+        self._write_index(index)
+        return artifact
+
+    def versions(self) -> list[str]:
+        return list(self._index()["versions"])
+
+    def serving(self) -> str | None:
+        serving: str | None = self._index()["serving"]
+        return serving
+
+    def promote(self, version: str) -> None:
+        index = self._index()
+        if version not in index["versions"]:
+            raise InferenceError("unknown_version", f"model version {version!r} does not exist")
+        index["serving"] = version
+        self._write_index(index)
+
+    def artifact(self, version: str | None = None) -> Artifact:
+        chosen = version or self.serving()
+        if chosen is None:
+            raise InferenceError("no_model", f"no model in {self.root}: run `bastion train conversion` first")
+        if chosen not in self.versions():
+            raise InferenceError(
+                "unknown_version",
+                f"model version {chosen!r} does not exist; known: {', '.join(self.versions()) or 'none'}",
+            )
+        return Artifact.model_validate_json((self.root / chosen / "artifact.json").read_text())
+
+    def load(self, version: str | None = None) -> tuple[ConversionModel, Artifact]:
+        artifact = self.artifact(version)
+        if artifact.schema_.hash() != artifact.schema_hash:
+            raise InferenceError(
+                "schema_mismatch",
+                f"model {artifact.version}: its feature schema does not match its hash {artifact.schema_hash}",
+            )
+        model = ConversionModel(artifact.schema_, artifact.config)
+        model.load_state_dict(torch.load(self.root / artifact.version / "weights.pt", weights_only=True))
+        model.eval()
+        return model, artifact
+
+
+def timed(fn: Any, *args: Any) -> tuple[Any, float]:
+    began = time.perf_counter()
+    return fn(*args), time.perf_counter() - began
