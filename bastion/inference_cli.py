@@ -120,6 +120,7 @@ def models_promote(version: str, registry: Annotated[Path | None, typer.Option()
 
 def eval_inference(
     epochs: Annotated[int, typer.Option()] = 3,
+    seeds: Annotated[int, typer.Option(help="Train every configuration with this many seeds")] = 3,
     results: Annotated[Path, typer.Option("--out", help="Where the JSON and the plot go")] = Path("bench/results"),
 ) -> None:
     """Multi-task vs single-task, parallel vs stacked DCN v2 on the MovieLens-100K funnel (+ calibration plot)."""
@@ -127,7 +128,7 @@ def eval_inference(
     from tools.inference.evaluation import fetch, render, run
 
     folder = fetch(IndexSettings().data_dir / "cache" / "movielens")
-    report = run(folder, epochs=epochs, console=err)
+    report = run(folder, seeds=tuple(range(seeds)), epochs=epochs, console=err)
     render(report, out, results / "inference_calibration.png")
     results.mkdir(parents=True, exist_ok=True)
     (results / "inference_eval.json").write_text(json.dumps(report, indent=2))

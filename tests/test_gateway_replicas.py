@@ -102,10 +102,12 @@ async def test_confirmation_started_on_a_completes_on_b(replicas: tuple[Gateway,
         return types.ElicitResult(action="accept", content={"approve": True})
 
     async with a.client(a.token(user), mode="2026-07-28", elicitation=yes) as on_a:
+        await _sees(on_a.session, "ops__pause_campaign")
         first = await on_a.session.call_tool("ops__pause_campaign", {"campaign_id": "lb"}, allow_input_required=True)
     assert isinstance(first, types.InputRequiredResult)
     answers = {"bastion.approval": types.ElicitResult(action="accept", content={"approve": True})}
     async with b.client(b.token(user), mode="2026-07-28", elicitation=yes) as on_b:
+        await _sees(on_b.session, "ops__pause_campaign")  # b trusts its cache for registry_cache_ttl
         second = await on_b.session.call_tool(
             "ops__pause_campaign",
             {"campaign_id": "lb"},

@@ -1,9 +1,9 @@
 """`bastion eval inference`: multi-task vs single-task, parallel vs stacked, on the MovieLens funnel.
 
 Same split (by time) and seed for every configuration. Per task: AUC, log loss, expected
-calibration error (after per-surface Platt calibration). `deepctr-torch` is the external reference
-the issue names; it is installed only on request (it must not pull another torch), and skipped with
-that reason otherwise.
+calibration error (after per-surface Platt calibration). `deepctr-torch`'s DCN and DCN-Mix run as
+the external reference on the same features (conversion labels: their models are single-task and
+uncalibrated). It is in the `eval` extra; torch stays the pinned CPU build (it asks for torch>=2.4).
 """
 
 from __future__ import annotations
@@ -36,24 +36,95 @@ def fetch(cache: Path) -> Path:
     return fetch_movielens(cache, USER_FILES)
 
 
-def run(folder: Path, seed: int = 0, epochs: int = 3, console: Console | None = None) -> dict[str, Any]:
-    schema, train_set, test_set, rates = movielens_funnel(folder, seed)
-    results: dict[str, Any] = {"rates": rates, "train_rows": len(train_set), "test_rows": len(test_set), "configs": {}}
+def run(folder: Path, seeds: tuple[int, ...] = (0,), epochs: int = 3, console: Console | None = None) -> dict[str, Any]:
+    """Every configuration on the same data (split by time) for each seed; metrics averaged over seeds."""
+    schema, train_set, test_set, rates = movielens_funnel(folder, 0)
+    results: dict[str, Any] = {"rates": rates, "train_rows": len(train_set), "test_rows": len(test_set),
+                               "seeds": list(seeds), "configs": {}, "per_seed": {}}  # fmt: skip
     curves: dict[str, Any] = {}
     with Progress(console=console or Console(), transient=True) as progress:
-        for name, config in CONFIGS.items():
-            task = progress.add_task(name, total=epochs)
-            model, calibration = train(
-                schema,
-                config,
-                train_set,
-                TrainSettings(epochs=epochs, seed=seed),
-                progress=lambda e, s, n, t=task: progress.update(t, completed=e + (s + 1) / n),
-            )
-            results["configs"][name] = evaluate(model, calibration, test_set)
-            curves[name] = _reliability(model, calibration, test_set)
+        for seed in seeds:
+            for name, config in CONFIGS.items():
+                task = progress.add_task(f"seed {seed}: {name}", total=epochs)
+                model, calibration = train(
+                    schema,
+                    config,
+                    train_set,
+                    TrainSettings(epochs=epochs, seed=seed),
+                    progress=lambda e, s, n, t=task: progress.update(t, completed=e + (s + 1) / n),
+                )
+                results["per_seed"].setdefault(name, []).append(evaluate(model, calibration, test_set))
+                if seed == seeds[0]:
+                    curves[name] = _reliability(model, calibration, test_set)
+                progress.remove_task(task)
+            for name, variant in (
+                ("deepctr-torch DCN (matrix), conversion only", "dcn"),
+                ("deepctr-torch DCN-Mix, conversion only", "dcnmix"),
+            ):
+                task = progress.add_task(f"seed {seed}: {name}", total=None)
+                try:
+                    metrics = deepctr_reference(schema, train_set, test_set, variant, epochs, seed)
+                    results["per_seed"].setdefault(name, []).append({"conversion": metrics})
+                except ImportError:
+                    results["skipped"] = "deepctr-torch is not installed (`pip install deepctr-torch==0.3.0`)"
+                progress.remove_task(task)
+    for name, runs in results["per_seed"].items():
+        results["configs"][name] = {
+            task: {k: float(np.mean([r[task][k] for r in runs])) for k in runs[0][task]}
+            | {"auc_std": float(np.std([r[task]["auc"] for r in runs]))}
+            for task in runs[0]
+        }
     results["reliability"] = curves
     return results
+
+
+def deepctr_reference(
+    schema: Any, train_set: Arrays, test_set: Arrays, variant: str, epochs: int, seed: int
+) -> dict[str, float]:
+    """The external reference on the same features, split and seed; conversion labels (single task)."""
+    import torch
+    from deepctr_torch.inputs import DenseFeat, SparseFeat, VarLenSparseFeat
+    from deepctr_torch.models import DCN, DCNMix
+
+    from tools.inference.training import auc, calibration_error, logloss
+
+    d = 16
+    columns: list[Any] = [SparseFeat(n, size, embedding_dim=d) for n, size in schema.user_categorical.items()]
+    columns += [SparseFeat(n, size, embedding_dim=d) for n, size in schema.item_categorical.items()]
+    columns += [SparseFeat("surface", len(schema.surfaces), embedding_dim=d)]
+    columns += [DenseFeat(n, 1) for n in schema.item_dense]
+    columns += [
+        VarLenSparseFeat(
+            SparseFeat(
+                "history",
+                schema.item_categorical[schema.item_id_feature],
+                embedding_dim=d,
+                embedding_name=schema.item_id_feature,
+            ),
+            maxlen=schema.history_length,
+            combiner="mean",
+        )
+    ]
+
+    def inputs(a: Arrays) -> dict[str, Any]:
+        x: dict[str, Any] = {n: a.user_cat[:, i] for i, n in enumerate(schema.user_categorical)}
+        x |= {n: a.item_cat[:, i] for i, n in enumerate(schema.item_categorical)}
+        x |= {n: a.item_dense[:, i] for i, n in enumerate(schema.item_dense)}
+        x |= {"surface": a.surface, "history": a.history}
+        return x
+
+    torch.manual_seed(seed)
+    common = {"dnn_hidden_units": (128, 64), "task": "binary", "seed": seed, "device": "cpu"}
+    model = (
+        DCN(columns, columns, cross_num=2, cross_parameterization="matrix", **common)
+        if variant == "dcn"
+        else DCNMix(columns, columns, cross_num=2, low_rank=16, num_experts=3, **common)
+    )
+    model.compile("adam", "binary_crossentropy")
+    model.fit(inputs(train_set), train_set.conversion, batch_size=1024, epochs=epochs, verbose=0)
+    p = np.asarray(model.predict(inputs(test_set), batch_size=8192)).reshape(-1)
+    y = test_set.conversion
+    return {"auc": auc(y, p), "logloss": logloss(y, p), "ece": calibration_error(y, p), "rate": float(y.mean())}
 
 
 def _reliability(model: Any, calibration: Any, data: Arrays, bins: int = 10) -> list[tuple[float, float]]:
@@ -69,22 +140,28 @@ def render(results: dict[str, Any], console: Console, plot: Path | None = None) 
         title=f"Conversion funnel from MovieLens-100K: {int(rates['impressions']):,} impressions, click "
         f"rate {rates['click_rate']:.1%}, conversion rate {rates['conversion_rate']:.2%} (test = last 20% by time)"
     )
-    for column in ["model", "conv AUC", "conv logloss", "conv ECE", "click AUC", "click logloss", "click ECE"]:
+    for column in [
+        "model",
+        "conv AUC (± sd over seeds)",
+        "conv logloss",
+        "conv ECE",
+        "click AUC",
+        "click logloss",
+        "click ECE",
+    ]:
         table.add_column(column, justify="right" if column != "model" else "left")
     for name, m in results["configs"].items():
         click = m.get("click")
         table.add_row(
             name,
-            f"{m['conversion']['auc']:.4f}",
+            f"{m['conversion']['auc']:.4f} ± {m['conversion'].get('auc_std', 0):.4f}",
             f"{m['conversion']['logloss']:.4f}",
             f"{m['conversion']['ece']:.4f}",
             *(f"{click[k]:.4f}" for k in ("auc", "logloss", "ece")) if click else ("—", "—", "—"),
         )
     console.print(table)
-    console.print(
-        "deepctr-torch DCN/DCN-Mix reference: skipped — not installed (installing it beside the pinned "
-        "CPU torch risks pulling another torch build)."
-    )
+    if results.get("skipped"):
+        console.print(f"deepctr-torch reference: skipped — {results['skipped']}")
     if plot is not None:
         import matplotlib
 
