@@ -99,6 +99,18 @@ def test_dropped_feature_and_coverage_and_duplicates(logs: dict[str, str]) -> No
     assert {"coverage", "duplicates"} <= checks and not partial.flagged_features  # no feature blamed
 
 
+def test_version_stamps_are_compared_as_stamps(logs: dict[str, str], tmp_path: Path) -> None:
+    con = duckdb.connect()
+    for name, sql in (("t", "SELECT *, 'tower-v3' AS model_version FROM '{src}'"),
+                      ("s", "SELECT *, CASE WHEN id % 4 = 0 THEN 'tower-v2' ELSE 'tower-v3' END AS model_version "
+                            "FROM '{src}'")):  # fmt: skip
+        con.execute(f"COPY ({sql.format(src=logs['training'])}) TO '{tmp_path / name}.parquet' (FORMAT parquet)")
+    report = audit(str(tmp_path / "t.parquet"), str(tmp_path / "s.parquet"), ["id"], version_columns=["model_version"])
+    (skew,) = report.findings
+    assert skew.check == "version_skew" and skew.severity == "critical" and "tower-v3→tower-v2" in skew.summary
+    assert [s.feature for s in report.features if s.feature == "model_version"] == []  # a stamp, not a feature
+
+
 def test_type_conflict_is_a_finding(logs: dict[str, str]) -> None:
     report = audit(logs["training"], logs["typed"], ["id"])
     assert any(f.check == "type_conflict" for f in findings(report, "price"))

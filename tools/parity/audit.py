@@ -98,8 +98,12 @@ def audit(
     time_column: str | None = None,
     engine: str | None = None,
     prediction: str | None = None,
+    version_columns: list[str] | None = None,
 ) -> AuditReport:
-    """Compare a training feature log with a serving feature log joined on `keys`."""
+    """Compare a training feature log with a serving feature log joined on `keys`.
+
+    `version_columns` name model/embedding version stamps: compared as stamps (version skew), not as
+    features."""
     started = time.perf_counter()
     tol = tolerances or Tolerances()
     if not keys:
@@ -118,7 +122,14 @@ def audit(
                 raise ParityError(
                     "serving", f"key type {serving_cols[key]} conflicts with training's {training_cols[key]}", key
                 )
-        wanted = features or [c for c in dict.fromkeys([*training_cols, *serving_cols]) if c not in keys]
+        stamps = version_columns or []
+        for stamp in stamps:
+            for side, cols in (("training", training_cols), ("serving", serving_cols)):
+                if stamp not in cols:
+                    raise ParityError(side, "the version column is missing", stamp)
+        wanted = features or [
+            c for c in dict.fromkeys([*training_cols, *serving_cols]) if c not in keys and c not in stamps
+        ]
         for feature in wanted:
             if feature not in training_cols and feature not in serving_cols:
                 raise ParityError("features", "not in either input", feature)
@@ -147,8 +158,11 @@ def audit(
             else:
                 kinds[feature] = kind_t
         _join(run, coverage)
+        for stamp in stamps:
+            _versions(run, stamp)
         stats = _compare(run, kinds, coverage)
-        _distributions(run, stats)
+        _distributions(run, stats, (coverage.training_rows, coverage.serving_rows))
+        _missing_rates(run, stats)
         _diagnose(run, stats, time_column if time_column in training_cols and time_column in serving_cols else None)
         if prediction is not None:
             _prediction(run, prediction, training_cols, serving_cols)
@@ -286,27 +300,24 @@ def _compare(run: _Audit, kinds: dict[str, str], coverage: Coverage) -> dict[str
         f"SELECT count(*), {', '.join(parts)} FROM training_unique t JOIN serving_unique s USING ({using})"
     )
     n = int(joined[0])
-    side_stats: dict[str, tuple[Any, ...]] = {}
-    for side in ("training", "serving"):
-        cols = [f"count({_q(f)}), sum(CASE WHEN {_default(_q(f), k)} THEN 1 ELSE 0 END)" for f, k in kinds.items()]
-        side_stats[side] = run.one(f"SELECT count(*), {', '.join(cols)} FROM {side}")
     stats: dict[str, FeatureStats] = {}
     for i, (feature, kind) in enumerate(kinds.items()):
         mismatches = int(joined[1 + i] or 0)
-        t_rows, s_rows = side_stats["training"][0], side_stats["serving"][0]
-        t_count, t_default = side_stats["training"][1 + 2 * i], side_stats["training"][2 + 2 * i] or 0
-        s_count, s_default = side_stats["serving"][1 + 2 * i], side_stats["serving"][2 + 2 * i] or 0
         stats[feature] = FeatureStats(
             feature=feature,
             kind=kind,
             compared=n,
             mismatches=mismatches,
             mismatch_rate=round(mismatches / n, 6) if n else 0.0,
-            null_rate_training=round(1 - t_count / t_rows, 6),
-            null_rate_serving=round(1 - s_count / s_rows, 6),
-            default_rate_training=round(t_default / t_rows, 6),
-            default_rate_serving=round(s_default / s_rows, 6),
-        )
+            null_rate_training=0.0,
+            null_rate_serving=0.0,
+            default_rate_training=0.0,
+            default_rate_serving=0.0,
+        )  # null/default rates: filled by the per-side scan in _distributions
+    return stats
+
+
+def _missing_rates(run: _Audit, stats: dict[str, FeatureStats]) -> None:
     for stat in stats.values():
         if stat.null_rate_training < 1 and stat.null_rate_serving == 1:
             run.find(
@@ -331,7 +342,6 @@ def _compare(run: _Audit, kinds: dict[str, str], coverage: Coverage) -> dict[str
                 null_gap=round(null_gap, 6),
                 default_gap=round(default_gap, 6),
             )
-    return stats
 
 
 # -- 4. distributions ------------------------------------------------------------------------------------
@@ -355,17 +365,22 @@ def _js(p: np.ndarray[Any, Any], q: np.ndarray[Any, Any]) -> float:
     return (kl(p, m) + kl(q, m)) / 2
 
 
-def _distributions(run: _Audit, stats: dict[str, FeatureStats]) -> None:
+def _distributions(run: _Audit, stats: dict[str, FeatureStats], coverage_rows: tuple[int, int]) -> None:
+    if not stats:
+        return
     numeric = [f for f, s in stats.items() if s.kind == "numeric"]
     categorical = [f for f, s in stats.items() if s.kind == "categorical"]
     try:
-        # Quantiles (bin edges, Wasserstein) from a 100k-row reservoir sample of each side: accurate to
+        # Quantiles (bin edges, Wasserstein) from a ~100k-row sample of each side: accurate to
         # well under a percentile, and it spares sorting every column of a large log. Bin counts and
         # category frequencies are then exact, in one full scan per side.
         columns = ", ".join(_q(f) for f in [*numeric, *categorical])
+        rows = {"training": coverage_rows[0], "serving": coverage_rows[1]}
         for side in ("training", "serving"):
-            run.con.execute(f"CREATE OR REPLACE TEMP TABLE {side}_sample AS SELECT {columns} FROM {side} "
-                            f"USING SAMPLE reservoir({SAMPLE_ROWS} ROWS) REPEATABLE (7)")  # fmt: skip
+            # System sampling reads only the sampled vectors of the file (reservoir would scan all of it).
+            share = min(100.0, 100.0 * SAMPLE_ROWS / max(rows[side], 1))
+            sample = f"USING SAMPLE {share:.4f}% (system, 7)" if share < 100 else ""
+            run.con.execute(f"CREATE OR REPLACE TEMP TABLE {side}_sample AS SELECT {columns} FROM {side} {sample}")
         quantiles: dict[str, tuple[Any, ...]] = {}
         if numeric:
             quant = ", ".join(f"quantile_cont(CAST({_q(f)} AS DOUBLE), {_QUANTILES})" for f in numeric)
@@ -373,41 +388,49 @@ def _distributions(run: _Audit, stats: dict[str, FeatureStats]) -> None:
                 quantiles[side] = run.one(f"SELECT {quant} FROM {side}_sample")
         low_card = []
         if categorical:
-            distinct = run.one("SELECT " + ", ".join(f"approx_count_distinct({_q(f)})" for f in categorical)
-                               + " FROM training_sample")  # fmt: skip
+            distinct = run.one(
+                "SELECT " + ", ".join(f"approx_count_distinct({_q(f)})" for f in categorical) + " FROM training_sample"
+            )
             # An id-like or temporal column: a histogram over raw values says nothing.
             low_card = [f for f, d in zip(categorical, distinct, strict=True) if (d or 0) <= 200]
-        parts: list[str] = []
+        # One scan per side: null and default counts for every feature, then bins and histograms.
+        parts: list[str] = ["count(*)"]
+        for f, stat in stats.items():
+            parts += [f"count({_q(f)})", f"sum(CASE WHEN {_default(_q(f), stat.kind)} THEN 1 ELSE 0 END)"]
         edges: dict[str, list[float]] = {}
         for f, tq in zip(numeric, quantiles.get("training", ()), strict=False):
             edges[f] = sorted({float(v) for v in (tq or [])[1::2]})  # the deciles
             parts += [f"sum(CASE WHEN CAST({_q(f)} AS DOUBLE) < {edge!r} THEN 1 ELSE 0 END)" for edge in edges[f]]
             parts.append(f"count({_q(f)})")
         parts += [f"histogram(CAST({_q(f)} AS VARCHAR))" for f in low_card]
-        if parts:
-            counts = {side: run.one(f"SELECT {', '.join(parts)} FROM {side}") for side in ("training", "serving")}
-            pos = 0
-            for i, f in enumerate(numeric):
-                width = len(edges[f]) + 1
-                cum_t = np.array(counts["training"][pos : pos + width], float)
-                cum_s = np.array(counts["serving"][pos : pos + width], float)
-                pos += width
-                stat = stats[f]
-                stat.psi = round(_psi(np.diff(cum_t, prepend=0), np.diff(cum_s, prepend=0)), 6)
-                tq, sq = quantiles["training"][i], quantiles["serving"][i]
-                if tq is not None and sq is not None:
-                    tq_a, sq_a = np.array(tq, float), np.array(sq, float)
-                    scale = float(tq_a[14] - tq_a[4]) or float(np.abs(tq_a).max()) or 1.0  # IQR, else magnitude
-                    stat.wasserstein = round(float(np.mean(np.abs(tq_a - sq_a))) / scale, 6)
-            for j, f in enumerate(low_card):
-                t_hist = dict(counts["training"][pos + j] or {})
-                s_hist = dict(counts["serving"][pos + j] or {})
-                values = sorted(set(t_hist) | set(s_hist), key=str)
-                p = np.array([t_hist.get(v, 0) for v in values], float)
-                q = np.array([s_hist.get(v, 0) for v in values], float)
-                stats[f].js_divergence = round(_js(p, q), 6)
-                stats[f].linf = round(float(np.max(np.abs(p / max(p.sum(), 1) - q / max(q.sum(), 1)))), 6)
-                stats[f].psi = round(_psi(p, q), 6)
+        counts = {side: run.one(f"SELECT {', '.join(parts)} FROM {side}") for side in ("training", "serving")}
+        for i, stat in enumerate(stats.values()):
+            for side in ("training", "serving"):
+                total, present, defaults = counts[side][0], counts[side][1 + 2 * i], counts[side][2 + 2 * i] or 0
+                setattr(stat, f"null_rate_{side}", round(1 - present / total, 6) if total else 0.0)
+                setattr(stat, f"default_rate_{side}", round(defaults / total, 6) if total else 0.0)
+        pos = 1 + 2 * len(stats)
+        for i, f in enumerate(numeric):
+            width = len(edges[f]) + 1
+            cum_t = np.array(counts["training"][pos : pos + width], float)
+            cum_s = np.array(counts["serving"][pos : pos + width], float)
+            pos += width
+            stat = stats[f]
+            stat.psi = round(_psi(np.diff(cum_t, prepend=0), np.diff(cum_s, prepend=0)), 6)
+            tq, sq = quantiles["training"][i], quantiles["serving"][i]
+            if tq is not None and sq is not None:
+                tq_a, sq_a = np.array(tq, float), np.array(sq, float)
+                scale = float(tq_a[14] - tq_a[4]) or float(np.abs(tq_a).max()) or 1.0  # IQR, else magnitude
+                stat.wasserstein = round(float(np.mean(np.abs(tq_a - sq_a))) / scale, 6)
+        for j, f in enumerate(low_card):
+            t_hist = dict(counts["training"][pos + j] or {})
+            s_hist = dict(counts["serving"][pos + j] or {})
+            values = sorted(set(t_hist) | set(s_hist), key=str)
+            p = np.array([t_hist.get(v, 0) for v in values], float)
+            q = np.array([s_hist.get(v, 0) for v in values], float)
+            stats[f].js_divergence = round(_js(p, q), 6)
+            stats[f].linf = round(float(np.max(np.abs(p / max(p.sum(), 1) - q / max(q.sum(), 1)))), 6)
+            stats[f].psi = round(_psi(p, q), 6)
     except duckdb.Error as exc:
         run.problems.append(f"distribution distances not computed: {str(exc).splitlines()[0][:200]}")
         return
@@ -548,6 +571,29 @@ def _stale(run: _Audit, stat: FeatureStats, time_column: str) -> str | None:
     if share is not None and share >= 0.5:
         return f"stale values: serving holds the value from one day earlier ({share:.0%} of differing rows)"
     return None
+
+
+def _versions(run: _Audit, stamp: str) -> None:
+    using = ", ".join(_q(k) for k in run.keys)
+    c = _q(stamp)
+    pairs = run.con.execute(
+        f"SELECT CAST(t.{c} AS VARCHAR), CAST(s.{c} AS VARCHAR), count(*) FROM training_unique t "
+        f"JOIN serving_unique s USING ({using}) GROUP BY 1, 2 ORDER BY 3 DESC"
+    ).fetchall()
+    skewed = [(a, b, n) for a, b, n in pairs if a != b]
+    if skewed:
+        total = sum(n for *_, n in pairs)
+        share = sum(n for *_, n in skewed) / total
+        shown = ", ".join(f"{a}→{b} ({n:,})" for a, b, n in skewed[:5])
+        run.find(
+            "version_skew",
+            "critical",
+            f"{stamp}: {share:.1%} of joined rows were served by another version than trained ({shown})",
+            "the serving model or embedding index was built from a different "
+            "version than the training data (version skew)",
+            stamp,
+            share=round(share, 6),
+        )
 
 
 # -- 6. prediction parity -------------------------------------------------------------------------------

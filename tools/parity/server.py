@@ -69,6 +69,7 @@ def build(service: ParityService | None = None) -> MCPServer[Any]:
         features: list[str] | None = Field(None, description="Features to compare; default every non-key column"),
         time_column: str | None = Field(None, description="Timestamp column: enables the staleness diagnosis"),
         prediction: str | None = Field(None, description="A score column on both sides: prediction parity"),
+        version_columns: list[str] | None = Field(None, description="Model/embedding version stamp columns"),
         precision: str = Field("fp16", pattern="^(fp64|fp32|fp16|bf16)$", description="Lowest stored precision"),
         min_mismatch_rate: float = Field(0.001, ge=0, le=1),
     ) -> AuditReport:
@@ -85,6 +86,7 @@ def build(service: ParityService | None = None) -> MCPServer[Any]:
                 time_column,
                 service.engine_for(training, serving),
                 prediction,
+                version_columns,
             )
         except ParityError as exc:
             raise fail(exc) from None
