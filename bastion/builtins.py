@@ -53,13 +53,22 @@ def build_parity(data_dir: Path) -> MCPServer[Any]:
 
 def build_sql(data_dir: Path) -> MCPServer[Any]:
     """The `sql` server with the Text-to-SQL agent behind its `ask` tool (agents sit above tools)."""
-    from agents.text2sql import Answer, Text2SQLAgent
+    from agents.text2sql.answer import Answer
     from embeddings.settings import IndexSettings
     from tools.sql.service import SqlService
 
     service = SqlService(index=IndexSettings(data_dir=data_dir))
-    agent = Text2SQLAgent(service)
-    return sql_server.build(service, asker=agent.ask, answer_model=Answer)
+    agents: list[Any] = []
+
+    def ask(*args: Any) -> Any:
+        # LangGraph and the LLM client load with the first question, not with the gateway.
+        if not agents:
+            from agents.text2sql.agent import Text2SQLAgent
+
+            agents.append(Text2SQLAgent(service))
+        return agents[0].ask(*args)
+
+    return sql_server.build(service, asker=ask, answer_model=Answer)
 
 
 def build_all(ctx: RegistryContext) -> dict[str, MCPServer[Any]]:

@@ -40,7 +40,7 @@ def train_conversion(
     if_missing: Annotated[bool, typer.Option("--if-missing", help="Do nothing if a model already serves")] = False,
 ) -> None:
     """Train the multi-task conversion model and write a versioned artifact to the registry."""
-    from tools.inference.training import ModelRegistry as _Registry
+    from tools.inference.registry import ModelRegistry as _Registry
 
     if if_missing and _Registry(_registry_dir(out)).serving() is not None:
         Console().print(f"a conversion model already serves from {_registry_dir(out)} (omit --if-missing to retrain)")
@@ -51,8 +51,8 @@ def train_conversion(
     from tools.inference.data import arrays_from_parquet, movielens_funnel
     from tools.inference.evaluation import fetch
     from tools.inference.features import FeatureSchema, InferenceError
-    from tools.inference.model import ModelConfig
-    from tools.inference.training import ModelRegistry, TrainSettings, evaluate, train
+    from tools.inference.registry import ModelConfig, ModelRegistry
+    from tools.inference.training import TrainSettings, evaluate, train
 
     try:
         config = ModelConfig(structure=structure, heads=heads, experts=experts)
@@ -97,7 +97,7 @@ def train_conversion(
 @models_app.command("list")
 def models_list(registry: Annotated[Path | None, typer.Option()] = None) -> None:
     """Model versions and the serving one."""
-    from tools.inference.training import ModelRegistry
+    from tools.inference.registry import ModelRegistry
 
     reg = ModelRegistry(_registry_dir(registry))
     for version in reg.versions():
@@ -108,7 +108,7 @@ def models_list(registry: Annotated[Path | None, typer.Option()] = None) -> None
 def models_promote(version: str, registry: Annotated[Path | None, typer.Option()] = None) -> None:
     """Make VERSION the serving model."""
     from tools.inference.features import InferenceError
-    from tools.inference.training import ModelRegistry
+    from tools.inference.registry import ModelRegistry
 
     try:
         ModelRegistry(_registry_dir(registry)).promote(version)

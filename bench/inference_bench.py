@@ -16,9 +16,9 @@ import torch
 
 from bench.common import console, histogram, percentile, render, save
 from tools.inference.features import Candidate, Context, FeatureSchema, User, encode
-from tools.inference.model import ConversionModel, ModelConfig
+from tools.inference.model import ConversionModel
+from tools.inference.registry import Artifact, Calibration, ModelConfig
 from tools.inference.serving import Scorer
-from tools.inference.training import Artifact, Calibration
 
 SIZES = (50, 500, 2000)
 REQUESTS = {50: 400, 500: 200, 2000: 60}

@@ -14,10 +14,11 @@ import torch
 from mcp import Client
 
 from tools.inference.features import Candidate, Context, FeatureSchema, InferenceError, User, encode
-from tools.inference.model import ConversionModel, ModelConfig
+from tools.inference.model import ConversionModel
+from tools.inference.registry import ModelConfig, ModelRegistry
 from tools.inference.server import InferenceSettings, build
 from tools.inference.serving import InferenceService, Scorer
-from tools.inference.training import Arrays, ModelRegistry, TrainSettings, apply_platt, auc, evaluate, platt, train
+from tools.inference.training import Arrays, TrainSettings, apply_platt, auc, evaluate, platt, train
 from tools.parity import audit
 
 SCHEMA = FeatureSchema(

@@ -15,42 +15,19 @@ import time
 from typing import Any, Literal, TypedDict
 
 from langgraph.graph import END, START, StateGraph
-from pydantic import BaseModel, Field
 
-from agents.text2sql.classify import Kind, classify, sql_in
+from agents.text2sql.answer import Answer
+from agents.text2sql.classify import classify, sql_in
 from agents.text2sql.prompt import build_messages
 from embeddings.bm25 import tokenize
-from embeddings.retrieval import MAX_QUESTION, TableHit
+from embeddings.retrieval import MAX_QUESTION
 from embeddings.settings import LLMSettings
 from governance.classification import Classification
 from governance.sqlguard import Issue, transpile
-from tools.sql.engine import Rows
 from tools.sql.service import ReusableQuery, SqlError, SqlService
 
 MAX_ATTEMPTS = 3
 REUSE_SCORE = 0.8  # a past query this close to the question answers it as is
-
-
-class Answer(BaseModel):
-    question: str
-    kind: Kind
-    mode: Literal["llm", "retrieval_only"]
-    sql: str | None = Field(None, description="The SQL to run (engine dialect), validated")
-    sql_in_dialect: str | None = Field(None, description="The same SQL in the requested dialect, when different")
-    dialect: str
-    source: Literal["reused", "generated", "given"] | None = None
-    tables: list[str] = Field(default_factory=list, description="Tables the SQL reads")
-    reused_queries: list[str] = Field(default_factory=list, description="Ids of the past queries it rests on")
-    candidate_tables: list[TableHit] = Field(default_factory=list)
-    past_queries: list[ReusableQuery] = Field(default_factory=list)
-    warnings: list[str] = Field(default_factory=list)
-    errors: list[Issue] = Field(default_factory=list)
-    attempts: int = 0
-    executed: bool = False
-    rows: Rows | None = None
-    definitions: list[str] = Field(default_factory=list, description="Glossary terms and metrics the question names")
-    notes: list[str] = Field(default_factory=list)
-    timings_ms: dict[str, float] = Field(default_factory=dict)
 
 
 class State(TypedDict, total=False):

@@ -1,11 +1,19 @@
-"""Multi-task conversion model (parallel DCN v2 + MLP) served with request-level dedup."""
+"""Multi-task conversion model (parallel DCN v2 + MLP) served with request-level dedup.
+
+The contracts, features and registry import without torch; the model, training and serving
+modules (torch) load on first access, so building the MCP server stays cheap.
+"""
+
+from typing import Any
 
 from tools.inference.features import Candidate, Context, FeatureSchema, InferenceError, User
-from tools.inference.model import ConversionModel, ModelConfig
-from tools.inference.serving import InferenceService, Scorer, ScoreResponse
-from tools.inference.training import ModelRegistry, TrainSettings
+from tools.inference.registry import Artifact, ModelConfig, ModelRegistry, ScoreResponse
+
+_LAZY = {"ConversionModel": "tools.inference.model", "InferenceService": "tools.inference.serving",
+         "Scorer": "tools.inference.serving", "TrainSettings": "tools.inference.training"}  # fmt: skip
 
 __all__ = [
+    "Artifact",
     "Candidate",
     "Context",
     "ConversionModel",
@@ -19,3 +27,11 @@ __all__ = [
     "TrainSettings",
     "User",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(name)

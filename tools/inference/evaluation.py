@@ -17,7 +17,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from tools.inference.data import movielens_funnel
-from tools.inference.model import ModelConfig
+from tools.inference.registry import ModelConfig
 from tools.inference.training import Arrays, TrainSettings, calibrated, evaluate, predict, train
 
 USER_FILES = ("ml-100k.inter", "ml-100k.item", "ml-100k.user")

@@ -11,24 +11,13 @@ candidate) that training uses and that the dedup path must equal.
 
 from __future__ import annotations
 
-from typing import Literal, cast
+from typing import cast
 
 import torch
-from pydantic import BaseModel, Field
 from torch import Tensor, nn
 
 from tools.inference.features import FeatureSchema
-
-
-class ModelConfig(BaseModel):
-    embedding_dim: int = Field(16, ge=2, le=256)
-    cross_layers: int = Field(2, ge=1, le=6)
-    cross_rank: int = Field(16, ge=1, le=256)
-    experts: int = Field(1, ge=1, le=8, description=">1: a mixture of low-rank experts per cross layer")
-    mlp: list[int] = Field(default_factory=lambda: [128, 64])
-    user_encoder: list[int] = Field(default_factory=lambda: [512, 256, 64], description="The user tower MLP")
-    structure: Literal["parallel", "stacked"] = "parallel"
-    heads: Literal["esmm", "shared", "single"] = "esmm"
+from tools.inference.registry import ModelConfig
 
 
 class CrossLayer(nn.Module):

@@ -16,8 +16,7 @@ from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tools.inference.features import Candidate, Context, InferenceError, User
-from tools.inference.serving import InferenceService, ScoreResponse
-from tools.inference.training import Artifact
+from tools.inference.registry import Artifact, ModelRegistry, ScoreResponse
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
 
@@ -48,12 +47,19 @@ class ModelList(BaseModel):
 def build(settings: InferenceSettings, data_dir: Path) -> MCPServer[Any]:
     settings = settings.under(data_dir)
     assert settings.models is not None
-    service = InferenceService(
-        settings.models,
-        settings.feature_log if settings.log_requests else None,
-        settings.max_candidates,
-        settings.threads,
-    )
+    models = settings.models
+    registry = ModelRegistry(models)
+    loaded: list[Any] = []
+
+    def service() -> Any:
+        # Torch loads with the first scored request, not when the gateway builds its servers.
+        if not loaded:
+            from tools.inference.serving import InferenceService
+
+            log = settings.feature_log if settings.log_requests else None
+            loaded.append(InferenceService(models, log, settings.max_candidates, settings.threads))
+        return loaded[0]
+
     server: MCPServer[Any] = MCPServer(
         "dev.bastion/inference",
         title="Conversion model",
@@ -70,7 +76,10 @@ def build(settings: InferenceSettings, data_dir: Path) -> MCPServer[Any]:
     ) -> ScoreResponse:
         """Calibrated p(click) and p(conversion) per candidate; user-side work runs once per request."""
         try:
-            return service.score(user, context, candidates, model_version, log=True, schema_hash=schema_hash)
+            response: ScoreResponse = service().score(
+                user, context, candidates, model_version, log=True, schema_hash=schema_hash
+            )
+            return response
         except InferenceError as exc:
             raise ToolError(f"{exc.code}: {exc.message}") from None
 
@@ -78,13 +87,13 @@ def build(settings: InferenceSettings, data_dir: Path) -> MCPServer[Any]:
     def model_info(model_version: str | None = None) -> Artifact:
         """A version's feature schema (and hash), architecture, calibration, training metrics and code version."""
         try:
-            return service.registry.artifact(model_version)
+            return registry.artifact(model_version)
         except InferenceError as exc:
             raise ToolError(f"{exc.code}: {exc.message}") from None
 
     @server.tool(annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False))
     def list_models() -> ModelList:
         """Model versions in the registry and the one that serves."""
-        return ModelList(serving=service.registry.serving(), versions=service.registry.versions())
+        return ModelList(serving=registry.serving(), versions=registry.versions())
 
     return server

@@ -14,12 +14,12 @@ from typing import Any
 import duckdb
 import numpy as np
 import torch
-from pydantic import BaseModel, Field
 from torch import Tensor, nn
 
 from tools.inference.features import Candidate, Context, Encoded, InferenceError, User, encode
 from tools.inference.model import ConversionModel, probabilities
-from tools.inference.training import Artifact, ModelRegistry, calibrated
+from tools.inference.registry import Artifact, ModelRegistry, ScoredCandidate, ScoreResponse
+from tools.inference.training import calibrated
 
 MAX_CANDIDATES = 5000
 
@@ -52,23 +52,6 @@ class _RequestScorer(nn.Module):
             item_dense,
         )
         return naive
-
-
-class ScoredCandidate(BaseModel):
-    id: str
-    p_click: float | None = Field(description="Calibrated for the request's surface")
-    p_conversion: float = Field(description="Calibrated for the request's surface")
-
-
-class ScoreResponse(BaseModel):
-    request_id: str
-    model_version: str
-    schema_hash: str
-    surface: str
-    runtime: str
-    candidates: list[ScoredCandidate]
-    elapsed_ms: float
-    logged: bool
 
 
 class Scorer:

@@ -10,13 +10,7 @@ which one serves.
 
 from __future__ import annotations
 
-import json
 import math
-import shutil
-import subprocess
-import time
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,8 +18,9 @@ import torch
 from pydantic import BaseModel, Field
 from torch import nn
 
-from tools.inference.features import FeatureSchema, InferenceError
-from tools.inference.model import ConversionModel, ModelConfig, probabilities
+from tools.inference.features import FeatureSchema
+from tools.inference.model import ConversionModel, probabilities
+from tools.inference.registry import Calibration, ModelConfig
 
 
 class Arrays(BaseModel):
@@ -48,13 +43,6 @@ class Arrays(BaseModel):
 
     def __len__(self) -> int:
         return len(self.click)
-
-
-class Calibration(BaseModel):
-    """Platt scaling per surface: p' = σ(a · logit(p) + b)."""
-
-    conversion: dict[str, tuple[float, float]] = Field(default_factory=dict)
-    click: dict[str, tuple[float, float]] = Field(default_factory=dict)
 
 
 class TrainSettings(BaseModel):
@@ -233,127 +221,3 @@ def evaluate(model: ConversionModel, calibration: Calibration, data: Arrays) -> 
 
 
 # -- artifacts and the model registry ---------------------------------------------------------------------
-
-
-class Artifact(BaseModel):
-    version: str
-    created_at: datetime
-    schema_: FeatureSchema = Field(alias="schema")
-    schema_hash: str
-    config: ModelConfig
-    calibration: Calibration
-    metrics: dict[str, Any] = Field(default_factory=dict)
-    code_version: str
-    training_rows: int
-
-    model_config = {"populate_by_name": True}
-
-
-def code_version() -> str:
-    try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=Path(__file__).resolve().parent,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain"],
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=Path(__file__).resolve().parent,
-        ).stdout.strip()
-    except OSError:
-        rev, dirty = "", ""
-    from importlib.metadata import version
-
-    return f"bastion {version('bastion')}" + (f" @ {rev[:12]}{'+dirty' if dirty else ''}" if rev else "")
-
-
-class ModelRegistry:
-    """Versions under one directory; `registry.json` names the serving one. Writes are atomic renames."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def _index(self) -> dict[str, Any]:
-        path = self.root / "registry.json"
-        return json.loads(path.read_text()) if path.exists() else {"serving": None, "versions": []}
-
-    def _write_index(self, index: dict[str, Any]) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / "registry.json.tmp"
-        tmp.write_text(json.dumps(index, indent=2))
-        tmp.replace(self.root / "registry.json")
-
-    def save(
-        self, model: ConversionModel, calibration: Calibration, metrics: dict[str, Any], rows: int, serve: bool = True
-    ) -> Artifact:
-        index = self._index()
-        version = f"v{len(index['versions']) + 1}"
-        artifact = Artifact(
-            version=version,
-            created_at=datetime.now(UTC),
-            schema_=model.schema,
-            schema_hash=model.schema.hash(),
-            config=model.config,
-            calibration=calibration,
-            metrics=metrics,
-            code_version=code_version(),
-            training_rows=rows,
-        )
-        staging = self.root / f".{version}.tmp"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        torch.save(model.state_dict(), staging / "weights.pt")
-        (staging / "artifact.json").write_text(artifact.model_dump_json(by_alias=True, indent=2))
-        staging.rename(self.root / version)
-        index["versions"].append(version)
-        if serve or index["serving"] is None:
-            index["serving"] = version
-        self._write_index(index)
-        return artifact
-
-    def versions(self) -> list[str]:
-        return list(self._index()["versions"])
-
-    def serving(self) -> str | None:
-        serving: str | None = self._index()["serving"]
-        return serving
-
-    def promote(self, version: str) -> None:
-        index = self._index()
-        if version not in index["versions"]:
-            raise InferenceError("unknown_version", f"model version {version!r} does not exist")
-        index["serving"] = version
-        self._write_index(index)
-
-    def artifact(self, version: str | None = None) -> Artifact:
-        chosen = version or self.serving()
-        if chosen is None:
-            raise InferenceError("no_model", f"no model in {self.root}: run `bastion train conversion` first")
-        if chosen not in self.versions():
-            raise InferenceError(
-                "unknown_version",
-                f"model version {chosen!r} does not exist; known: {', '.join(self.versions()) or 'none'}",
-            )
-        return Artifact.model_validate_json((self.root / chosen / "artifact.json").read_text())
-
-    def load(self, version: str | None = None) -> tuple[ConversionModel, Artifact]:
-        artifact = self.artifact(version)
-        if artifact.schema_.hash() != artifact.schema_hash:
-            raise InferenceError(
-                "schema_mismatch",
-                f"model {artifact.version}: its feature schema does not match its hash {artifact.schema_hash}",
-            )
-        model = ConversionModel(artifact.schema_, artifact.config)
-        model.load_state_dict(torch.load(self.root / artifact.version / "weights.pt", weights_only=True))
-        model.eval()
-        return model, artifact
-
-
-def timed(fn: Any, *args: Any) -> tuple[Any, float]:
-    began = time.perf_counter()
-    return fn(*args), time.perf_counter() - began
