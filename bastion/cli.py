@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from bastion import inference_cli, knowledge_cli, parity_cli, sql_cli
+from bastion.console import err, fail, out
 from bastion.dedupe_cli import dedupe_app
 from governance import SYSTEM, Classification, Role
 from registry.errors import RegistryError
@@ -41,14 +41,6 @@ app.add_typer(inference_cli.train_app, name="train")
 app.add_typer(inference_cli.models_app, name="models")
 app.add_typer(parity_cli.parity_app, name="parity")
 app.command("ask")(sql_cli.ask)
-
-out = Console()
-err = Console(stderr=True)
-
-
-def _fail(message: str) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(1)
 
 
 def _settings() -> RegistrySettings:
@@ -197,7 +189,7 @@ def registry_import(
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
-        _fail(f"{file} is not JSON: {exc}")
+        fail(f"{file} is not JSON: {exc}")
     ctx = _context()
     with ctx.db.transaction() as session:
         version = _guard(
@@ -237,7 +229,7 @@ def mcp_stdio(
     from bastion.bridge import main as bridge
 
     if not token:
-        _fail("set BASTION_TOKEN (a JWT from your identity provider, or a Bastion API key)")
+        fail("set BASTION_TOKEN (a JWT from your identity provider, or a Bastion API key)")
     bridge(url, token)
 
 
@@ -305,7 +297,7 @@ def eval_rerank(
     try:
         outcome = evaluate(_settings().data_dir / "datasets", users, out)
     except RuntimeError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     report(outcome, results, out)
 
 
@@ -318,7 +310,7 @@ def eval_dedupe(
     from tools.dedupe.evaluation import evaluate, report
 
     if domains < 4:
-        _fail("--domains must be at least 4")
+        fail("--domains must be at least 4")
     report(evaluate(domains=domains, console=out), results, out)
 
 
@@ -326,7 +318,7 @@ def _read(path: Path) -> str:
     try:
         return path.read_text()
     except OSError as exc:
-        _fail(f"cannot read {path}: {exc.strerror}")
+        fail(f"cannot read {path}: {exc.strerror}")
 
 
 def _guard(fn: Any) -> Any:
@@ -334,7 +326,7 @@ def _guard(fn: Any) -> Any:
         return fn()
     except RegistryError as exc:
         detail = f" ({exc.field})" if exc.field else ""
-        _fail(f"{exc.message}{detail}")
+        fail(f"{exc.message}{detail}")
 
 
 def _redact(url: str) -> str:

@@ -5,26 +5,19 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal, NoReturn
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress
 
+from bastion.console import err, fail, out
 from governance import current_principal
 
 if TYPE_CHECKING:
     from tools.dedupe.service import DedupeService
 
 dedupe_app = typer.Typer(no_args_is_help=True, help="URL dedupe: normalize, explain, learn maps, review versions.")
-out = Console()
-err = Console(stderr=True)
-
-
-def _fail(message: str) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(1)
 
 
 def _service() -> DedupeService:
@@ -35,7 +28,7 @@ def _service() -> DedupeService:
     try:
         return DedupeService(DedupeSettings.under(RegistrySettings().data_dir))
     except RulesError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 @dedupe_app.command("normalize")
@@ -61,7 +54,7 @@ def explain(url: str) -> None:
     """Which layer kept or dropped each parameter of URL."""
     result = _service().normalizer().explain(url)
     if result.error is not None:
-        _fail(f"{result.error.code}: {result.error.message}")
+        fail(f"{result.error.code}: {result.error.message}")
     out.print(f"[bold]{escape(result.normalized or '')}[/]")
     for note in result.syntax:
         out.print(f"  syntax: {escape(note)}")
@@ -92,20 +85,20 @@ def learn(
     from tools.dedupe.service import DedupeError, read_log_file
 
     if fingerprint not in ("simhash", "dom", "title_og", "table"):
-        _fail(f"--fingerprint must be simhash, dom, title_og or table, not {fingerprint!r}")
+        fail(f"--fingerprint must be simhash, dom, title_og or table, not {fingerprint!r}")
     try:
         settings = LearnSettings.model_validate(
             {"method": method, "threshold": threshold, "max_samples": max_samples, "top_patterns": top_patterns}
         )
     except ValidationError as exc:
-        _fail("; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors()))
+        fail("; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors()))
     service = _service()
     try:
         urls, fingerprints = read_log_file(log)
         kind: Literal["simhash", "dom", "title_og", "table"] = fingerprint  # type: ignore[assignment]
         fingerprinter, close = service.fingerprinter(kind, fingerprints)
     except (DedupeError, OSError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
     async def run() -> object:
         with Progress(console=err, transient=True) as progress:
@@ -127,7 +120,7 @@ def learn(
     try:
         outcome = asyncio.run(run())
     except DedupeError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     finally:
         current_principal.reset(token)
     from tools.dedupe.service import LearnOutcome
@@ -166,7 +159,7 @@ def diff(domain: str, v1: int, v2: int) -> None:
     try:
         out.print(_service().diff(domain, v1, v2).text, markup=False, highlight=False)
     except MapNotFound as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 @dedupe_app.command("sql")
@@ -183,7 +176,7 @@ def sql(
     try:
         steps = statements(dialect, top_patterns=top_patterns, per_param=max_samples)
     except (sqlglot.errors.SqlglotError, ValueError) as exc:
-        _fail(f"cannot write {dialect!r} SQL: {exc}")
+        fail(f"cannot write {dialect!r} SQL: {exc}")
     names = ["patterns: URLs per (host, pattern)", f"top_patterns: the K={top_patterns} most frequent per host",
              f"param_samples: per parameter, up to S={max_samples} values, one URL each"]  # fmt: skip
     for name, statement in zip(names, steps, strict=True):
@@ -203,7 +196,7 @@ def simulate(
     from tools.dedupe.simulator import Site, asgi_app
 
     if kind not in ("shop", "news", "forum", "shopify", "sfcc"):
-        _fail(f"--kind must be shop, news, forum, shopify or sfcc, not {kind!r}")
+        fail(f"--kind must be shop, news, forum, shopify or sfcc, not {kind!r}")
     site = Site.generate(0, 1, kind)
     site.host, site.scheme = f"127.0.0.1:{port}", "http"
     if log is not None:

@@ -7,13 +7,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
+
+from bastion.console import err, fail, out
 
 train_app = typer.Typer(no_args_is_help=True, help="Train models.")
 models_app = typer.Typer(no_args_is_help=True, help="The conversion model registry.")
-out = Console()
-err = Console(stderr=True)
 
 
 def _registry_dir(out_dir: Path | None) -> Path:
@@ -31,7 +29,7 @@ def train_conversion(
         str, typer.Option(help="`movielens` (the funnel from MovieLens-100K) or an impressions .parquet")
     ] = "movielens",
     schema: Annotated[Path | None, typer.Option(help="Feature schema JSON for a .parquet --data")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Model registry directory")] = None,
+    registry: Annotated[Path | None, typer.Option("--out", help="Model registry directory")] = None,
     structure: Annotated[str, typer.Option(help="parallel | stacked")] = "parallel",
     heads: Annotated[str, typer.Option(help="esmm | shared | single")] = "esmm",
     experts: Annotated[int, typer.Option(help="Low-rank experts per cross layer")] = 1,
@@ -42,8 +40,8 @@ def train_conversion(
     """Train the multi-task conversion model and write a versioned artifact to the registry."""
     from tools.inference.registry import ModelRegistry as _Registry
 
-    if if_missing and _Registry(_registry_dir(out)).serving() is not None:
-        Console().print(f"a conversion model already serves from {_registry_dir(out)} (omit --if-missing to retrain)")
+    if if_missing and _Registry(_registry_dir(registry)).serving() is not None:
+        out.print(f"a conversion model already serves from {_registry_dir(registry)} (omit --if-missing to retrain)")
         return
     from rich.progress import Progress
 
@@ -57,8 +55,7 @@ def train_conversion(
     try:
         config = ModelConfig(structure=structure, heads=heads, experts=experts)
     except ValueError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(1) from None
+        fail(str(exc))
     try:
         if data == "movielens":
             feature_schema, train_set, test_set, rates = movielens_funnel(
@@ -73,8 +70,7 @@ def train_conversion(
             train_set, test_set = everything.take(slice(0, cut)), everything.take(slice(cut, None))
             rates = {"conversion_rate": float(everything.conversion.mean())}
     except (InferenceError, OSError) as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(1) from None
+        fail(str(exc))
     with Progress(console=err, transient=True) as progress:
         task = progress.add_task("training", total=epochs)
         model, calibration = train(
@@ -85,13 +81,12 @@ def train_conversion(
             progress=lambda e, s, n: progress.update(task, completed=e + (s + 1) / n),
         )
     metrics = {"test": evaluate(model, calibration, test_set), "rates": rates}
-    artifact = ModelRegistry(_registry_dir(out)).save(model, calibration, metrics, len(train_set), serve=serve)
-    out_console = Console()
-    out_console.print(
+    artifact = ModelRegistry(_registry_dir(registry)).save(model, calibration, metrics, len(train_set), serve=serve)
+    out.print(
         f"model {artifact.version} (schema {artifact.schema_hash}, {artifact.code_version}) → "
-        f"{_registry_dir(out) / artifact.version}"
+        f"{_registry_dir(registry) / artifact.version}"
     )
-    out_console.print_json(json.dumps(metrics["test"]))
+    out.print_json(json.dumps(metrics["test"]))
 
 
 @models_app.command("list")
@@ -113,8 +108,7 @@ def models_promote(version: str, registry: Annotated[Path | None, typer.Option()
     try:
         ModelRegistry(_registry_dir(registry)).promote(version)
     except InferenceError as exc:
-        err.print(f"[bold red]error:[/] {escape(exc.message)}")
-        raise typer.Exit(1) from None
+        fail(exc.message)
     out.print(f"{version} now serves")
 
 

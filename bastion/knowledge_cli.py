@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from bastion.console import err, fail, out
+
 demo_app = typer.Typer(no_args_is_help=True, help="The embedded demo warehouse.")
 search_app = typer.Typer(no_args_is_help=True, help="Search the knowledge index (tables, past queries).")
-out = Console()
-err = Console(stderr=True)
-
-
-def _fail(message: str) -> NoReturn:
-    err.print(f"[bold red]error:[/] {escape(message)}")
-    raise typer.Exit(1)
 
 
 @demo_app.command("prepare")
@@ -69,14 +63,14 @@ def index() -> None:
 
     settings = IndexSettings()
     if settings.warehouse_url is None and not settings.demo_warehouse.exists():
-        _fail(f"no schema source: set BASTION_WAREHOUSE_URL or run `bastion demo prepare` ({settings.demo_warehouse})")
+        fail(f"no schema source: set BASTION_WAREHOUSE_URL or run `bastion demo prepare` ({settings.demo_warehouse})")
     progress, advance = _progress()
     started = time.monotonic()
     try:
         with progress:
             summary = build_index(settings, make_embedder(settings), progress=advance)
     except SourceError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     synced = ", ".join(f"{k}: {v['embedded']} embedded, {v['unchanged']} unchanged, {v['removed']} removed"
                        for k, v in summary.synced.items())  # fmt: skip
     out.print(
@@ -104,7 +98,7 @@ def _retriever() -> Any:
     try:
         snapshot = Snapshot.read(Snapshot.directory(settings))
     except FileNotFoundError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     embedder = make_embedder(settings)
     return Retriever(snapshot, VectorStore(client_for(settings.chroma_url, settings.chroma_dir()), embedder), embedder)
 
@@ -124,7 +118,7 @@ def search_tables(
     try:
         hits = _retriever().search_tables(question, k=k, filters=filters)
     except RetrievalError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     for hit in hits:
         tier_text = f"T{hit.tier}" if hit.tier else "T?"
         out.print(f"{hit.rank}. [bold]{hit.table}[/] ({tier_text}, score {hit.score:.3f})")
@@ -140,7 +134,7 @@ def search_queries(question: str, k: Annotated[int, typer.Option(help="How many 
     try:
         hits = _retriever().search_queries(question, k=k)
     except RetrievalError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if not hits:
         out.print("no past queries in the index")
     for hit in hits:

@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from bastion.console import err, fail, out
+
 parity_app = typer.Typer(no_args_is_help=True, help="Training/serving parity audits.")
-out = Console()
-err = Console(stderr=True)
 
 
 @parity_app.command("audit")
@@ -31,8 +30,7 @@ def audit_command(
     try:
         result = audit(training, serving, key, time_column=time_column)
     except ParityError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(1) from None
+        fail(str(exc))
     if as_json:
         out.print_json(result.model_dump_json())
     else:

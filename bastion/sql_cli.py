@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-out = Console()
-err = Console(stderr=True)
-
-
-def _fail(message: str) -> NoReturn:
-    err.print(f"[bold red]error:[/] {escape(message)}")
-    raise typer.Exit(1)
+from bastion.console import err, fail, out
 
 
 def _agent() -> Any:
@@ -38,11 +31,11 @@ def ask(
     from tools.sql.service import SqlError
 
     if dialect is not None and dialect not in SUPPORTED_DIALECTS:
-        _fail(f"--dialect {dialect!r} is not supported; use one of {', '.join(SUPPORTED_DIALECTS)}")
+        fail(f"--dialect {dialect!r} is not supported; use one of {', '.join(SUPPORTED_DIALECTS)}")
     try:
         answer = _agent().ask(question, execute=execute, dialect=dialect)
     except SqlError as exc:
-        _fail(f"{exc.code}: {exc.message}")
+        fail(f"{exc.code}: {exc.message}")
     if as_json:
         out.print_json(answer.model_dump_json())
         return

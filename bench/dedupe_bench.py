@@ -22,7 +22,7 @@ from rich.progress import Progress
 from w3lib.url import canonicalize_url
 
 from bench.common import console, render, save
-from tools.dedupe.evaluation import DomainRun, _learn
+from tools.dedupe.evaluation import DomainRun, _learn, safe_normalizer
 from tools.dedupe.model import DomainMap, LearnSettings
 from tools.dedupe.normalizer import Normalizer
 from tools.dedupe.simulator import World
@@ -31,16 +31,6 @@ from tools.dedupe.syntax import URLError, canonicalize
 TOTAL = int(os.environ.get("BASTION_BENCH_DEDUPE_URLS", "1000000"))
 DOMAINS = 20
 CHUNK = 50_000
-
-
-def _safe(fn: Callable[[str], str]) -> Callable[[str], str | None]:
-    def run(url: str) -> str | None:
-        try:
-            return fn(url)
-        except (URLError, ValueError):
-            return None
-
-    return run
 
 
 def _maps(world: World, progress: Progress) -> list[DomainMap]:
@@ -83,9 +73,9 @@ def main() -> None:
 
         normalizer = Normalizer(maps)
         methods: dict[str, Callable[[str], str | None]] = {
-            "bastion (syntax + priors + learned maps)": _safe(normalizer.normalize),
-            "bastion syntax layer only": _safe(canonicalize),
-            "w3lib canonicalize_url": _safe(canonicalize_url),
+            "bastion (syntax + priors + learned maps)": safe_normalizer(normalizer.normalize),
+            "bastion syntax layer only": safe_normalizer(canonicalize),
+            "w3lib canonicalize_url": safe_normalizer(canonicalize_url),
         }
         seconds = dict.fromkeys(methods, 0.0)
         errors = dict.fromkeys(methods, 0)

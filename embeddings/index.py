@@ -8,13 +8,11 @@ step leaves the previous snapshot serving; rows the inputs got wrong are reporte
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -281,8 +279,3 @@ def _safe_source(source: str) -> str:
         return make_url(source).render_as_string(hide_password=True)
     except Exception:
         return source.rsplit("@", maxsplit=1)[-1]
-
-
-def summary_dict(summary: IndexSummary) -> dict[str, Any]:
-    dumped: dict[str, Any] = json.loads(summary.model_dump_json())
-    return dumped

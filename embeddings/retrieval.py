@@ -336,9 +336,6 @@ class Retriever:
             reasons.append(f"joins {joined_from[i]} through a key used in past queries")
         return reasons
 
-    def suggest_successors(self, hits: list[TableHit]) -> list[str]:
-        return [f"{h.table} is deprecated: use {h.successor}" for h in hits if h.deprecated and h.successor]
-
     # -- past queries ---------------------------------------------------------------------------
 
     def search_queries(self, question: str, k: int = 5) -> list[QueryHit]:

@@ -165,12 +165,6 @@ def test_transpile_reports_what_does_not_translate() -> None:
     assert transpile("select 1", "duckdb", "nope").unsupported == ["dialect 'nope' is not supported"]
 
 
-def test_validation_is_fast_enough_to_sit_in_a_loop(catalog: Catalog) -> None:
-    # A smoke check that nothing is pathological; the p50 target lives in bench/sql_bench.py.
-    for _ in range(20):
-        check(f"select platform, sum(spend_usd) from ads.delivery {WHERE_DT} group by 1", catalog)
-
-
 # -- the engine ---------------------------------------------------------------------------------------
 
 
@@ -181,7 +175,7 @@ def test_duckdb_engine_caps_rows_and_times_out(knowledge: Knowledge) -> None:
     with pytest.raises(EngineError) as slow:
         engine.run("select count(*) from range(100000000000) a(i)", max_rows=1, timeout=0.3)
     assert slow.value.code == "timeout"
-    assert "Seq Scan" in engine.explain("select * from ads.campaigns") or engine.explain("select 1")
+    assert "ads.campaigns" in engine.explain("select * from ads.campaigns")  # the engine's own plan
     with pytest.raises(EngineError) as down:
         Engine("/nonexistent/warehouse.duckdb").run("select 1", 1, 1)
     assert down.value.code == "engine_down"

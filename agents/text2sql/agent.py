@@ -112,7 +112,7 @@ class Text2SQLAgent:
         kind = classify(state["question"])
         mode: Literal["llm", "retrieval_only"] = "llm" if self.llm.configured else "retrieval_only"
         answer = Answer(question=state["question"], kind=kind, mode=mode, dialect=self.service.engine().dialect)
-        if mode == "retrieval_only" and kind in ("text_to_sql",):
+        if mode == "retrieval_only" and kind == "text_to_sql":
             answer.notes.append("No LLM configured (BASTION_LLM_BASE_URL, BASTION_LLM_MODEL): retrieval-only mode — "
                                 "verified past queries and tables, no generated SQL.")  # fmt: skip
         sql = sql_in(state["question"]) if kind == "execution" else None

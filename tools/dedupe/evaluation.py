@@ -123,7 +123,9 @@ def score(method: str, urls: Sequence[str], predicted: Sequence[str | None], sit
     )
 
 
-def _safe(fn: Callable[[str], str]) -> Callable[[str], str | None]:
+def safe_normalizer(fn: Callable[[str], str]) -> Callable[[str], str | None]:
+    """`fn`, answering None for a URL it rejects (so methods are compared on the same inputs)."""
+
     def run(url: str) -> str | None:
         try:
             return fn(url)
@@ -144,11 +146,11 @@ def baselines() -> dict[str, Callable[[str], str | None]]:
 
     return {
         "no normalization": lambda u: u,
-        "w3lib canonicalize_url": _safe(canonicalize_url),
-        "url-normalize": _safe(lambda u: url_normalize(u) or ""),
-        "strip all queries": _safe(_strip_all),
-        "bastion syntax only": _safe(canonicalize),
-        "bastion syntax + priors": _safe(Normalizer().normalize),
+        "w3lib canonicalize_url": safe_normalizer(canonicalize_url),
+        "url-normalize": safe_normalizer(lambda u: url_normalize(u) or ""),
+        "strip all queries": safe_normalizer(_strip_all),
+        "bastion syntax only": safe_normalizer(canonicalize),
+        "bastion syntax + priors": safe_normalizer(Normalizer().normalize),
     }
 
 
@@ -178,7 +180,7 @@ def _learned_scores(runs: list[DomainRun], world: World, settings: LearnSettings
     )
     for run in runs:
         domain_map = asyncio.run(_learn(run, settings, world))
-        normalize = _safe(Normalizer([domain_map]).normalize)
+        normalize = safe_normalizer(Normalizer([domain_map]).normalize)
         part = score(label, run.test, [normalize(u) for u in run.test], run.site, world)
         part.renders = domain_map.renders
         total.add(part)

@@ -9,7 +9,6 @@ before it as history. Split by time: the last 20% of timestamps are the test per
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -101,28 +100,6 @@ def movielens_funnel(folder: Path, seed: int = 0) -> tuple[FeatureSchema, Arrays
         "conversions_per_click": float(conversion.sum() / click.sum()),
     }
     return schema, arrays.take(train_idx), arrays.take(test_idx), rates
-
-
-def request_from(arrays: Arrays, schema: FeatureSchema, row: int, candidates: int, rng: Any) -> dict[str, Any]:
-    """An MCP-style request: the impression's user and context with `candidates` items."""
-    user = {name: int(arrays.user_cat[row, i]) for i, name in enumerate(schema.user_categorical)}
-    picks = rng.integers(0, len(arrays), candidates)
-    items = [
-        {
-            "id": f"c{n}",
-            "features": {
-                **{name: int(arrays.item_cat[p, i]) for i, name in enumerate(schema.item_categorical)},
-                **{name: float(arrays.item_dense[p, i]) for i, name in enumerate(schema.item_dense)},
-            },
-        }
-        for n, p in enumerate(picks)
-    ]
-    history = [int(h) for h in arrays.history[row] if h > 0]
-    return {
-        "user": {"features": user, "history": history},
-        "context": {"surface": schema.surfaces[int(arrays.surface[row])]},
-        "candidates": items,
-    }
 
 
 def arrays_from_parquet(path: Path, schema: FeatureSchema) -> Arrays:

@@ -86,7 +86,7 @@ def deepctr_reference(
     from deepctr_torch.inputs import DenseFeat, SparseFeat, VarLenSparseFeat
     from deepctr_torch.models import DCN, DCNMix
 
-    from tools.inference.training import auc, calibration_error, logloss
+    from tools.inference.training import task_metrics
 
     d = 16
     columns: list[Any] = [SparseFeat(n, size, embedding_dim=d) for n, size in schema.user_categorical.items()]
@@ -123,8 +123,7 @@ def deepctr_reference(
     model.compile("adam", "binary_crossentropy")
     model.fit(inputs(train_set), train_set.conversion, batch_size=1024, epochs=epochs, verbose=0)
     p = np.asarray(model.predict(inputs(test_set), batch_size=8192)).reshape(-1)
-    y = test_set.conversion
-    return {"auc": auc(y, p), "logloss": logloss(y, p), "ece": calibration_error(y, p), "rate": float(y.mean())}
+    return task_metrics(test_set.conversion, p)
 
 
 def _reliability(model: Any, calibration: Any, data: Arrays, bins: int = 10) -> list[tuple[float, float]]:

@@ -198,25 +198,18 @@ def calibrated(
     return out
 
 
+def task_metrics(y: np.ndarray[Any, Any], p: np.ndarray[Any, Any]) -> dict[str, float]:
+    return {"auc": auc(y, p), "logloss": logloss(y, p), "ece": calibration_error(y, p), "rate": float(y.mean())}
+
+
 def evaluate(model: ConversionModel, calibration: Calibration, data: Arrays) -> dict[str, dict[str, float]]:
     p_conv, p_click = predict(model, data)
     names = model.schema.surfaces
-    result = {}
-    conv = calibrated(p_conv, data.surface, calibration.conversion, names)
-    result["conversion"] = {
-        "auc": auc(data.conversion, conv),
-        "logloss": logloss(data.conversion, conv),
-        "ece": calibration_error(data.conversion, conv),
-        "rate": float(data.conversion.mean()),
+    result = {
+        "conversion": task_metrics(data.conversion, calibrated(p_conv, data.surface, calibration.conversion, names))
     }
     if p_click is not None:
-        click = calibrated(p_click, data.surface, calibration.click, names)
-        result["click"] = {
-            "auc": auc(data.click, click),
-            "logloss": logloss(data.click, click),
-            "ece": calibration_error(data.click, click),
-            "rate": float(data.click.mean()),
-        }
+        result["click"] = task_metrics(data.click, calibrated(p_click, data.surface, calibration.click, names))
     return result
 
 

@@ -30,6 +30,7 @@ from tools.parity.model import (
     Tolerances,
 )
 from tools.parity.sources import connect, register
+from tools.parity.sources import quote_identifier as _q
 
 _NUMERIC = (
     "TINYINT",
@@ -48,10 +49,6 @@ _NUMERIC = (
 )
 _QUANTILES = [i / 20 for i in range(1, 20)]
 SAMPLE_ROWS = 100_000
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _kind(duck_type: str) -> str:
@@ -204,24 +201,17 @@ def _coverage(run: _Audit) -> Coverage:
         training_duplicate_keys=t_rows - t_distinct,
         serving_duplicate_keys=s_rows - s_distinct,
     )
-    if t_distinct and coverage.training_only_keys / t_distinct > run.tol.min_mismatch_rate:
-        share = coverage.training_only_keys / t_distinct
-        run.find(
-            "coverage",
-            "high" if share > 0.05 else "medium",
-            f"{coverage.training_only_keys:,} training keys ({share:.1%}) were never served",
-            "serving logs are sampled or dropped for some traffic, or the join keys differ in format",
-            share=round(share, 6),
-        )
-    if s_distinct and coverage.serving_only_keys / s_distinct > run.tol.min_mismatch_rate:
-        share = coverage.serving_only_keys / s_distinct
-        run.find(
-            "coverage",
-            "high" if share > 0.05 else "medium",
-            f"{coverage.serving_only_keys:,} served keys ({share:.1%}) are missing from training",
-            "training data is filtered (e.g. by label availability) or keys are rewritten before logging",
-            share=round(share, 6),
-        )
+    gaps = (
+        (coverage.training_only_keys, t_distinct, "training keys ({share:.1%}) were never served",
+         "serving logs are sampled or dropped for some traffic, or the join keys differ in format"),
+        (coverage.serving_only_keys, s_distinct, "served keys ({share:.1%}) are missing from training",
+         "training data is filtered (e.g. by label availability) or keys are rewritten before logging"),
+    )  # fmt: skip
+    for missing, distinct, what, cause in gaps:
+        share = missing / distinct if distinct else 0.0
+        if share > run.tol.min_mismatch_rate:
+            run.find("coverage", "high" if share > 0.05 else "medium", f"{missing:,} " + what.format(share=share),
+                     cause, share=round(share, 6))  # fmt: skip
     for side, dupes in (("training", coverage.training_duplicate_keys), ("serving", coverage.serving_duplicate_keys)):
         if dupes:
             run.find(

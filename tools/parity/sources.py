@@ -42,6 +42,10 @@ def connect(engine: str | None = None) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _quote(text: str) -> str:
     return text.replace("'", "''")
 

@@ -15,10 +15,16 @@ from pydantic import BaseModel, Field
 
 from tools.parity.model import Finding, ParityError
 from tools.parity.sources import connect, register
+from tools.parity.sources import quote_identifier as _q
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+def _register_all(con: Any, sources: dict[str, tuple[Any, tuple[str, ...]]]) -> None:
+    """Each source as the view of its name; a missing column is an error naming the input."""
+    for name, (source, needed) in sources.items():
+        columns = dict(register(con, name, source))
+        for column in needed:
+            if column not in columns:
+                raise ParityError(name, "column is missing", column)
 
 
 class EmbeddingReport(BaseModel):
@@ -44,11 +50,8 @@ def compare_embeddings(
 ) -> EmbeddingReport:
     con = connect(engine)
     try:
-        for side, source in (("training", training), ("serving", serving)):
-            cols = dict(register(con, side, source))
-            for needed in (key, column, *([version_column] if version_column else [])):
-                if needed not in cols:
-                    raise ParityError(side, "column is missing", needed)
+        needed = (key, column, *([version_column] if version_column else []))
+        _register_all(con, {"training": (training, needed), "serving": (serving, needed)})
         k, c = _q(key), _q(column)
         row = con.execute(
             f"WITH j AS (SELECT list_cosine_similarity(CAST(t.{c} AS DOUBLE[]), CAST(s.{c} AS DOUBLE[])) cos, "
@@ -157,11 +160,8 @@ def funnel_alignment(
 ) -> FunnelReport:
     con = connect(engine)
     try:
-        for side, source, score in (("retrieval", retrieval, retrieval_score), ("ranking", ranking, ranking_score)):
-            cols = dict(register(con, side, source))
-            for needed in (request_key, item_key, score):
-                if needed not in cols:
-                    raise ParityError(side, "column is missing", needed)
+        _register_all(con, {"retrieval": (retrieval, (request_key, item_key, retrieval_score)),
+                            "ranking": (ranking, (request_key, item_key, ranking_score))})  # fmt: skip
         rq, it = _q(request_key), _q(item_key)
         row = con.execute(
             f"WITH top AS (SELECT {rq}, {it} FROM ranking QUALIFY row_number() OVER (PARTITION BY {rq} "
