@@ -37,6 +37,36 @@ def test_windowed_ssd_matches_the_by_the_book_reference(trial: int, window: int)
     assert ours == gram_schmidt_greedy(X, s, 25, 1.3, window=window)
 
 
+@pytest.mark.parametrize(
+    ("gamma", "window", "seeded", "normalize"),
+    list(itertools.product((0.1, 1.0, 4.0), (3, 10), (False, True), (True, False))),
+)
+def test_pruning_never_changes_the_picks(gamma: float, window: int, seeded: bool, normalize: bool) -> None:
+    """Candidates whose best possible total is below the k-th best relevance are dropped before
+    the loop; the picks and their contributions must be exactly those without pruning."""
+    for _ in range(8):
+        X, s = instance(n=300, d=16)
+        recent = RNG.standard_normal((4, 16)) if seeded else None
+        pruned = ssd(X, s, 30, gamma=gamma, window=window, recent=recent, normalize=normalize)
+        full = ssd(X, s, 30, gamma=gamma, window=window, recent=recent, normalize=normalize, prune=False)
+        assert pruned.indices == full.indices
+        assert pruned.diversity == pytest.approx(full.diversity, abs=1e-5)  # float32 sums, other order
+
+
+def test_pruning_keeps_candidates_at_the_edge_of_reach() -> None:
+    # At the edge of reach: one direction's near-twins carry relevance 1.0; ten items in new
+    # directions carry 0.05, so their best total (0.05 + a unit residual) just beats the twins'.
+    twins = np.tile([1.0] + [0.0] * 15, (40, 1)) + 1e-3 * RNG.standard_normal((40, 16))
+    X = np.vstack([twins, np.eye(16)[1:11]])
+    s = np.array([1.0] * 40 + [0.05] * 10)
+    picks = ssd(X, s, 12, gamma=1.0, score_norm="none")
+    assert picks.indices == ssd(X, s, 12, gamma=1.0, score_norm="none", prune=False).indices
+    assert sorted(picks.indices[1:11]) == list(range(40, 50))
+    # With a small γ relevance dominates, so nearly every candidate is out of reach.
+    X, s = instance(n=300, d=16)
+    assert ssd(X, s, 30, gamma=0.1, dtype=np.float64).indices == gram_schmidt_greedy(X, s, 30, 0.1, window=10)
+
+
 def test_float32_differs_from_the_reference_only_on_near_ties() -> None:
     """In float32 a pick may flip where two candidates tie to ~1e-6; never otherwise."""
     flips = 0
@@ -229,3 +259,16 @@ def test_tool_is_annotated_read_only_and_idempotent() -> None:
     tools = anyio.run(build().list_tools)
     annotations = tools[0].annotations
     assert annotations is not None and annotations.read_only_hint and annotations.idempotent_hint
+
+
+def test_pyversity_ssd_is_ours_with_a_bias_column_at_the_matching_gamma() -> None:
+    """The evaluation sweeps γ = d/(1−d) so that our frontier contains pyversity's SSD at every
+    diversity d it is run with; that rests on this identity."""
+    pyversity = pytest.importorskip("pyversity")
+    for _ in range(5):
+        X, s = instance(n=80, d=32)  # more dimensions than picks: no exhausted span, no exact ties
+        s = s - s.min()  # pyversity expects non-negative relevance
+        for diversity, window in itertools.product((0.1, 0.5, 0.9), (4, 30)):
+            theirs = pyversity.diversify(X, s, 20, strategy="ssd", diversity=diversity, window=window).indices
+            ours = ssd(X, s, 20, gamma=diversity / (1 - diversity), window=window, bias=True).indices
+            assert ours == [int(i) for i in theirs]

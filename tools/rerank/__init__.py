@@ -1,6 +1,7 @@
 """Diversity re-ranking: SSD (sliding spectrum decomposition), DPP fast greedy MAP, MMR.
 
-A pure NumPy library (float32, vectorised over candidates); the MCP server lives in `server`.
+A pure library (float32 NumPy; plain SSD's per-pick loop compiled with numba in `kernels`,
+loaded on first use); the MCP server lives in `server`.
 """
 
 from tools.rerank.common import Picks, RerankError, ScoreNorm, Spacing

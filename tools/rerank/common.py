@@ -51,13 +51,11 @@ class Picks:
 
     @classmethod
     def from_arrays(cls, indices: Any, relevance: Any, diversity: Any, penalty: Any, coverage: Any) -> Picks:
-        return cls(
-            [int(i) for i in indices],
-            [float(v) for v in relevance],
-            [float(v) for v in diversity],
-            [float(v) for v in penalty],
-            [float(v) for v in coverage],
-        )
+        def floats(values: Any) -> list[float]:
+            return np.asarray(values, dtype=np.float64).tolist()  # type: ignore[no-any-return]
+
+        indices = np.asarray(indices, dtype=np.int64).tolist()
+        return cls(indices, floats(relevance), floats(diversity), floats(penalty), floats(coverage))
 
     def add(self, index: int, relevance: float, diversity: float, penalty: float = 0.0, coverage: float = 0.0) -> None:
         self.indices.append(index)

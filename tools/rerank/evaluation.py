@@ -202,14 +202,22 @@ def _relevance(X: np.ndarray[Any, Any], s: np.ndarray[Any, Any], k: int) -> list
     return [int(i) for i in np.argsort(-s, kind="stable")[:k]]
 
 
+# pyversity's SSD at diversity d picks exactly what ours with a bias column picks at γ = d/(1−d)
+# (tested), so our sweep includes those γ: where the two grids differ, a frontier gap is the
+# grid's, not the algorithm's.
+DIVERSITIES = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+
+
 def configurations() -> list[Config]:
     configs = [Config("relevance", "top-k", _relevance, ours=False)]
-    gammas = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0, 12.0, 20.0)
-    for window in (5, 10, LIST_LENGTH):
+    base = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0, 12.0, 20.0)
+    gammas = sorted({*base, *(round(d / (1 - d), 4) for d in DIVERSITIES)})
+    # Window FEED_WINDOW − 1 is the metric's own reach: a windowed-ILAD window holds each item with
+    # its FEED_WINDOW − 1 predecessors. pyversity's SSD gets the same windows.
+    windows = (FEED_WINDOW - 1, FEED_WINDOW, 10, LIST_LENGTH)
+    for window in windows:
         for gamma in gammas:
             configs.append(Config(f"ours SSD w={window}", f"γ={gamma}", _ours(ssd, gamma=gamma, window=window), True))
-    for window in (5, 10):
-        for gamma in gammas:
             configs.append(
                 Config(
                     f"ours SSD+bias w={window}", f"γ={gamma}", _ours(ssd, gamma=gamma, window=window, bias=True), True
@@ -219,10 +227,10 @@ def configurations() -> list[Config]:
         configs.append(Config("ours DPP", f"θ={theta}", _ours(dpp, theta=theta), ours=False))
     for lam in (0.95, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1):
         configs.append(Config("ours MMR", f"λ={lam}", _ours(mmr, lambda_=lam), ours=False))
-    for diversity in (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95):
+    for diversity in DIVERSITIES:
         configs.append(Config("pyversity MMR", f"div={diversity}", _pyversity("mmr", diversity=diversity), False))
         configs.append(Config("pyversity DPP", f"div={diversity}", _pyversity("dpp", diversity=diversity), False))
-        for window in (5, 10, LIST_LENGTH):
+        for window in windows:
             configs.append(
                 Config(
                     f"pyversity SSD w={window}",
