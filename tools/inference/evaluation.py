@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from tools.datasets import movielens_100k
 from tools.inference.data import movielens_funnel
 from tools.inference.registry import ModelConfig
 from tools.inference.training import Arrays, TrainSettings, calibrated, evaluate, predict, train
@@ -31,9 +32,7 @@ CONFIGS: dict[str, ModelConfig] = {
 
 
 def fetch(cache: Path) -> Path:
-    from tools.rerank.evaluation import fetch_movielens  # the same recbole-wheel copy the rerank eval uses
-
-    return fetch_movielens(cache, USER_FILES)
+    return movielens_100k(cache, USER_FILES)  # the same recbole-wheel copy the rerank eval uses
 
 
 def run(folder: Path, seeds: tuple[int, ...] = (0,), epochs: int = 3, console: Console | None = None) -> dict[str, Any]:

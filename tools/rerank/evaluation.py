@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import subprocess
-import sys
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,10 +20,9 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from tools.datasets import movielens_100k
 from tools.rerank import dpp, mmr, ssd
 
-RECBOLE = "recbole==1.2.1"
-FILES = ("ml-100k.inter", "ml-100k.item")
 HOLDOUT = 10
 CANDIDATES = 100
 LIST_LENGTH = 30
@@ -37,32 +33,6 @@ DIMS = 32
 
 
 # --- data --------------------------------------------------------------------------------------
-
-
-def fetch_movielens(cache: Path, files: tuple[str, ...] = FILES) -> Path:
-    """MovieLens-100K as shipped inside the recbole wheel, downloaded once into `cache`."""
-    target = cache / "ml-100k"
-    if all((target / f).exists() for f in files):
-        return target
-    cache.mkdir(parents=True, exist_ok=True)
-    wheels = list(cache.glob("recbole-*.whl"))
-    if not wheels:
-        result = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--dest", str(cache), RECBOLE],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        wheels = list(cache.glob("recbole-*.whl"))
-        if result.returncode != 0 or not wheels:
-            raise RuntimeError(
-                f"could not download {RECBOLE} for its MovieLens-100K copy: {result.stderr.strip()[-500:]}"
-            )
-    target.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(wheels[0]) as wheel:
-        for name in files:
-            (target / name).write_bytes(wheel.read(f"recbole/dataset_example/ml-100k/{name}"))
-    return target
 
 
 @dataclass
@@ -296,7 +266,7 @@ def frontier(points: list[tuple[float, float]], x: float) -> float:
 
 
 def evaluate(cache: Path, users: int | None, console: Console) -> dict[str, Any]:
-    data = load(fetch_movielens(cache))
+    data = load(movielens_100k(cache))
     top, top_scores, factors = candidates_and_embeddings(data)
     user_ids = np.arange(len(data.test))
     if users is not None and users < len(user_ids):
