@@ -116,12 +116,23 @@ def eval_inference(
     epochs: Annotated[int, typer.Option()] = 3,
     seeds: Annotated[int, typer.Option(help="Train every configuration with this many seeds")] = 3,
     results: Annotated[Path, typer.Option("--out", help="Where the JSON and the plot go")] = Path("bench/results"),
+    tune_structures: Annotated[
+        bool, typer.Option(help="Instead: parallel vs stacked, each tuned on the same grid (selected on validation)")
+    ] = False,
 ) -> None:
     """Multi-task vs single-task, parallel vs stacked DCN v2 on the MovieLens-100K funnel (+ calibration plot)."""
     from embeddings.settings import IndexSettings
+    from tools.inference import evaluation
     from tools.inference.evaluation import fetch, render, run
 
     folder = fetch(IndexSettings().data_dir / "cache" / "movielens")
+    if tune_structures:
+        tuned = evaluation.tune_structures(folder, seeds=tuple(range(seeds)), epochs=epochs, console=err)
+        evaluation.render_tuning(tuned, out)
+        results.mkdir(parents=True, exist_ok=True)
+        (results / "inference_structures.json").write_text(json.dumps(tuned, indent=2))
+        out.print(f"wrote {results / 'inference_structures.json'}")
+        return
     report = run(folder, seeds=tuple(range(seeds)), epochs=epochs, console=err)
     render(report, out, results / "inference_calibration.png")
     results.mkdir(parents=True, exist_ok=True)
