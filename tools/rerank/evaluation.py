@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from rich.console import Console
@@ -212,6 +212,20 @@ def configurations() -> list[Config]:
     return configs
 
 
+Point = TypeVar("Point", bound=tuple[Any, ...])
+
+
+def pareto(points: list[Point]) -> list[Point]:
+    """The points (x, y, …) that no other point beats on both x and y, in ascending x."""
+    front: list[Point] = []
+    best_y = -np.inf
+    for point in sorted(points, key=lambda p: (-p[0], -p[1])):  # high x to low x
+        if point[1] > best_y:  # keep the points that raise the best y
+            front.append(point)
+            best_y = point[1]
+    return front[::-1]
+
+
 def interpolate_on_frontier(
     configs: list[Config],
     per_user: dict[str, np.ndarray[Any, Any]],
@@ -227,14 +241,7 @@ def interpolate_on_frontier(
     mixed with one weight, so paired differences (and their standard errors) stay meaningful.
     """
     pool = [(c.results[x_key], c.results[y_key], i) for i, c in enumerate(configs) if c.ours == ours]
-    pool.sort(key=lambda p: (-p[0], -p[1]))
-    frontier_points: list[tuple[float, float, int]] = []
-    best_y = -np.inf
-    for x, y, i in pool:  # walking from high x to low x, keep points that raise the best y
-        if y > best_y:
-            frontier_points.append((x, y, i))
-            best_y = y
-    frontier_points.reverse()  # now ascending in x, descending in y
+    frontier_points = pareto(pool)  # ascending in x, descending in y
     if not frontier_points or level > frontier_points[-1][0]:
         return None
     if level <= frontier_points[0][0]:
@@ -404,6 +411,18 @@ def report(outcome: dict[str, Any], out_dir: Path, console: Console) -> dict[str
     return payload
 
 
+# Plot groups: every SSD window and variant pooled into one frontier per implementation, as the
+# comparisons pool them; colour says the method, the line style says whose implementation.
+PLOT_GROUPS = (
+    ("ours SSD (all windows, ± bias)", "ours SSD", "tab:red", "-"),
+    ("pyversity SSD (all windows)", "pyversity SSD", "tab:red", "--"),
+    ("ours DPP", "ours DPP", "tab:blue", "-"),
+    ("pyversity DPP", "pyversity DPP", "tab:blue", "--"),
+    ("ours MMR", "ours MMR", "tab:green", "-"),
+    ("pyversity MMR", "pyversity MMR", "tab:green", "--"),
+)
+
+
 def _plot(configs: list[Config], families: list[str], out_dir: Path) -> Path:
     import matplotlib
 
@@ -412,19 +431,23 @@ def _plot(configs: list[Config], families: list[str], out_dir: Path) -> Path:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.2))
-    for family in families:
-        pts = sorted((c.results["ilad"], c.results["ndcg"], c.results["wilad"]) for c in configs if c.family == family)
-        style = "-o" if family.startswith("ours SSD") else "--." if family != "relevance" else "k*"
-        axes[0].plot([p[0] for p in pts], [p[1] for p in pts], style, label=family, markersize=4, linewidth=1.2)
-        by_w = sorted(pts, key=lambda p: p[2])
-        axes[1].plot([p[2] for p in by_w], [p[1] for p in by_w], style, label=family, markersize=4, linewidth=1.2)
-    axes[0].set_xlabel("ILAD@10 (SVD embedding space)")
-    axes[1].set_xlabel(f"windowed ILAD (window {FEED_WINDOW}, feed of {LIST_LENGTH})")
-    for ax in axes:
+    for ax, x_key in zip(axes, ("ilad", "wilad"), strict=True):
+        for label, prefix, colour, style in PLOT_GROUPS:
+            pts = [(c.results[x_key], c.results["ndcg"]) for c in configs if c.family.startswith(prefix)]
+            if not pts:
+                continue
+            ax.scatter(*zip(*pts, strict=True), s=6, color=colour, alpha=0.2)
+            front = pareto(pts)
+            ax.plot(*zip(*front, strict=True), style, color=colour, marker="o", markersize=3, label=label)
+        base = [(c.results[x_key], c.results["ndcg"]) for c in configs if c.family == "relevance"]
+        if base:
+            ax.plot(*base[0], "k*", markersize=9, label="relevance only")
         ax.set_ylabel("nDCG@10")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7, ncol=2)
-    fig.suptitle("Accuracy versus diversity on MovieLens-100K: Pareto fronts")
+    axes[0].set_xlabel("ILAD@10 (SVD embedding space)")
+    axes[1].set_xlabel(f"windowed ILAD (window {FEED_WINDOW}, feed of {LIST_LENGTH})")
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Accuracy versus diversity on MovieLens-100K: Pareto fronts (dots: every setting)")
     fig.tight_layout()
     path = out_dir / "rerank_pareto.png"
     fig.savefig(path, dpi=120)
