@@ -161,6 +161,30 @@ def test_soft_spacing_pushes_flagged_items_apart() -> None:
     assert all(b - a >= 2 for a, b in itertools.pairwise(positions))
 
 
+@pytest.mark.parametrize(("gamma", "trial"), [(g, t) for g in (0.0, 0.5, 2.0) for t in range(6)])
+def test_spacing_and_coverage_match_the_by_the_book_reference(gamma: float, trial: int) -> None:
+    X, s = instance(n=50, d=10)
+    flagged = RNG.random(50) < 0.3
+    categories = [["a", "b", "c", "d", "e", None][i] for i in RNG.integers(0, 6, 50)]
+    spacing = Spacing(weight=0.8, window=3)
+    ours = ssd(X, s, 15, gamma=gamma, window=4, flagged=flagged, spacing=spacing, categories=categories,
+               coverage=0.6, dtype=np.float64)  # fmt: skip
+    reference = gram_schmidt_greedy(
+        X, s, 15, gamma, window=4, flagged=flagged, spacing=(0.8, 3), categories=categories, coverage=0.6
+    )
+    assert ours.indices == reference
+
+
+def test_gamma_zero_with_spacing_or_coverage_keeps_relevance() -> None:
+    """γ = 0 means no diversity term: with nothing flagged and no bonus the order is relevance."""
+    X = np.array([[1.0, 0.0], [1.0, 0.01], [0.0, 1.0], [0.7, 0.7]])
+    s = np.array([1.0, 0.9, 0.1, 0.05])
+    assert ssd(X, s, 4, gamma=0.0, flagged=[0, 0, 0, 0], spacing=Spacing(1.0, 2)).indices == [0, 1, 2, 3]
+    picks = ssd(X, s, 4, gamma=0.0, categories=["a", "a", "b", "c"], coverage=5.0)
+    assert picks.indices == [0, 2, 3, 1]  # the bonus alone moves new categories up
+    assert picks.diversity == [0.0, 0.0, 0.0, 0.0]
+
+
 def test_coverage_bonus_reaches_new_categories() -> None:
     X = np.eye(6)
     s = np.array([1.0, 0.99, 0.98, 0.97, 0.5, 0.4])

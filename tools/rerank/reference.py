@@ -11,10 +11,26 @@ import numpy as np
 from tools.rerank.common import ScoreNorm, normalize_scores, unit_rows
 
 
-def gram_schmidt_greedy(X: Any, scores: Any, k: int, gamma: float, window: int | None = None) -> list[int]:
-    """SSD by the book: residual norms recomputed from scratch against the window's basis."""
+def gram_schmidt_greedy(
+    X: Any,
+    scores: Any,
+    k: int,
+    gamma: float,
+    window: int | None = None,
+    *,
+    flagged: Any | None = None,
+    spacing: tuple[float, int] | None = None,
+    categories: Any | None = None,
+    coverage: float = 0.0,
+) -> list[int]:
+    """SSD by the book: residual norms recomputed from scratch against the window's basis.
+
+    Each pick maximises rel + γ·residual − λ·Σ_{d≤w}(1/d)·flag[pick t−d]·flag + coverage·[its
+    category not shown yet], with `spacing` = (λ, w)."""
     X = unit_rows(np.asarray(X, np.float32)).astype(np.float64)
     rel = normalize_scores(np.asarray(scores, np.float32), ScoreNorm.ZSCORE).astype(np.float64)
+    flags = np.zeros(len(rel)) if flagged is None else np.asarray(flagged, np.float64)
+    shown: set[Any] = set()
     bases: list[np.ndarray[Any, Any]] = []
     picked: list[int] = []
     for _ in range(min(k, len(rel))):
@@ -24,9 +40,17 @@ def gram_schmidt_greedy(X: Any, scores: Any, k: int, gamma: float, window: int |
             residual -= np.outer(residual @ b, b)
         norms = np.linalg.norm(residual, axis=1)
         total = rel + gamma * norms
+        if spacing is not None:
+            weight, reach = spacing
+            recent_flags = [flags[i] for i in reversed(picked)][:reach]
+            total -= weight * sum(f / (d + 1) for d, f in enumerate(recent_flags)) * flags
+        if categories is not None:
+            total += coverage * np.array([c not in (None, "") and c not in shown for c in categories])
         total[picked] = -np.inf
         best = int(np.argmax(total))
         picked.append(best)
+        if categories is not None:
+            shown.add(categories[best])
         v = X[best].copy()
         for b in active:
             v -= (v @ b) * b

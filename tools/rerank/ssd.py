@@ -6,10 +6,10 @@ Items leaving the window stop counting.
 
 Because the window's basis vectors are orthonormal, a candidate's squared residual is
 ‖x_i‖² − Σ_{u ∈ W} (x_i·u)². So each pick costs one matrix–vector product X·u (its squared
-column enters a ring buffer and is subtracted again when the basis leaves the window) plus a
+column is subtracted from the residuals, and added back when the basis leaves the window) plus a
 few O(N) vector operations: T picks cost T products, O(T·N·d), with no N×d updates.
-Plain SSD runs in a compiled kernel (`kernels`) that fuses those O(N) passes; with spacing or
-coverage the loop below, in NumPy (preallocated buffers, in-place ufuncs), does the same steps.
+The loop runs in a compiled kernel (`kernels`) that keeps the product in BLAS and fuses those
+O(N) passes, soft spacing and the coverage bonus included.
 """
 
 from __future__ import annotations
@@ -83,15 +83,16 @@ def ssd(
         order = np.argsort(-rel, kind="stable")[:k]
         zero = np.zeros(k)
         return Picks.from_arrays(order, rel[order], zero, zero, zero)
-    plain = not (spacing is not None and flags is not None) and not (codes is not None and coverage > 0)
+    spaced = spacing is not None and flags is not None
+    covered = codes is not None and coverage > 0
     seeded = recent is not None and np.size(recent) > 0
-    # The compiled loop can scale each projection by 1/‖x_i‖ itself, which spares an N×d copy of
-    # unit rows (at N≈500 that copy costs as much as five of the loop's matrix–vector products).
+    # The kernel can scale each projection by 1/‖x_i‖ itself, which spares an N×d copy of unit
+    # rows (at N≈500 that copy costs as much as five of the loop's matrix–vector products).
     row_scale = np.ones(n, dtype)
-    if plain and normalize and not bias and not seeded:
-        np.divide(1.0, norms, out=row_scale, where=norms > 0)
-        row_scale[norms == 0] = 0.0
-        res_sq = (norms > 0).astype(dtype)
+    if normalize and not bias and not seeded:
+        nonzero = norms > 0
+        row_scale = np.divide(1.0, norms, out=np.zeros(n, dtype), where=nonzero)
+        res_sq = nonzero.astype(dtype)
     elif normalize:
         X = unit_rows(X, bias, norms)
         res_sq = np.where(norms > 0, 1.0, 0.0).astype(dtype) + (1.0 if bias else 0.0)
@@ -99,140 +100,66 @@ def ssd(
         res_sq = (norms * norms).astype(dtype)
     X = X.astype(dtype, copy=False)
 
-    n_dim = X.shape[1]
-    # Work in units of 1/γ: argmax(rel/γ + residual) ranks like argmax(rel + γ·residual).
+    # Work in units of 1/γ: argmax(rel/γ + residual) ranks like argmax(rel + γ·residual). With
+    # γ = 0 (only spacing or coverage act) relevance keeps its units and residuals weigh nothing.
     scale = 1.0 / gamma if gamma > 0 else 1.0
-    rel_scaled = (rel * scale).astype(dtype) if gamma > 0 else np.zeros(n, dtype)
-    ring = np.zeros((window, n), dtype)  # squared projections onto each window basis vector
-    signed = np.zeros((window, n), dtype)  # the projections themselves: x_i·u for each basis u
-    basis = np.zeros((window, n_dim), dtype)  # orthonormal rows; unused slots stay zero
-    zeros = np.zeros(n, dtype)
-    total = np.empty(n, dtype)
-    root = np.empty(n, dtype)
+    rel_scaled = (rel * scale).astype(dtype)
+    signed = np.zeros((window, n), dtype)  # x_i·u for each window basis u; squared, what leaves res_sq
+    basis = np.zeros((window, X.shape[1]), dtype)  # orthonormal rows; unused slots stay zero
     count = 0  # bases in the window
     head = 0  # the slot the next basis goes to
-
-    # Local names: attribute lookups are a measurable share of a pick at N≈500.
-    matmul, multiply, subtract, add, maximum, sqrt = np.matmul, np.multiply, np.subtract, np.add, np.maximum, np.sqrt
-
-    def push(vector: np.ndarray[Any, Any]) -> None:
-        """Orthogonalise `vector` against the window, then make it the newest basis vector."""
-        nonlocal count, head
-        if count:
-            vector = vector - basis.T @ (basis @ vector)  # zero rows contribute nothing
-        norm = math.sqrt(float(vector @ vector))
-        if count == window:  # the oldest basis leaves the window: its projections stop counting
-            add(res_sq, ring[head], out=res_sq)
-            count -= 1
-        if norm <= EPS:
-            basis[head] = 0.0  # already in the window's span: no new direction
-            ring[head] = 0.0
-            signed[head] = 0.0
-        else:
-            multiply(vector, 1.0 / norm, out=basis[head])
-            matmul(X, basis[head], out=signed[head])
-            multiply(signed[head], signed[head], out=ring[head])
-            subtract(res_sq, ring[head], out=res_sq)
-        head = (head + 1) % window
-        count += 1
-
     # The most any candidate's total can reach; taken before seeding lowers the residuals.
-    ceiling = rel_scaled + np.sqrt(res_sq) if plain and prune and k < n else None
+    ceiling = rel_scaled + np.sqrt(res_sq) if prune and gamma > 0 and not spaced and not covered and k < n else None
 
-    if recent is not None and np.size(recent):
+    if seeded:
         context = as_matrix(recent)
         if context.shape[1] != X.shape[1] - (1 if normalize and bias else 0):
-            raise RerankError(f"recent items have {context.shape[1]} dimensions; candidates have {n_dim}")
+            raise RerankError(f"recent items have {context.shape[1]} dimensions; candidates have {X.shape[1]}")
         if normalize:
             context = unit_rows(context, bias)
-        for vector in context[-window:].astype(dtype):
-            push(vector)
+        for seen in context[-window:].astype(dtype):
+            # Orthogonalise against the window, then make it the newest basis vector.
+            vector = seen - basis.T @ (basis @ seen) if count else seen  # zero rows contribute nothing
+            norm = math.sqrt(float(vector @ vector))
+            if count == window:  # the oldest basis leaves the window: its projections stop counting
+                res_sq += signed[head] * signed[head]
+                count -= 1
+            basis[head] = vector / norm if norm > EPS else 0.0  # in the window's span: no new direction
+            np.matmul(X, basis[head], out=signed[head])
+            signed[head] *= row_scale
+            res_sq -= signed[head] * signed[head]
+            head, count = (head + 1) % window, count + 1
 
-    if plain:
-        kept = None
-        if ceiling is not None:
-            kth_best = float(np.partition(rel_scaled, n - k)[n - k])
-            # The margin covers float32 rounding in the totals (~1e-7 of their magnitude) many times.
-            margin = 1e-4 * (1.0 + float(np.abs(ceiling).max()))
-            kept = np.flatnonzero(ceiling >= kth_best - margin)
-        if kept is not None and len(kept) < n:
-            X, rel_scaled, res_sq, row_scale = X[kept], rel_scaled[kept], res_sq[kept], row_scale[kept]
+    # Spacing and coverage inputs; empty when neither acts, and the kernel skips their terms.
+    flag_values = uncovered = spacing_weights = np.zeros(0, dtype)
+    category = np.zeros(0, np.int64)
+    if spaced or covered:
+        flag_values = flags if flags is not None and spaced else np.zeros(n, dtype)
+        if spacing is not None and spaced:
+            weights = [spacing.weight * scale / back for back in range(1, spacing.window + 1)]
+            spacing_weights = np.array(weights, dtype)
+        category = codes if codes is not None and covered else np.full(n, -1, np.int64)
+        uncovered = np.where(category >= 0, coverage * scale, 0.0).astype(dtype)
+    kept = None
+    if ceiling is not None:
+        kth_best = float(np.partition(rel_scaled, n - k)[n - k])
+        # The margin covers float32 rounding in the totals (~1e-7 of their magnitude) many times.
+        margin = 1e-4 * (1.0 + float(np.abs(ceiling).max()))
+        kept = np.flatnonzero(ceiling >= kth_best - margin)
+        if len(kept) < n:  # (spacing and coverage are off here: their arrays are empty)
+            X, row_scale, rel_scaled, res_sq = X[kept], row_scale[kept], rel_scaled[kept], res_sq[kept]
             signed = np.ascontiguousarray(signed[:, kept])
         else:
             kept = None
-        idx, residuals = _plain_loop(X, row_scale, rel_scaled, res_sq, k, window, basis, signed, count, head, dtype)
-        if kept is not None:
-            idx = kept[idx]  # back to the caller's candidate numbers
-        return Picks.from_arrays(idx, rel[idx], residuals * gamma, np.zeros(len(idx)), np.zeros(len(idx)))
-
-    chosen = np.empty(k, np.int64)
-    residual_at_pick = np.zeros(k, np.float64)
-    penalty_at_pick = np.zeros(k, np.float64)
-    bonus_at_pick = np.zeros(k, np.float64)
-    spaced = spacing is not None and flags is not None
-    weights = [1.0 / (j + 1) for j in range(spacing.window)] if spacing is not None else []
-    flag_history: list[float] = []
-    uncovered = np.zeros(n, dtype)
-    members: dict[int, np.ndarray[Any, Any]] = {}
-    if codes is not None and coverage > 0:
-        uncovered[codes >= 0] = coverage * scale
-        members = {int(c): np.flatnonzero(codes == c) for c in np.unique(codes[codes >= 0])}
-
-    picked = 0
-    for t in range(k):
-        maximum(res_sq, zeros, out=res_sq)  # float error must not become NaN in the sqrt
-        sqrt(res_sq, out=root)
-        add(root, rel_scaled, out=total)
-        q = 0.0
-        if spaced and flag_history:
-            q = sum(w * f for w, f in zip(weights, reversed(flag_history), strict=False))
-            if q:
-                total -= (spacing.weight * scale * q) * flags  # type: ignore[union-attr, operator]
-        if members:
-            add(total, uncovered, out=total)
-        best = int(total.argmax())
-        if total[best] == -np.inf:
-            break  # everything left is already picked
-        chosen[t] = best
-        residual_at_pick[t] = root[best]
-        if spaced:
-            penalty_at_pick[t] = spacing.weight * q * flags[best]  # type: ignore[union-attr, index]
-            flag_history.append(float(flags[best]))  # type: ignore[index]
-        if members:
-            bonus_at_pick[t] = uncovered[best] / scale
-            if codes is not None and codes[best] >= 0:
-                uncovered[members[int(codes[best])]] = 0.0
-        rel_scaled[best] = -np.inf
-        picked = t + 1
-        if picked < k:
-            push(X[best].copy())
-    idx = chosen[:picked]
-    return Picks.from_arrays(
-        idx, rel[idx], residual_at_pick[:picked] * gamma, penalty_at_pick[:picked], bonus_at_pick[:picked]
-    )
-
-
-def _plain_loop(
-    X: np.ndarray[Any, Any],
-    row_scale: np.ndarray[Any, Any],
-    rel_scaled: np.ndarray[Any, Any],
-    res_sq: np.ndarray[Any, Any],
-    k: int,
-    window: int,
-    basis: np.ndarray[Any, Any],
-    signed: np.ndarray[Any, Any],
-    count: int,
-    head: int,
-    dtype: Any,
-) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    """Plain SSD (no spacing, no coverage) in the compiled kernel; row i of X counts as row_scale[i]·x_i.
-
-    Two identities keep a pick small: the new basis vector's norm is the candidate's residual,
-    which this pick already computed; and its Gram–Schmidt coefficients against the window
-    are the signed projections computed at earlier picks (kept in `signed`).
-    """
-    idx, residuals = _kernel()(X, row_scale, rel_scaled, res_sq, k, window, basis, signed, count, head, dtype(EPS))
-    return idx, residuals
+    idx, residuals, penalties, bonuses = _kernel()(
+        X, row_scale, rel_scaled, res_sq, k, window, basis, signed, count, head, dtype(EPS),
+        dtype(1.0 if gamma > 0 else 0.0), flag_values, spacing_weights, category, uncovered,
+    )  # fmt: skip
+    if kept is not None:
+        idx = kept[idx]  # back to the caller's candidate numbers
+    # A pick's bonus is all of `coverage` or nothing: say so exactly rather than unscaled in float32.
+    bonuses = np.where(bonuses > 0, coverage, 0.0)
+    return Picks.from_arrays(idx, rel[idx], residuals * gamma, penalties / scale, bonuses)
 
 
 @functools.cache
