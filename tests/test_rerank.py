@@ -244,6 +244,21 @@ def test_mcp_tool_returns_ordered_ids_with_contributions() -> None:
         assert len(call(candidates=candidates(), k=3, method=method).structured_content["picks"]) == 3
 
 
+def test_mcp_tool_spaces_flagged_items_and_reports_what_each_term_did() -> None:
+    pool = candidates(n=8)
+    for i, c in enumerate(pool):
+        c["flagged"] = i < 3  # the three most relevant are flagged (say, ads)
+        c["category"] = "news" if i % 2 else "sports"
+    result = call(candidates=pool, k=5, method="ssd", gamma=0.01, spacing={"weight": 10.0, "window": 2}, coverage=0.5)
+    picks = result.structured_content["picks"]
+    ids = [p["id"] for p in picks]
+    flagged_ranks = [ids.index(f"pin-{i}") for i in range(3) if f"pin-{i}" in ids]
+    assert all(b - a > 2 for a, b in itertools.pairwise(flagged_ranks))  # two picks between flagged ones
+    assert [p["coverage"] for p in picks][:2] == [0.5, 0.5] and sum(p["coverage"] for p in picks) == 1.0
+    for p in picks:
+        assert math.isclose(p["score"], p["relevance"] + p["diversity"] - p["penalty"] + p["coverage"], abs_tol=1e-5)
+
+
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
