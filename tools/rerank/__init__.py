@@ -1,6 +1,6 @@
 """Diversity re-ranking: SSD (sliding spectrum decomposition), DPP fast greedy MAP, MMR.
 
-A pure library (float32 NumPy; plain SSD's per-pick loop compiled with numba in `kernels`,
+A pure library (float32 NumPy; SSD's per-pick loop compiled with numba in `kernels`,
 loaded on first use); the MCP server lives in `server`.
 """
 

@@ -3,8 +3,8 @@
 At N≈500 a NumPy pick is one 5 µs matrix–vector product plus a dozen ~1 µs NumPy calls
 (clamp, sqrt, add, argmax, Gram–Schmidt, square, subtract): the calls cost twice the product.
 Here those O(N) passes are fused into two loops per pick and the product stays in BLAS, so a
-request costs little more than its T products. The arithmetic is the NumPy loop's, in the
-array's own dtype, and the picks are checked against the float64 reference in the tests.
+request costs little more than its T products. The arithmetic is in the arrays' own dtype;
+the picks are checked against the float64 by-the-book reference (`reference`) in the tests.
 """
 
 from __future__ import annotations
