@@ -19,7 +19,16 @@ from rich.table import Table
 from tools.datasets import movielens_100k
 from tools.inference.data import movielens_funnel
 from tools.inference.registry import ModelConfig
-from tools.inference.training import Arrays, TrainSettings, auc, calibrated, evaluate, predict, train
+from tools.inference.training import (
+    Arrays,
+    TrainSettings,
+    auc,
+    calibrated,
+    evaluate,
+    predict,
+    split_by_time,
+    train,
+)
 
 USER_FILES = ("ml-100k.inter", "ml-100k.item", "ml-100k.user")
 CONFIGS: dict[str, ModelConfig] = {
@@ -91,8 +100,7 @@ def tune_structures(
     never the test split); the best point is then trained with every seed and scored on the test."""
     schema, train_set, test_set, _ = movielens_funnel(folder, 0)
     settings = TrainSettings(epochs=epochs)
-    order = np.argsort(train_set.ts, kind="stable")
-    validation = train_set.take(order[int(len(order) * (1 - settings.calibration_share)) :])
+    _, validation = split_by_time(train_set, settings.calibration_share)  # the slice train() calibrates on
     results: dict[str, Any] = {}
     with Progress(console=console or Console(), transient=True) as progress:
         for structure in ("parallel", "stacked"):

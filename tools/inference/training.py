@@ -138,6 +138,14 @@ def predict(model: ConversionModel, data: Arrays, batch: int = 8192) -> tuple[np
     return np.concatenate(conv), (np.concatenate(click) if click else None)
 
 
+def split_by_time(data: Arrays, latest_share: float) -> tuple[Arrays, Arrays]:
+    """The earlier rows and the latest `latest_share` of them (training holds the latter out to
+    calibrate on; evaluations use the same slice for validation)."""
+    order = np.argsort(data.ts, kind="stable")
+    cut = int(len(order) * (1 - latest_share))
+    return data.take(order[:cut]), data.take(order[cut:])
+
+
 def train(
     schema: FeatureSchema,
     config: ModelConfig,
@@ -148,9 +156,7 @@ def train(
     settings = settings or TrainSettings()
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
-    order = np.argsort(data.ts, kind="stable")
-    cut = int(len(order) * (1 - settings.calibration_share))
-    fit, held = data.take(order[:cut]), data.take(order[cut:])
+    fit, held = split_by_time(data, settings.calibration_share)
     model = ConversionModel(schema, config)
     optimiser = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
     bce = nn.BCELoss()

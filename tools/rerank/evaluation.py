@@ -254,24 +254,6 @@ def interpolate_on_frontier(
     return None
 
 
-def _best(configs: list[Config], level: float, *, ours: bool) -> int | None:
-    """Index of the setting with the best nDCG among those (ours, or the references) with ILAD ≥ level."""
-    pool = [(c.results["ndcg"], i) for i, c in enumerate(configs) if c.ours == ours and c.results["ilad"] >= level]
-    return max(pool)[1] if pool else None
-
-
-def _most_diverse(configs: list[Config], level: float, *, ours: bool) -> int | None:
-    """Index of the setting with the highest windowed ILAD among those with nDCG ≥ level."""
-    pool = [(c.results["wilad"], i) for i, c in enumerate(configs) if c.ours == ours and c.results["ndcg"] >= level]
-    return max(pool)[1] if pool else None
-
-
-def frontier(points: list[tuple[float, float]], x: float) -> float:
-    """Best y among points whose x is at least `x` (−inf if none)."""
-    ys = [py for px, py in points if px >= x]
-    return max(ys) if ys else float("-inf")
-
-
 def evaluate(cache: Path, users: int | None, console: Console) -> dict[str, Any]:
     data = load(movielens_100k(cache))
     top, top_scores, factors = candidates_and_embeddings(data)

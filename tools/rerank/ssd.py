@@ -86,18 +86,20 @@ def ssd(
     spaced = spacing is not None and flags is not None
     covered = codes is not None and coverage > 0
     seeded = recent is not None and np.size(recent) > 0
-    # The kernel can scale each projection by 1/‖x_i‖ itself, which spares an N×d copy of unit
-    # rows (at N≈500 that copy costs as much as five of the loop's matrix–vector products).
-    row_scale = np.ones(n, dtype)
-    if normalize and not bias and not seeded:
+    # The kernel (and the seeding below) scale each projection by 1/‖x_i‖, which spares an N×d
+    # copy of unit rows (at N≈500 that copy costs as much as five of the loop's matrix–vector
+    # products). Only a bias column needs the copy.
+    if normalize and not bias:
         nonzero = norms > 0
         row_scale = np.divide(1.0, norms, out=np.zeros(n, dtype), where=nonzero)
         res_sq = nonzero.astype(dtype)
-    elif normalize:
-        X = unit_rows(X, bias, norms)
-        res_sq = np.where(norms > 0, 1.0, 0.0).astype(dtype) + (1.0 if bias else 0.0)
     else:
-        res_sq = (norms * norms).astype(dtype)
+        row_scale = np.ones(n, dtype)
+        if normalize:
+            X = unit_rows(X, bias, norms)
+            res_sq = np.where(norms > 0, 2.0, 1.0).astype(dtype)  # the bias column adds 1
+        else:
+            res_sq = (norms * norms).astype(dtype)
     X = X.astype(dtype, copy=False)
 
     # Work in units of 1/γ: argmax(rel/γ + residual) ranks like argmax(rel + γ·residual). With
