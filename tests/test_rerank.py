@@ -331,5 +331,45 @@ def test_evaluation_frontier_keeps_undominated_settings_and_interpolates_per_use
     assert interpolate_on_frontier(configs, per_user, "ilad", "ndcg", 0.75, ours=True) is None  # beyond reach
 
 
+def _pool(points: list[tuple[float, float]]) -> tuple[list[Any], dict[str, Any]]:
+    """Settings at (ilad, ndcg) points, with one user whose nDCG is the setting's."""
+    from tools.rerank.evaluation import Config
+
+    configs = []
+    for x, y in points:
+        config = Config("ours SSD w=5", "", _relevance_only, ours=True)
+        config.results = {"ilad": x, "ndcg": y}
+        configs.append(config)
+    return configs, {"ndcg": np.array([[y] for _, y in points])}
+
+
+def test_evaluation_frontier_mixes_settings_so_a_finer_grid_never_lowers_it() -> None:
+    from tools.rerank.evaluation import frontier, interpolate_on_frontier, pareto
+
+    coarse = [(0.5, 0.13), (0.6, 0.12), (0.7, 0.10)]
+    # Undominated, but below the chord of its neighbours (0.11 at 0.65): serving 0.6 and 0.7 to
+    # half the users each reaches more, so the frontier skips it.
+    fine = [*coarse, (0.65, 0.105)]
+    assert (0.65, 0.105) in pareto(fine)
+    assert frontier(fine) == frontier(coarse) == coarse
+    configs, per_user = _pool(fine)
+    at = interpolate_on_frontier(configs, per_user, "ilad", "ndcg", 0.65, ours=True)
+    assert at is not None and at.tolist() == pytest.approx([0.11])
+
+    rng = np.random.default_rng(7)
+    levels = np.linspace(0.3, 0.9, 25)
+    for _ in range(40):
+        xs = rng.uniform(0.3, 0.9, 12)
+        points = [(float(x), float(0.2 - 0.15 * x**2 + rng.normal(0, 0.01))) for x in xs]
+        extra = (float(rng.uniform(0.3, 0.9)), float(rng.uniform(0.05, 0.2)))
+        small, small_users = _pool(points)
+        large, large_users = _pool([*points, extra])
+        for level in levels:
+            before = interpolate_on_frontier(small, small_users, "ilad", "ndcg", level, ours=True)
+            after = interpolate_on_frontier(large, large_users, "ilad", "ndcg", level, ours=True)
+            if before is not None:
+                assert after is not None and after[0] >= before[0] - 1e-12
+
+
 def _relevance_only(X: Any, s: Any, k: int) -> list[int]:
     return list(range(k))
