@@ -292,10 +292,11 @@ def eval_rerank(
     ),
 ) -> None:
     """Re-rankers on MovieLens-100K (fetched at run time), ours beside pyversity's: table + Pareto plot."""
+    from embeddings.settings import IndexSettings
     from tools.rerank.evaluation import evaluate, report
 
     try:
-        outcome = evaluate(_settings().data_dir / "datasets", users, out)
+        outcome = evaluate(IndexSettings().datasets_dir, users, out)
     except RuntimeError as exc:
         fail(str(exc))
     report(outcome, results, out)

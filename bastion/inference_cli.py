@@ -58,9 +58,7 @@ def train_conversion(
         fail(str(exc))
     try:
         if data == "movielens":
-            feature_schema, train_set, test_set, rates = movielens_funnel(
-                fetch(IndexSettings().data_dir / "cache" / "movielens")
-            )
+            feature_schema, train_set, test_set, rates = movielens_funnel(fetch(IndexSettings().datasets_dir))
         else:
             if schema is None:
                 raise InferenceError("bad_data", "--schema is required with a .parquet --data")
@@ -125,7 +123,7 @@ def eval_inference(
     from tools.inference import evaluation
     from tools.inference.evaluation import fetch, render, run
 
-    folder = fetch(IndexSettings().data_dir / "cache" / "movielens")
+    folder = fetch(IndexSettings().datasets_dir)
     if tune_structures:
         tuned = evaluation.tune_structures(folder, seeds=tuple(range(seeds)), epochs=epochs, console=err)
         evaluation.render_tuning(tuned, out)

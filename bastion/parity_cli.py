@@ -59,7 +59,7 @@ def eval_parity(
     from embeddings.settings import IndexSettings
     from tools.parity.evaluation import car_loan, render, run_suite, score
 
-    csv = car_loan(IndexSettings().data_dir / "cache" / "nannyml")
+    csv = car_loan(IndexSettings().datasets_dir)
     suite = run_suite(csv, with_evidently=evidently, console=err)
     render(suite, out)
     results.mkdir(parents=True, exist_ok=True)

@@ -48,6 +48,11 @@ class IndexSettings(BaseSettings):
         return self.data_dir / "demo"
 
     @property
+    def datasets_dir(self) -> Path:
+        """Where public data fetched for training and evaluations is kept (`tools.datasets`)."""
+        return self.data_dir / "datasets"
+
+    @property
     def demo_warehouse(self) -> Path:
         return self.demo_dir / "warehouse.duckdb"
 

@@ -111,6 +111,31 @@ def test_training_learns_and_calibration_fits(trained: tuple[ModelRegistry, Arra
     assert auc(np.array([0, 0, 1, 1.0]), np.array([0.1, 0.4, 0.35, 0.8])) == 0.75
 
 
+def test_embeddings_start_small_as_in_dcn_v2_reference_code() -> None:
+    # N(0, 1) rows (PyTorch's default) swamp x₀ in the cross layers; Keras' U(±0.05) does not.
+    model = ConversionModel(SCHEMA, ModelConfig())
+    tables = [*model.user_embeddings, *model.item_embeddings, model.surface_embedding]
+    assert all(float(t.weight.abs().max()) <= 0.05 for t in tables)
+    assert all(float(t.weight.std()) > 0.02 for t in tables if t.weight.numel() > 20)  # still random
+
+
+def test_structure_tuning_reports_the_paired_difference() -> None:
+    from rich.console import Console
+
+    from tools.inference.evaluation import paired_difference, render_tuning
+
+    delta = paired_difference([0.765, 0.768, 0.762], [0.765, 0.763, 0.761])
+    assert delta["per_seed"] == pytest.approx([0.0, 0.005, 0.001])
+    assert delta["mean"] == pytest.approx(0.002) and delta["se"] == pytest.approx(0.0015275, abs=1e-6)
+    chosen = {"cross_layers": 1, "mlp": [128, 64], "validation_auc": 0.8}
+    results = {s: {"selected": chosen, "mean": 0.76, "sd": 0.002, "test_auc": [0.76]} for s in ("parallel", "stacked")}
+    console = Console(record=True, width=200)
+    render_tuning({**results, "parallel_minus_stacked": delta}, console)
+    assert "parallel − stacked, paired by seed: +0.0020 ± 0.0015 (s.e.); per seed +0.0000, +0.0050, +0.0010" in (
+        console.export_text()
+    )
+
+
 def test_artifact_registry_and_schema_hash(trained: tuple[ModelRegistry, Arrays], tmp_path: Path) -> None:
     registry, _ = trained
     artifact = registry.artifact()

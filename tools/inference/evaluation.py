@@ -122,14 +122,25 @@ def tune_structures(
             results[structure] = {"grid": points, "selected": best, "test_auc": tests,
                                   "mean": float(np.mean(tests)), "sd": float(np.std(tests))}  # fmt: skip
             progress.remove_task(task)
+    results["parallel_minus_stacked"] = paired_difference(
+        results["parallel"]["test_auc"], results["stacked"]["test_auc"]
+    )
     return results
+
+
+def paired_difference(a: list[float], b: list[float]) -> dict[str, Any]:
+    """a − b run by run (the same seeds), with the mean and its standard error."""
+    deltas = np.subtract(a, b)
+    se = float(np.std(deltas, ddof=1) / np.sqrt(len(deltas))) if len(deltas) > 1 else float("nan")
+    return {"per_seed": deltas.tolist(), "mean": float(deltas.mean()), "se": se}
 
 
 def render_tuning(results: dict[str, Any], console: Console) -> None:
     table = Table(title="Parallel vs stacked DCN v2, each tuned on the same grid (selected on validation AUC)")
     for column in ("structure", "selected", "validation AUC", "test conv AUC (± sd over seeds)"):
         table.add_column(column, justify="left" if column == "structure" else "right")
-    for structure, r in results.items():
+    for structure in ("parallel", "stacked"):
+        r = results[structure]
         chosen = r["selected"]
         table.add_row(
             structure,
@@ -138,6 +149,11 @@ def render_tuning(results: dict[str, Any], console: Console) -> None:
             f"{r['mean']:.4f} ± {r['sd']:.4f}",
         )
     console.print(table)
+    delta = results["parallel_minus_stacked"]
+    console.print(
+        f"parallel − stacked, paired by seed: {delta['mean']:+.4f} ± {delta['se']:.4f} (s.e.); "
+        f"per seed {', '.join(f'{d:+.4f}' for d in delta['per_seed'])}"
+    )
 
 
 def deepctr_reference(
