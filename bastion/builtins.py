@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 from collections.abc import Callable
@@ -58,15 +59,16 @@ def build_sql(data_dir: Path) -> MCPServer[Any]:
     from tools.sql.service import SqlService
 
     service = SqlService(index=IndexSettings(data_dir=data_dir))
-    agents: list[Any] = []
+
+    @functools.cache
+    def agent() -> Any:
+        # LangGraph and the LLM client load with the first question, not with the gateway.
+        from agents.text2sql.agent import Text2SQLAgent
+
+        return Text2SQLAgent(service)
 
     def ask(*args: Any) -> Any:
-        # LangGraph and the LLM client load with the first question, not with the gateway.
-        if not agents:
-            from agents.text2sql.agent import Text2SQLAgent
-
-            agents.append(Text2SQLAgent(service))
-        return agents[0].ask(*args)
+        return agent().ask(*args)
 
     return sql_server.build(service, asker=ask, answer_model=Answer)
 

@@ -314,16 +314,12 @@ def test_pyversity_ssd_is_ours_with_a_bias_column_at_the_matching_gamma() -> Non
 
 
 def test_evaluation_frontier_keeps_undominated_settings_and_interpolates_per_user() -> None:
-    from tools.rerank.evaluation import Config, interpolate_on_frontier, pareto
+    from tools.rerank.evaluation import interpolate_on_frontier, pareto
 
     points = [(0.5, 0.13, 0), (0.6, 0.12, 1), (0.55, 0.11, 2), (0.7, 0.10, 3)]
     assert pareto(points) == [(0.5, 0.13, 0), (0.6, 0.12, 1), (0.7, 0.10, 3)]  # (0.55, 0.11) is beaten by (0.6, 0.12)
 
-    configs = []
-    for x, y, _ in points:
-        config = Config("ours SSD w=5", "", _relevance_only, ours=True)
-        config.results = {"ilad": x, "ndcg": y}
-        configs.append(config)
+    configs, _ = _pool([(x, y) for x, y, _ in points])
     per_user = {"ndcg": np.array([[0.12, 0.14], [0.10, 0.14], [0.0, 0.0], [0.09, 0.11]])}
     halfway = interpolate_on_frontier(configs, per_user, "ilad", "ndcg", 0.65, ours=True)
     assert halfway is not None

@@ -71,24 +71,19 @@ class Artifact(BaseModel):
     model_config = {"populate_by_name": True}
 
 
-def code_version() -> str:
+def _git(*args: str) -> str:
+    """`git ARGS` in this source tree; empty when git or the checkout is missing."""
     try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=Path(__file__).resolve().parent,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain"],
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=Path(__file__).resolve().parent,
-        ).stdout.strip()
+        run = subprocess.run(
+            ["git", *args], capture_output=True, text=True, check=False, cwd=Path(__file__).resolve().parent
+        )
     except OSError:
-        rev, dirty = "", ""
+        return ""
+    return run.stdout.strip()
+
+
+def code_version() -> str:
+    rev, dirty = _git("rev-parse", "HEAD"), _git("status", "--porcelain")
     from importlib.metadata import version
 
     return f"bastion {version('bastion')}" + (f" @ {rev[:12]}{'+dirty' if dirty else ''}" if rev else "")

@@ -6,6 +6,7 @@ which changes no model or registry state: the tools are annotated read-only.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -49,16 +50,14 @@ def build(settings: InferenceSettings, data_dir: Path) -> MCPServer[Any]:
     assert settings.models is not None
     models = settings.models
     registry = ModelRegistry(models)
-    loaded: list[Any] = []
 
+    @functools.cache
     def service() -> Any:
         # Torch loads with the first scored request, not when the gateway builds its servers.
-        if not loaded:
-            from tools.inference.serving import InferenceService
+        from tools.inference.serving import InferenceService
 
-            log = settings.feature_log if settings.log_requests else None
-            loaded.append(InferenceService(models, log, settings.max_candidates, settings.threads))
-        return loaded[0]
+        log = settings.feature_log if settings.log_requests else None
+        return InferenceService(models, log, settings.max_candidates, settings.threads)
 
     server: MCPServer[Any] = MCPServer(
         "dev.bastion/inference",

@@ -1,11 +1,9 @@
-"""Training, evaluation metrics, per-surface calibration, and versioned model artifacts.
+"""Training, evaluation metrics and per-surface calibration.
 
 An impressions table (one row per impression: user features, history, surface, item features,
 click, conversion, ts) trains the model on impressions (ESMM: both losses over all impressions).
-Calibration: Platt scaling per surface on a held-out slice of the training period.
-The artifact directory holds the weights, the feature schema with its hash, the model config,
-training metrics, calibration and the exact code version; `registry.json` lists versions and says
-which one serves.
+Calibration: Platt scaling per surface on a held-out slice of the training period. Versioned
+artifacts and the model registry are in `registry`.
 """
 
 from __future__ import annotations
@@ -217,6 +215,3 @@ def evaluate(model: ConversionModel, calibration: Calibration, data: Arrays) -> 
     if p_click is not None:
         result["click"] = task_metrics(data.click, calibrated(p_click, data.surface, calibration.click, names))
     return result
-
-
-# -- artifacts and the model registry ---------------------------------------------------------------------
