@@ -12,6 +12,8 @@ from typing import Any
 import anyio
 from mcp.server.mcpserver import MCPServer
 
+from embeddings.settings import IndexSettings
+from governance.catalog import Catalog
 from registry import builtin as registry_builtin
 from registry.context import RegistryContext
 from registry.schemas.tools import ToolDefinition, served_definition
@@ -49,7 +51,27 @@ def build_parity(data_dir: Path) -> MCPServer[Any]:
         settings = settings.model_copy(update={"data_dir": data_dir / "parity"})
     index = IndexSettings(data_dir=data_dir)
     warehouse = index.source() if index.warehouse_url is None or index.source().endswith(".duckdb") else None
-    return build_parity_server(ParityService(settings, default_engine=warehouse))
+    return build_parity_server(ParityService(settings, default_engine=warehouse, catalog=catalog_loader(index)))
+
+
+def catalog_loader(index: IndexSettings) -> Callable[[], Catalog]:
+    """The indexed warehouse catalog, re-read when `bastion index` publishes a new snapshot.
+
+    Tools that check SQL against the catalog (the `parity` tool's table:/sql: inputs) get it from here;
+    without an index they refuse such inputs (the loader raises FileNotFoundError)."""
+    from embeddings.index import Snapshot
+
+    path = Snapshot.directory(index) / "catalog.json"
+    cached: dict[int, Catalog] = {}
+
+    def load() -> Catalog:
+        stamp = path.stat().st_mtime_ns
+        if stamp not in cached:
+            cached.clear()
+            cached[stamp] = Catalog.model_validate_json(path.read_text())
+        return cached[stamp]
+
+    return load
 
 
 def build_sql(data_dir: Path) -> MCPServer[Any]:

@@ -71,6 +71,7 @@ def serve(
     if port:
         overrides["port"] = port
     settings = RegistrySettings(**overrides)
+    _schema_at_head(settings)
     base = settings.effective_public_url
     out.print(f"[bold]Bastion[/] on {base}")
     out.print(f"  MCP gateway   {base}/mcp")
@@ -89,14 +90,65 @@ def serve(
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower())
 
 
+def _schema_at_head(settings: RegistrySettings) -> None:
+    """`serve` on a database whose schema is not what this version needs: the embedded default (SQLite in
+    the data directory) is migrated; any other database is refused with the command that fixes it."""
+    from registry.db import create_db_engine, upgrade
+    from registry.db.migrate import can_rewrite_audit, schema_problem
+
+    url = settings.effective_database_url
+    if settings.database_url is None:
+        upgrade(url)
+        return
+    engine = create_db_engine(url)
+    try:
+        problem = schema_problem(engine)
+        rewrite = can_rewrite_audit(engine)
+    except Exception as exc:  # unreachable now: serve anyway, /healthz says 503 until it answers
+        err.print(f"[yellow]warning:[/] the database does not answer yet ({type(exc).__name__}); /healthz is 503")
+        return
+    finally:
+        engine.dispose()
+    if problem is not None:
+        fail(f"{problem} (database {_redact(url)})")
+    if rewrite:
+        err.print("[yellow]warning:[/] the app connects as the owner of audit_events (or a superuser), so it could "
+                  "disable the append-only triggers; run it as a role made with `bastion db grant ROLE`")  # fmt: skip
+
+
 @db_app.command("upgrade")
-def db_upgrade(revision: str = "head") -> None:
-    """Apply database migrations."""
+def db_upgrade(
+    revision: str = "head",
+    grant: Annotated[str | None, typer.Option(help="PostgreSQL: then grant this app role (see `db grant`)")] = None,
+) -> None:
+    """Apply database migrations (as the tables' owner)."""
     from registry.db import upgrade
 
     settings = _settings()
     upgrade(settings.effective_database_url, revision)
     out.print(f"database at revision {revision}: {_redact(settings.effective_database_url)}")
+    if grant:
+        db_grant(grant)
+
+
+@db_app.command("grant")
+def db_grant(role: Annotated[str, typer.Argument(help="The PostgreSQL role `bastion serve` connects as")]) -> None:
+    """PostgreSQL: give an app role what `bastion serve` needs, and only SELECT/INSERT on the audit log.
+
+    Run as the tables' owner, after every `db upgrade`; then run the app with BASTION_DATABASE_URL naming the
+    role. It cannot update, delete or truncate audit rows, nor disable the append-only triggers."""
+    from registry.db import create_db_engine
+    from registry.db.migrate import grant_app_role
+
+    settings = _settings()
+    engine = create_db_engine(settings.effective_database_url)
+    try:
+        grant_app_role(engine, role)
+    except ValueError as exc:
+        fail(str(exc))
+    finally:
+        engine.dispose()
+    out.print(f"role {role}: app privileges granted; audit_events is SELECT/INSERT only")
 
 
 @db_app.command("revision")

@@ -64,7 +64,8 @@ def ask(
         for row in answer.rows.rows[:100]:
             table.add_row(*[escape(str(v)) for v in row])
         out.print(table)
-    if answer.errors and answer.sql is None:
+    if answer.errors:
+        # A refused or failed request is a failure for scripts too (an explicit SQL the guard refuses above all).
         raise typer.Exit(2)
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+# ASCII digits only (\d also matches "٣" and "²"), and the whole string (no trailing newline as $ allows).
 _SEMVER = re.compile(
-    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
-    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
+    r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
+    r"(?:-((?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?",
+    re.ASCII,
 )
 
 _NUM_WIDTH = 10
@@ -41,7 +43,7 @@ class Semver:
             return head + "~"
         ids = []
         for ident in self.prerelease:
-            ids.append(f"0{int(ident):0{_NUM_WIDTH}d}" if ident.isdigit() else f"1{ident}")
+            ids.append(f"0{int(ident):0{_NUM_WIDTH}d}" if ident.isascii() and ident.isdigit() else f"1{ident}")
         return head + "-" + "!".join(ids)
 
 
@@ -50,9 +52,10 @@ def parse(text: str) -> Semver:
         raise SemverError("'latest' is reserved and cannot be used as a version")
     if len(text) > MAX_LENGTH:
         raise SemverError(f"version is longer than {MAX_LENGTH} characters")
-    match = _SEMVER.match(text)
+    match = _SEMVER.fullmatch(text)
     if not match:
-        raise SemverError(f"'{text}' is not a semantic version (expected MAJOR.MINOR.PATCH, e.g. 1.2.0)")
+        shown = text if len(text) <= 60 else text[:59] + "…"
+        raise SemverError(f"{shown!r} is not a semantic version (expected MAJOR.MINOR.PATCH, e.g. 1.2.0)")
     major, minor, patch, pre, build = match.groups()
     prerelease = tuple(pre.split(".")) if pre else ()
     if any(len(n) > _NUM_WIDTH for n in (major, minor, patch, *(i for i in prerelease if i.isdigit()))):

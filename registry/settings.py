@@ -94,6 +94,21 @@ class RegistrySettings(BaseSettings):
         "(factory() returns an MCPServer; name is the registry short name).",
     )
     log_level: str = Field("INFO", description="Log level.")
+    jwt_leeway: float = Field(
+        0.0, ge=0, le=300,
+        description="Seconds a JWT is still accepted after its `exp` (and before `nbf`/`iat`): clock skew between "
+        "the identity provider and the gateway. 0 by default: an expired token is refused.",
+    )  # fmt: skip
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="Bearer token that may read /metrics (for a Prometheus scraper). Without it, /metrics "
+        "needs an admin credential. Metrics name servers and tools, so they are not public.",
+    )
+    audit_queue_max_rows: int = Field(
+        100_000, ge=100,
+        description="Audit rows queued at most before the gateway refuses new calls (audit_backlog) rather than "
+        "run calls it cannot audit; the database being down for a while fills the queue.",
+    )  # fmt: skip
 
     @field_validator(
         "admin_groups",

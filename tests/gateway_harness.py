@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -80,6 +82,11 @@ def ops_server() -> MCPServer[Any]:
     def pause_campaign(campaign_id: str) -> str:
         """Pause an ad campaign."""
         ops_state.paused.append(campaign_id)
+        # In a server process of its own (the red-team suite), runs are counted in a file the test reads.
+        record = os.environ.get("BASTION_TEST_SIDE_EFFECTS")
+        if record:
+            with Path(record).open("a") as f:
+                f.write(campaign_id + "\n")
         return f"paused {campaign_id}"
 
     return server

@@ -523,7 +523,7 @@ def test_http_fetcher_rate_limits_per_domain() -> None:
     site = World.generate(1, 5).sites[0]
     server = LiveServer(asgi_app(site)).start()
     try:
-        fetcher = HttpFetcher(requests_per_second=20)
+        fetcher = HttpFetcher(requests_per_second=20, allow_private=True)
 
         async def fetch_all() -> list[Page | None]:
             try:
@@ -693,6 +693,92 @@ def test_learning_refuses_private_addresses_unless_allowed(tmp_path: Path) -> No
     server = build(DedupeSettings(store=tmp_path / "m.db", log_dir=tmp_path))
     with pytest.raises(ToolError, match="private address"):
         _call(server, "learn_rules", domain="127.0.0.1", urls=[f"http://127.0.0.1:9/x?a={i}" for i in range(20)])
+
+
+# -- errors never echo unbounded input ------------------------------------------------------------
+
+HUGE = 2_000_000
+
+
+def test_mcp_results_for_a_2mb_url_stay_small_and_name_the_error(dedupe_settings: DedupeSettings) -> None:
+    server = build(dedupe_settings)
+    huge = "https://a.example/?q=" + "x" * HUGE
+    for tool, arguments in (
+        ("normalize_urls", {"urls": [huge, "https://a.example/?id=1"]}),
+        ("dedupe_urls", {"urls": [huge, "https://a.example/?id=1"]}),
+        ("explain_url", {"url": huge[:99_000]}),  # its schema caps the argument at 100,000 characters
+    ):
+        result = _call(server, tool, **arguments)
+        serialized = result.model_dump_json()
+        assert len(serialized) < 4096, (tool, len(serialized))  # the whole result, both copies of the entry
+        content = result.structured_content
+        entry = content["results"][0] if tool == "normalize_urls" else (
+            content["errors"][0] if tool == "dedupe_urls" else content
+        )  # fmt: skip
+        assert entry["error"]["code"] == "too_long" and entry["normalized"] is None
+        assert len(entry["url"]) <= 200 and entry["url"].startswith("https://a.example/?q=xxx")
+        assert entry["url"].endswith(f"({len(arguments.get('url') or huge):,} characters)")
+        assert len(entry["error"]["message"]) <= 200
+    # The valid URL in the same batch is untouched.
+    assert (
+        _call(server, "normalize_urls", urls=[huge, "https://a.example/?id=1"]).structured_content["results"][1][
+            "normalized"
+        ]
+        == "https://a.example/?id=1"
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "code"),
+    [
+        ("s" * 900_000 + "://a.example/", "unsupported_scheme"),
+        ("http://a.example:" + "9" * 900_000 + "/", "invalid_port"),  # int() of it would raise ValueError
+        ("http://a.example:" + "1" * 5_000 + "/", "invalid_port"),
+        ("http://a.example:²/", "invalid_port"),  # a Unicode digit int() refuses
+        ("http://" + "1." * 400_000 + "1/", "invalid_host"),
+        ("http://[" + "1" * 900_000 + "]/", "invalid_host"),
+        ("http://[" + "1" * 900_000 + "/", "invalid_host"),
+        ("http://" + "a" * 60 + "\u0430" * 900_000 + ".com/", "invalid_host"),
+    ],
+)
+def test_every_url_error_is_bounded(url: str, code: str) -> None:
+    normalizer = Normalizer(max_length=1_000_000)
+    (result,) = normalizer.normalize_many([url])
+    assert result.error is not None and result.error.code == code
+    assert len(result.error.message) <= 600 and len(result.url) <= 200
+    explained = normalizer.explain(url)
+    assert explained.error is not None and explained.error.code == code
+    assert len(explained.model_dump_json()) < 2000
+
+
+def test_explain_notes_quote_long_paths_bounded() -> None:
+    url = "https://a.example/" + "%7e" * 2000 + "/./x"
+    explained = Normalizer().explain(url)
+    assert explained.normalized is not None and explained.syntax
+    assert all(len(note) <= 500 for note in explained.syntax)
+
+
+def test_learn_rules_errors_are_bounded(dedupe_settings: DedupeSettings) -> None:
+    server = build(dedupe_settings)
+    for arguments in (
+        {"domain": "a.com", "source": "y" * 1000},
+        {"domain": "a.com", "source": "../" + "z" * 1000},
+        {"domain": "a.com", "source": "x" * 5000},  # over the schema's 1,024
+        {"domain": "a.com", "source": "nul\x00" + "w" * 900},
+    ):
+        with pytest.raises(ToolError) as refused:
+            _call(server, "learn_rules", **arguments)
+        assert len(str(refused.value)) < 1000, arguments
+    from tools.dedupe.service import DedupeError, DedupeService
+
+    with pytest.raises(DedupeError) as refused_domain:
+        anyio.run(
+            lambda: DedupeService(dedupe_settings).learn(
+                "exa mple" + "e" * HUGE, ["https://a.com/"], TableFingerprinter({}), LearnSettings(), source="cli",
+                created_by=None,
+            )
+        )  # fmt: skip
+    assert "domain 'exa mple" in str(refused_domain.value) and len(str(refused_domain.value)) <= 600
 
 
 def test_rules_diff_of_an_unknown_version_is_a_tool_error(dedupe_settings: DedupeSettings) -> None:

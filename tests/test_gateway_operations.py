@@ -196,7 +196,9 @@ async def test_metrics(gw: Gateway) -> None:
         await client.call_tool("ops__read_metric", {"name": "x"})
     async with gw.client(gw.token("eve")) as client:
         await client.call_tool("ops__read_metric", {"name": "x"})
-    body = httpx.get(f"{gw.url}/metrics").text
+    assert httpx.get(f"{gw.url}/metrics").status_code == 401  # metrics name servers and tools: not public
+    assert httpx.get(f"{gw.url}/metrics", headers=gw.auth("eli", ["ads-eng"])).status_code == 403
+    body = httpx.get(f"{gw.url}/metrics", headers=gw.admin.headers).text
     assert 'bastion_gateway_tool_calls_total{outcome="ok",server="dev.test/ops",tool="read_metric"} 1.0' in body
     assert 'bastion_gateway_denials_total{rule="server.allowed_groups"} 1.0' in body
     assert "bastion_gateway_tool_call_seconds_bucket" in body

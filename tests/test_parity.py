@@ -224,3 +224,141 @@ def test_mcp_server_confines_files_and_reports_findings(logs: dict[str, str]) ->
     assert not result["found"].is_error and result["found"].structured_content["flagged_features"] == ["price"]
     assert result["escape"].is_error and "outside it" in result["escape"].content[0].text
     assert result["no_engine"].is_error and "need an engine" in result["no_engine"].content[0].text
+
+
+# -- governed inputs: table:/sql: pass the SQL guard, files are sandboxed, findings redact personal data ------
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A DuckDB warehouse with a PII column, its catalog, and a parity data directory beside it."""
+    from governance.catalog import Catalog, Column, Table
+    from governance.classification import Classification
+
+    root = tmp_path_factory.mktemp("parity-warehouse")
+    path = root / "warehouse.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE SCHEMA users")
+    con.execute("CREATE TABLE users.users AS SELECT i AS user_id, 'user' || i || '@mail.example' AS email, "
+                "['FR', 'DE', 'US'][1 + i % 3] AS country, i % 7 AS risk FROM range(500) t(i)")  # fmt: skip
+    con.close()
+    columns = [Column(name="user_id", type="BIGINT"), Column(name="email", pii="email"), Column(name="country"),
+               Column(name="risk", classification=Classification.CONFIDENTIAL)]  # fmt: skip
+    catalog = Catalog(tables={"users.users": Table(name="users.users", columns=columns)})
+    data = root / "parity"
+    data.mkdir()
+    files = duckdb.connect()
+    files.execute(f"ATTACH '{path}' AS w (READ_ONLY)")
+    files.execute(f"COPY (SELECT user_id, email, country FROM w.users.users) TO '{data / 'train.parquet'}'")
+    files.execute(f"COPY (SELECT user_id, CASE WHEN user_id % 2 = 0 THEN upper(email) ELSE email END AS email, "
+                  f"country FROM w.users.users) TO '{data / 'serve.parquet'}'")  # fmt: skip
+    files.execute(f"COPY (SELECT user_id AS id, [1.0, 2.0] AS vec, email AS model FROM w.users.users) "
+                  f"TO '{data / 'emb.parquet'}'")  # fmt: skip
+    files.close()
+    service = ParityService(ParitySettings(data_dir=data, engine=str(path)), catalog=lambda: catalog)
+    return {"service": service, "path": str(path), "data": data}
+
+
+def call(service: ParityService, tool: str, arguments: dict[str, Any], clearance: str = "internal") -> Any:
+    from governance import Principal, current_principal
+    from governance.classification import Classification
+
+    server = build(service)
+
+    async def scenario() -> Any:
+        token = current_principal.set(Principal(subject="ann", groups=frozenset({"analysts"}),
+                                                clearance=Classification(clearance)))  # fmt: skip
+        try:
+            async with Client(server) as client:
+                return await client.call_tool(tool, arguments)
+        finally:
+            current_principal.reset(token)
+
+    return anyio.run(scenario)
+
+
+def text_of(result: Any) -> str:
+    return " ".join(getattr(c, "text", "") for c in result.content)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "sql:SELECT content FROM read_text('/etc/passwd')",
+        "sql:SELECT * FROM read_csv('/etc/passwd')",
+        "sql:SELECT file AS user_id FROM glob('/etc/*')",
+        "sql:SELECT * FROM '/etc/passwd'",
+        "sql:SELECT user_id, email FROM users.users",
+        "sql:SELECT u FROM users.users u",
+        "sql:SELECT COLUMNS(*) FROM users.users",
+        "sql:SELECT user_id, risk FROM users.users",
+        "table:users.users",
+    ],
+)
+def test_parity_sql_inputs_pass_the_guard_with_the_callers_clearance(warehouse: dict[str, Any], source: str) -> None:
+    """Old code: read_text returned /etc/passwd in the findings' examples; table:users.users returned e-mails."""
+    result = call(warehouse["service"], "audit_parity",
+                  {"training": source, "serving": "train.parquet", "keys": ["user_id"],
+                   **({"features": ["email"]} if source.startswith("table:") else {})})  # fmt: skip
+    assert result.is_error, text_of(result)
+    body = text_of(result)
+    assert "root:" not in body and "@mail.example" not in body
+    assert "guard refused" in body or "withheld" in body
+
+
+def test_table_input_reads_only_the_columns_the_caller_may_see(warehouse: dict[str, Any]) -> None:
+    result = call(warehouse["service"], "audit_parity",
+                  {"training": "table:users.users", "serving": "table:users.users", "keys": ["user_id"]})  # fmt: skip
+    assert not result.is_error, text_of(result)
+    compared = {f["feature"] for f in result.structured_content["features"]}
+    assert compared == {"country"}  # email (PII) and risk (confidential) are not even read
+    cleared = call(warehouse["service"], "audit_parity",
+                   {"training": "table:users.users", "serving": "table:users.users", "keys": ["user_id"]},
+                   clearance="confidential")  # fmt: skip
+    assert {f["feature"] for f in cleared.structured_content["features"]} == {"country", "risk"}
+
+
+def test_findings_show_personal_data_as_digests(warehouse: dict[str, Any]) -> None:
+    """A file input with an e-mail column: the mismatch is found, but no address appears in the result."""
+    result = call(warehouse["service"], "audit_parity",
+                  {"training": "train.parquet", "serving": "serve.parquet", "keys": ["user_id"]})  # fmt: skip
+    assert not result.is_error, text_of(result)
+    assert result.structured_content["flagged_features"] == ["email"]
+    raw = result.model_dump_json()
+    assert "@mail.example" not in raw and "@MAIL.EXAMPLE" not in raw
+    (finding,) = [f for f in result.structured_content["findings"] if f["check"] == "value_mismatch"]
+    assert finding["examples"] and all(str(e["training"]).startswith("redacted:") for e in finding["examples"])
+
+
+def test_embedding_versions_are_bounded_and_redacted(warehouse: dict[str, Any]) -> None:
+    """Old code: compare_embeddings(version_column=email) listed every address as a 'version'."""
+    result = call(warehouse["service"], "compare_embeddings",
+                  {"training": "emb.parquet", "serving": "emb.parquet", "key": "id", "column": "vec",
+                   "version_column": "model"})  # fmt: skip
+    assert not result.is_error, text_of(result)
+    versions = result.structured_content["versions_training"]
+    assert len(versions) <= 21 and versions[-1].startswith("… more than")
+    leaked = call(warehouse["service"], "compare_embeddings",
+                  {"training": "sql:SELECT user_id AS id, [1.0] AS vec, email AS model FROM users.users",
+                   "serving": "emb.parquet", "key": "id", "column": "vec", "version_column": "model"})  # fmt: skip
+    assert leaked.is_error and "@mail.example" not in text_of(leaked)
+
+
+def test_the_audit_engine_cannot_read_files_whatever_the_sql(warehouse: dict[str, Any]) -> None:
+    """Library callers bypass the MCP adapter: the DuckDB sandbox still refuses file access."""
+    for sql in ("SELECT content AS v, 1 AS k FROM read_text('/etc/passwd')", "SELECT 1 AS k FROM glob('/*')"):
+        with pytest.raises(ParityError, match=r"files or table functions|not allowed"):
+            audit(f"sql:{sql}", f"sql:{sql}", ["k"], engine=warehouse["path"])
+    from tools.parity.sources import connect
+
+    con = connect(warehouse["path"], str(warehouse["data"] / "train.parquet"))
+    assert con.execute(f"SELECT count(*) FROM '{warehouse['data'] / 'train.parquet'}'").fetchone() == (500,)
+    with pytest.raises(duckdb.Error, match="disabled by configuration"):
+        con.execute("SELECT * FROM read_text('/etc/passwd')")
+    with pytest.raises(duckdb.Error, match="locked"):
+        con.execute("SET enable_external_access = true")
+    # The one place DuckDB may always write (where it spills) is a private directory, not ./.tmp.
+    (spill,) = con.execute("SELECT value FROM duckdb_settings() WHERE name = 'temp_directory'").fetchone()  # type: ignore[misc]
+    assert "bastion-parity-" in spill and not spill.startswith(str(Path.cwd()))
+    with pytest.raises(duckdb.Error):
+        con.execute("COPY (SELECT 1) TO '.tmp/out.csv'")

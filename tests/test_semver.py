@@ -39,3 +39,10 @@ def test_build_metadata_does_not_change_precedence() -> None:
 def test_invalid_versions_are_refused(bad: str) -> None:
     with pytest.raises(semver.SemverError):
         semver.parse(bad)
+
+
+@pytest.mark.parametrize("text", ["1.2.3\n", "1.٣.3", "1.2.3-rc.²", "１.2.3"])
+def test_only_ascii_digits_and_the_whole_string(text: str) -> None:
+    """Old code: `\\d` accepted Unicode digits and `$` a trailing newline (via server.json import and the CLI)."""
+    with pytest.raises(semver.SemverError):
+        semver.parse(text)

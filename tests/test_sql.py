@@ -297,6 +297,8 @@ def test_classifier_routes_requests() -> None:
     assert classify("show me past queries about spend") == "query_discovery"
     assert classify("what does ROAS mean?") == "docs_lookup"
     assert classify("run: select 1 from ads.campaigns") == "execution"
+    assert classify("delete from ads.campaigns") == classify("run: the weekly report") == "execution"
+    assert classify("show me spend by week") == classify("create a report of spend by week") == "text_to_sql"
     assert classify("weekly spend by advertiser for the last 4 weeks") == "text_to_sql"
     assert extract_sql("Here:\n```sql\nSELECT 1;\n```") == "SELECT 1"
 
@@ -343,6 +345,21 @@ def test_prompt_injection_cannot_run_anything(service: SqlService) -> None:
         assert answer.attempts == MAX_ATTEMPTS and answer.errors[0].code == "not_read_only"
         assert len(llm.requests) == MAX_ATTEMPTS
     assert service.run("select count(*) from ads.campaigns").result.rows[0][0] > 0  # still there
+
+
+@pytest.mark.parametrize(
+    "request_text",
+    ["run: delete from ads.campaigns", "delete from ads.campaigns", "execute: DROP TABLE ads.campaigns",
+     "run: update ads.campaigns set status = 'x'", "run: copy ads.campaigns to '/tmp/x.csv'",
+     "run: select email from users.users", "run: spend by advertiser last week"],
+)  # fmt: skip
+def test_explicit_sql_is_never_swapped_for_a_past_query(service: SqlService, request_text: str) -> None:
+    """Old code: `run: delete from ads.campaigns` fell through to retrieval-only and ran an unrelated past query."""
+    agent = Text2SQLAgent(service, LLMSettings(base_url=None, model=None))
+    answer = agent.ask(request_text, execute=True)
+    assert answer.kind == "execution" and answer.source is None and answer.reused_queries == []
+    assert answer.sql is None and answer.rows is None and not answer.executed
+    assert answer.errors and answer.errors[0].code in ("not_read_only", "pii_column", "syntax_error", "not_a_query")
 
 
 def test_llm_down_is_reported_not_raised(service: SqlService) -> None:

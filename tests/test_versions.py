@@ -170,6 +170,60 @@ def test_reviews_need_reviewers_and_separation_of_duties(client: TestClient, api
     assert "separation of duties" in response.json()["error"]
 
 
+def test_team_flip_cannot_bypass_separation_of_duties(client: TestClient, api: Api, tokens: Tokens) -> None:
+    """The red-team path: a reviewer in the owning team moves the server to another team, reviews it, and moves
+    it back. Old code: the version was approved by its own team's member and stayed approved."""
+    api.team("ads-eng", groups=["ads-eng"])
+    api.team("other", groups=["other-eng"])
+    api.server(S, "ads-eng")
+    api.version(S, "1.0.0")
+    api.status(S, "1.0.0", "in_review")
+    insider = tokens("mallory", ["bastion-reviewers", "ads-eng"])
+    server_url, review_url = f"/admin/v1/servers/{S}", f"/admin/v1/servers/{S}/versions/1.0.0/reviews"
+    assert client.patch(server_url, json={"team": "other"}, headers=insider).status_code == 200
+    review = client.post(review_url, json={"kind": "security", "decision": "approve"}, headers=insider)
+    assert review.status_code == 403 and "owned" in review.json()["error"]  # her team owned it during the review
+    assert client.patch(server_url, json={"team": "ads-eng"}, headers=insider).status_code == 200
+    version = client.get(f"{server_url}/versions/1.0.0", headers=tokens.admin).json()
+    assert version["status"] == "in_review" and version["missingReviews"] == ["security"]
+
+
+def test_changing_the_owning_team_sends_approved_versions_back_to_review(
+    client: TestClient, api: Api, tokens: Tokens
+) -> None:
+    api.team("ads-eng", groups=["ads-eng"])
+    api.team("other", groups=["other-eng"])
+    api.server(S, "ads-eng")
+    api.publish(S, "1.0.0")
+    assert client.get(f"/v0.1/servers/{S}/versions/latest", headers=tokens.admin).status_code == 200
+    moved = client.patch(f"/admin/v1/servers/{S}", json={"team": "other"}, headers=tokens.reviewer)
+    assert moved.status_code == 200
+    version = client.get(f"/admin/v1/servers/{S}/versions/1.0.0", headers=tokens.admin).json()
+    assert version["status"] == "in_review" and version["missingReviews"] == ["security"]
+    assert all(r["invalidatedAt"] for r in version["reviews"])  # kept for the record, no longer counted
+    assert "owning team changed from ads-eng to other" in version["transitions"][-1]["reason"]
+    assert client.get(f"/v0.1/servers/{S}/versions/latest", headers=tokens.admin).status_code == 404  # unpublished
+    # Someone outside both teams reviews it again; members of the former owner cannot.
+    former = tokens("ann", ["bastion-reviewers", "ads-eng"])
+    url = f"/admin/v1/servers/{S}/versions/1.0.0/reviews"
+    assert client.post(url, json={"kind": "security", "decision": "approve"}, headers=former).status_code == 403
+    assert api.review(S, "1.0.0", "security")["status"] == "approved"
+
+
+def test_raising_the_classification_needs_the_stricter_reviews(client: TestClient, api: Api, tokens: Tokens) -> None:
+    """Lower to public, get one security review, raise to restricted: the privacy and GenAI reviews are owed."""
+    api.team("ads-eng", groups=["ads-eng"])
+    api.server(S, "ads-eng", classification="restricted")
+    api.version(S, "1.0.0")
+    api.status(S, "1.0.0", "in_review")
+    server_url = f"/admin/v1/servers/{S}"
+    assert client.patch(server_url, json={"classification": "public"}, headers=tokens.reviewer).status_code == 200
+    assert api.review(S, "1.0.0", "security")["status"] == "approved"
+    assert client.patch(server_url, json={"classification": "restricted"}, headers=tokens.reviewer).status_code == 200
+    version = client.get(f"{server_url}/versions/1.0.0", headers=tokens.admin).json()
+    assert version["status"] == "in_review" and version["missingReviews"] == ["privacy", "genai"]
+
+
 def test_every_transition_is_recorded_with_who_and_when(client: TestClient, owned: Api, tokens: Tokens) -> None:
     owned.publish(S, "1.0.0")
     owned.status(S, "1.0.0", "deprecated")

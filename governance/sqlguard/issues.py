@@ -32,6 +32,11 @@ class GuardResult(BaseModel):
     warnings: list[Issue] = Field(default_factory=list)
     tables: list[str] = Field(default_factory=list, description="Catalog tables the query reads")
     columns: list[str] = Field(default_factory=list, description="table.column pairs it reads (stars expanded)")
+    output_columns: list[str] = Field(
+        default_factory=list,
+        description="The columns the query returns as checked, stars expanded against the catalog (_col_N: an "
+        "unnamed expression). The engine refuses a result whose columns differ: a stale catalog.",
+    )
 
     def feedback(self) -> str:
         """The errors as a short list, for a retry prompt."""

@@ -29,7 +29,7 @@ class TokenVerifier:
     def verify(self, token: str) -> dict[str, Any]:
         cached = self._verified.get(token)
         if cached is not None:
-            if cached["exp"] > time.time():
+            if cached["exp"] + self.settings.jwt_leeway > time.time():
                 return cached
             self._verified.pop(token, None)
         claims = self._verify(token)
@@ -50,7 +50,7 @@ class TokenVerifier:
             elif alg in ASYMMETRIC and self._jwks is not None:
                 key = self._jwks.get_signing_key_from_jwt(token).key
             else:
-                raise Unauthorized(f"token algorithm {alg!r} is not accepted")
+                raise Unauthorized(f"token algorithm {str(alg)[:40]!r} is not accepted")
             claims: dict[str, Any] = jwt.decode(
                 token,
                 key,
@@ -58,7 +58,7 @@ class TokenVerifier:
                 audience=self.settings.jwt_audience,
                 issuer=self.settings.jwt_issuer,
                 options={"require": ["exp", "sub", "iss", "aud"]},
-                leeway=30,
+                leeway=self.settings.jwt_leeway,
             )
         except jwt.ExpiredSignatureError:
             raise Unauthorized("token has expired") from None
@@ -67,9 +67,9 @@ class TokenVerifier:
         except jwt.InvalidIssuerError:
             raise Unauthorized("token issuer is not trusted") from None
         except jwt.PyJWKClientError as exc:
-            raise Unauthorized(f"cannot verify token signature: {exc}") from None
+            raise Unauthorized(f"cannot verify token signature: {str(exc)[:200]}") from None
         except jwt.PyJWTError as exc:
-            raise Unauthorized(f"invalid token: {exc}") from None
+            raise Unauthorized(f"invalid token: {str(exc)[:200]}") from None
         return claims
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,6 +44,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
+    # REPLACE deletes a conflicting row; with recursive triggers its DELETE triggers fire (audit append-only).
+    cur.execute("PRAGMA recursive_triggers=ON")
     cur.close()
 
 
@@ -56,6 +59,7 @@ class Database:
             self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
         )
         self._listeners: list[Callable[[], None]] = []
+        self._schema_ok_until = 0.0
         revision.install(self.sessions, self._changed)
 
     def on_governed_change(self, callback: Callable[[], None]) -> None:
@@ -107,6 +111,22 @@ class Database:
             return True
         except Exception:
             return False
+
+    def health(self) -> str | None:
+        """None when the database answers and its schema is what this version needs; else the reason.
+
+        A schema found at head is trusted for 30 s (schemas move forward, by `bastion db upgrade`)."""
+        from registry.db.migrate import schema_problem
+
+        if time.monotonic() < self._schema_ok_until:
+            return None if self.ping() else "database unreachable"
+        try:
+            problem = schema_problem(self.engine)
+        except Exception:
+            return "database unreachable"
+        if problem is None:
+            self._schema_ok_until = time.monotonic() + 30.0
+        return problem
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -188,8 +188,24 @@ class Review(Base):
     reviewer: Mapped[str] = mapped_column(String(200))
     notes: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set when a change to the server (its owning team, say) voids the review: it no longer counts.
+    invalidated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    invalidated_reason: Mapped[str | None] = mapped_column(String(500))
 
     version: Mapped[ServerVersion] = relationship(back_populates="reviews")
+
+
+class ServerOwnership(Base):
+    """Which team owned a server when: separation of duties looks at every owner during a review."""
+
+    __tablename__ = "server_ownership"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    server_id: Mapped[int] = mapped_column(ForeignKey("servers.id", ondelete="CASCADE"), index=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"))
+    since: Mapped[datetime] = mapped_column(UTCDateTime)
+    until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    changed_by: Mapped[str] = mapped_column(String(200))
 
 
 class VersionTransition(Base):
@@ -312,6 +328,20 @@ class AuditEvent(Base):
     minutes_saved: Mapped[float] = mapped_column(default=0.0)
     protocol_version: Mapped[str | None] = mapped_column(String(16))
     replica: Mapped[str | None] = mapped_column(String(64))
+    # Why a row was stored differently from what was queued (a field truncated to fit, a row isolated
+    # after its batch failed); None for an ordinary row.
+    flags: Mapped[str | None] = mapped_column(String(200))
+
+
+class RequestStateUse(Base):
+    """Sealed 2026-07-28 request states already answered: each may be used once, on any replica."""
+
+    __tablename__ = "request_state_uses"
+    __table_args__ = (Index("ix_request_state_uses_expires", "expires_at"),)
+
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    used_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class ApiKey(Base):

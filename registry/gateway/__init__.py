@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.routing import Route
 
 from registry.context import RegistryContext
+from registry.errors import Forbidden, RegistryError
 from registry.gateway.audit_writer import AuditWriter
 from registry.gateway.core import GatewayCore
 from registry.gateway.http import WELL_KNOWN, GatewayEndpoint, resource_metadata
@@ -23,6 +25,7 @@ from registry.gateway.metrics import GatewayMetrics
 from registry.gateway.ratelimit import create_limiter
 from registry.gateway.server import SessionTracker, build_server
 from registry.gateway.upstreams import BuiltinUpstream, RemoteUpstream, Upstream
+from registry.schemas.errors import ErrorOut
 from registry.services.facts import ServerEntry
 
 log = logging.getLogger("bastion.gateway")
@@ -35,7 +38,8 @@ class Gateway:
         settings = ctx.settings
         self.ctx = ctx
         self.metrics = GatewayMetrics()
-        self.audit = AuditWriter(ctx.db)
+        self.audit = AuditWriter(ctx.db, spool=settings.data_dir / "audit-spool", metrics=self.metrics,
+                                 max_rows=settings.audit_queue_max_rows)  # fmt: skip
         self.limiter = create_limiter(settings.redis_url)
         token = settings.upstream_token.get_secret_value() if settings.upstream_token else None
 
@@ -89,9 +93,40 @@ class Gateway:
         async def protected_server(short: str) -> JSONResponse:
             return JSONResponse(resource_metadata(self.core, f"/servers/{short}/mcp"))
 
-        @app.get("/metrics", tags=["gateway"], summary="Prometheus metrics")
+        @app.get(
+            "/metrics",
+            tags=["gateway"],
+            summary="Prometheus metrics (BASTION_METRICS_TOKEN or an admin credential)",
+            response_class=Response,
+            responses={
+                200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
+                      "description": "Metrics in the Prometheus text format"},
+                401: {"model": ErrorOut, "description": "No valid credential"},
+                403: {"model": ErrorOut, "description": "Neither the metrics token nor an admin credential"},
+            },
+        )  # fmt: skip
         async def metrics(request: Request) -> Response:
+            denial = await self.metrics_access(request.headers.get("authorization"))
+            if denial is not None:
+                return denial
             return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def metrics_access(self, header: str | None) -> Response | None:
+        """Metrics name every server and tool and show who is busy: the metrics token or an admin only."""
+        token = self.ctx.settings.metrics_token
+        if token is not None and header is not None:
+            expected = f"Bearer {token.get_secret_value()}".encode()
+            if hmac.compare_digest(header.encode("utf-8", "replace"), expected):
+                return None
+        try:
+            principal = await self.endpoint.authenticate(header)
+        except RegistryError as exc:
+            headers = {"WWW-Authenticate": 'Bearer realm="metrics"'} if exc.status == 401 else None
+            return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+        if not principal.is_admin:
+            denied = Forbidden("metrics are for the metrics token (BASTION_METRICS_TOKEN) or admins")
+            return JSONResponse(denied.body(), status_code=403)
+        return None
 
 
 __all__ = ["Gateway"]

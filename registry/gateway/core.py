@@ -2,101 +2,49 @@
 
 For each caller the gateway computes a *view*: the tools of every approved server the caller
 may use (or of one server, for `/servers/{short}/mcp`), with curated annotations, minus tools
-whose upstream no longer serves the pinned definition. Every call is authorised again,
-rate-limited, approved by a person when policy or annotations say so, audited, and timed.
+whose upstream no longer serves the pinned definition (`probes`). Every call is rate-limited (denied
+and unknown ones too), authorised again, approved by a person when policy or annotations say so
+(`approvals`), audited (refused when the audit log cannot keep up), and timed.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-import anyio.to_thread
 import mcp_types as types
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from governance import ClientRule, Decision, Principal, arguments_hash, evaluate, redact
 from registry.context import RegistryContext
-from registry.db import revision
 from registry.db.models import Server, ServerVersion
-from registry.errors import RegistryError
+from registry.gateway import dbio
+from registry.gateway.approvals import APPROVAL_ARG, APPROVAL_META, APPROVAL_SCHEMA, ApprovalGate
 from registry.gateway.audit_writer import AuditWriter
 from registry.gateway.metrics import GatewayMetrics
+from registry.gateway.model import Outcome, Route, View, principal_key, shown
+from registry.gateway.probes import Probes
 from registry.gateway.ratelimit import Bucket, RateLimiter
-from registry.gateway.upstreams import Upstream, UpstreamError, error_result
+from registry.gateway.upstreams import Upstream, error_result
 from registry.schemas.names import namespaced_tool_name, split_namespaced_tool_name
-from registry.schemas.tools import served_hash
-from registry.services import approvals
 from registry.services.facts import MISSING, ServerEntry, ToolEntry, client_rule
 
 log = logging.getLogger("bastion.gateway")
 
-APPROVAL_ARG = "_approval_id"
-APPROVAL_META = "dev.bastion/approvalId"
-ELICIT_KEY = "bastion.approval"
-ELICIT_STATE = "bastion-approval:v1"
-APPROVAL_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "approve": {
-            "type": "boolean",
-            "title": "Run this call",
-            "description": "Tick to let the gateway run the call exactly as shown.",
-        }
-    },
-    "required": ["approve"],
-}
-
 T = TypeVar("T")
 
+MAX_TOOL_NAME = 128  # names beyond this are refused as unknown, never looked up
+UNKNOWN_TOOL_LABEL = "(unknown)"
+AUDIT_WAIT = 5.0  # seconds a call waits for room in a full audit queue before it is refused
+ERROR_KINDS = frozenset({"tool", "upstream", "timeout", "unreachable", "invalid_arguments"})
 
-@dataclass(frozen=True, slots=True)
-class Route:
-    entry: ServerEntry
-    tool: ToolEntry
-    exposed: str
-
-
-@dataclass(frozen=True, slots=True)
-class View:
-    routes: dict[str, Route]
-    tools: list[types.Tool]
-    fingerprint: str
-
-
-@dataclass
-class Served:
-    """What an upstream currently serves: tool name → content hash (None: not known)."""
-
-    tools: dict[str, str] | None = None
-    error: str | None = None
-    checked_at: float = 0.0
-
-
-@dataclass
-class Outcome:
-    """What the audit row and metrics record about one call."""
-
-    decision: str = "allowed"
-    rule: str | None = None
-    outcome: str = "ok"
-    error: str | None = None
-    approval_id: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def principal_key(p: Principal) -> str:
-    scope = ",".join(sorted(p.server_scope)) if p.server_scope is not None else "*"
-    raw = f"{p.subject}|{','.join(sorted(p.groups))}|{p.clearance.value}|{p.client_id}|{scope}"
-    return hashlib.sha256(raw.encode()).hexdigest()[:24]
+__all__ = ["APPROVAL_ARG", "APPROVAL_META", "APPROVAL_SCHEMA", "GatewayCore", "principal_key"]
 
 
 class GatewayCore:
@@ -117,29 +65,17 @@ class GatewayCore:
         self.limiter = limiter
         self.audit = audit
         self.metrics = metrics
-        self.served: dict[str, Served] = {}
         # Long-lived upstream connections are held by tasks of the gateway's task group.
         self.task_group: Any = None
         # Exposed name → input schema, from views already built (see `input_schema`).
         self.schemas: dict[str, dict[str, Any]] = {}
-        self.drift_epoch = 0
-        self._reported_drift: set[tuple[str, str, str | None]] = set()
+        self.probes = Probes(ctx.db, self.upstream, self._published_entries, self._report_drift)
+        self.approvals = ApprovalGate(ctx.db, self.settings, metrics)
 
     # --- database access off the event loop -------------------------------------------------
 
     async def _db(self, fn: Callable[[Session], T]) -> T:
-        def job() -> T:
-            with self.ctx.db.read() as session:
-                return fn(session)
-
-        return await anyio.to_thread.run_sync(job)
-
-    async def _tx(self, fn: Callable[[Session], T]) -> T:
-        def job() -> T:
-            with self.ctx.db.transaction() as session:
-                return fn(session)
-
-        return await anyio.to_thread.run_sync(job)
+        return await dbio.read(self.ctx.db, fn)
 
     # --- upstreams and pinning -------------------------------------------------------------
 
@@ -154,53 +90,7 @@ class GatewayCore:
             self.remotes[entry.name] = current
         return current
 
-    async def refresh_served(self, entry: ServerEntry) -> Served:
-        """Ask the upstream what it serves now; detect definitions that drifted from the pins."""
-        upstream = self.upstream(entry)
-        state = self.served.setdefault(entry.name, Served())
-        if upstream is None:
-            state.tools, state.error = None, f"no builtin server named {entry.short_name!r} is installed"
-            return state
-        try:
-            tools = await upstream.list_tools()
-        except UpstreamError as exc:
-            state.error, state.checked_at = str(exc), time.monotonic()
-            return state
-        now_serving = {t.name: served_hash(t) for t in tools}
-        if now_serving != state.tools:
-            state.tools = now_serving
-            self.drift_epoch += 1
-        state.error, state.checked_at = None, time.monotonic()
-        return state
-
-    async def ensure_served(self, entries: list[ServerEntry]) -> None:
-        unknown = [e for e in entries if e.name not in self.served and e.published]
-        for entry in unknown:
-            await self.refresh_served(entry)
-
-    def withheld(self, entry: ServerEntry, tool: ToolEntry) -> str | None:
-        """Why a tool is held back because its upstream serves something other than the pin."""
-        state = self.served.get(entry.name)
-        if state is None or state.tools is None:
-            return None  # not known (unreachable): listed, and calls fail with the reason
-        served = state.tools.get(tool.name)
-        if served == tool.content_hash:
-            return None
-        if served is None:
-            return f"upstream {entry.name} no longer serves tool {tool.name}"
-        return (
-            f"upstream {entry.name} serves a changed definition of {tool.name} "
-            f"(pinned {tool.content_hash[:19]}…, served {served[:19]}…); withheld until a new version is approved"
-        )
-
-    def report_drift(self, entry: ServerEntry, tool: ToolEntry, reason: str) -> None:
-        state = self.served.get(entry.name)
-        observed = state.tools.get(tool.name) if state and state.tools else None
-        key = (entry.name, tool.name, observed)
-        if key in self._reported_drift:
-            return
-        self._reported_drift.add(key)
-        log.warning("integrity: %s", reason)
+    def _report_drift(self, entry: ServerEntry, tool: ToolEntry, reason: str) -> None:
         self.audit.record(
             self._row(
                 kind="integrity",
@@ -214,6 +104,11 @@ class GatewayCore:
                 protocol=None,
             )
         )
+
+    async def probe(self) -> None:
+        """One round of health probes (see `probes`), and housekeeping of answered approval states."""
+        await self.probes.probe_all()
+        await self.approvals.prune()
 
     # --- views -----------------------------------------------------------------------------
 
@@ -237,13 +132,17 @@ class GatewayCore:
         name: str | None = self.ctx.facts.memo(session, f"gateway:short:{short}", load)
         return name
 
+    def _published_entries(self, session: Session) -> list[ServerEntry]:
+        entries = [self.ctx.facts.server(session, n) for n in self._published_names(session)]
+        return [e for e in entries if e is not None]
+
     def entries_for(self, session: Session, short: str | None) -> list[ServerEntry]:
         names = self._published_names(session) if short is None else [self.name_for_short(session, short)]
         entries = [self.ctx.facts.server(session, n) for n in names if n is not None]
         return [e for e in entries if e is not None]
 
     def _view_key(self, principal: Principal, short: str | None) -> str:
-        return f"gateway:view:{principal_key(principal)}:{short or '*'}:{self.drift_epoch}"
+        return f"gateway:view:{principal_key(principal)}:{short or '*'}:{self.probes.drift_epoch}"
 
     def build_view(self, session: Session, principal: Principal, short: str | None) -> View:
         client = client_rule(self.ctx.facts, session, principal.client_id)
@@ -258,9 +157,9 @@ class GatewayCore:
                 decision = evaluate(principal, entry.facts, rules, tool.facts, client)
                 if not decision.allowed:
                     continue
-                reason = self.withheld(entry, tool)
+                reason = self.probes.withheld(entry, tool)
                 if reason is not None:
-                    self.report_drift(entry, tool, reason)
+                    self.probes.report_drift(entry, tool, reason)
                     continue
                 exposed = tool.name if short is not None else namespaced_tool_name(entry.short_name, tool.name)
                 routes[exposed] = Route(entry, tool, exposed)
@@ -315,37 +214,41 @@ class GatewayCore:
             view: View = cached
             return view
         entries = await self._db(lambda s: self.entries_for(s, short))
-        await self.ensure_served(entries)
+        await self.probes.ensure(entries)
         key = self._view_key(principal, short)
         view = await self._db(lambda s: self.ctx.facts.memo(s, key, lambda: self.build_view(s, principal, short)))
         return view
 
     async def explain(self, principal: Principal, short: str | None, name: str) -> tuple[str, str]:
-        """Why ``name`` is not callable by this caller: (rule, message)."""
+        """Why ``name`` is not callable by this caller: (rule, message). Never echoes more than 80 characters
+        of a name the caller chose."""
+        label = shown(name)
 
         def work(session: Session) -> tuple[str, str]:
+            if len(name) > MAX_TOOL_NAME:
+                return "unknown-tool", f"unknown tool {label}: names are at most {MAX_TOOL_NAME} characters"
             if short is None:
                 parts = split_namespaced_tool_name(name)
                 if parts is None:
-                    return "unknown-tool", f"unknown tool {name!r}: gateway tools are named server__tool"
+                    return "unknown-tool", f"unknown tool {label}: gateway tools are named server__tool"
                 server_short, tool_name = parts
             else:
                 server_short, tool_name = short, name
             server_name = self.name_for_short(session, server_short)
             entry = self.ctx.facts.server(session, server_name) if server_name else None
             if entry is None:
-                return "unknown-tool", f"unknown tool {name!r}: no server {server_short!r}"
+                return "unknown-tool", f"unknown tool {label}: no server {shown(server_short)}"
             tool = entry.tools.get(tool_name)
             if tool is None:
-                return "unknown-tool", f"unknown tool {name!r}: {entry.name} has no published tool {tool_name!r}"
+                return "unknown-tool", f"unknown tool {label}: {entry.name} has no published tool {shown(tool_name)}"
             client = client_rule(self.ctx.facts, session, principal.client_id)
             decision = evaluate(principal, entry.facts, list(entry.rules), tool.facts, client)
             if not decision.allowed:
                 return decision.denied_by or "policy", f"denied by rule {decision.denied_by}: {decision.reasons[-1]}"
-            reason = self.withheld(entry, tool)
+            reason = self.probes.withheld(entry, tool)
             if reason is not None:
                 return "integrity.pin", reason
-            return "unknown-tool", f"tool {name!r} is not available"
+            return "unknown-tool", f"tool {label} is not available"
 
         return await self._db(work)
 
@@ -429,7 +332,16 @@ class GatewayCore:
         try:
             view = await self.view(principal, short)
             route = view.routes.get(params.name)
-            if route is None:
+            if not await self.audit.room(AUDIT_WAIT):
+                # Fail closed: a call that cannot be audited does not run.
+                outcome = Outcome(decision="denied", rule="audit_backlog", outcome="refused",
+                                  error="the audit log is behind; the call was not run")  # fmt: skip
+                self.metrics.denials.labels("audit_backlog").inc()
+                result = error_result("Not run: the gateway cannot write its audit log right now; retry shortly.",
+                                      error="audit_backlog", retryAfterSeconds=AUDIT_WAIT)  # fmt: skip
+            elif (limited := await self._rate_limit(principal, route, outcome)) is not None:
+                result = limited
+            elif route is None:
                 rule, message = await self.explain(principal, short, params.name)
                 outcome = Outcome(decision="denied", rule=rule, outcome="denied", error=message)
                 self.metrics.denials.labels(rule).inc()
@@ -439,7 +351,7 @@ class GatewayCore:
                     principal, route, arguments, approval_id, outcome, params, ask_user=ask_user, modern=modern
                 )
         except Exception:
-            log.exception("gateway failed on tools/call %s", params.name)
+            log.exception("gateway failed on tools/call %s", shown(params.name))
             outcome.outcome, outcome.error = "error", "internal gateway error"
             result = error_result("The gateway failed to handle this call; the error is in its log.")
 
@@ -466,17 +378,44 @@ class GatewayCore:
                 minutes_saved=route.tool.minutes_saved if route else 0.0,
             )
         )
-        labels = (server_name or "-", tool_name)
+        # Metrics carry registered names only: a caller-chosen name would mint a series per call.
+        labels = (route.entry.name, route.tool.name) if route else ("-", UNKNOWN_TOOL_LABEL)
         self.metrics.calls.labels(*labels, outcome.outcome).inc()
         self.metrics.latency.labels(*labels).observe(elapsed)
         return result
+
+    async def _rate_limit(
+        self, principal: Principal, route: Route | None, outcome: Outcome
+    ) -> types.CallToolResult | None:
+        """Every call takes a token from the caller's bucket — denied and unknown ones too; a routed call also
+        from its per-tool bucket (keyed by registered names only, so callers cannot mint buckets)."""
+        buckets = [Bucket(f"user:{principal.subject}", self.settings.rate_limit_per_user, "per user")]
+        if route is not None:
+            buckets.append(
+                Bucket(
+                    f"tool:{principal.subject}:{route.entry.name}:{route.tool.name}",
+                    route.tool.rate_limit_per_minute or self.settings.rate_limit_per_tool,
+                    f"per user for {route.exposed}",
+                )
+            )
+        verdict = await self.limiter.take(buckets)
+        if verdict.allowed:
+            return None
+        assert verdict.bucket is not None
+        outcome.decision, outcome.rule, outcome.outcome = "denied", "rate_limit", "rate_limited"
+        outcome.error = (
+            f"rate limit {verdict.bucket.label} ({verdict.bucket.rate_per_minute} calls/min) reached; "
+            f"retry in {verdict.retry_after:.1f} s"
+        )
+        self.metrics.denials.labels("rate_limit").inc()
+        return error_result(outcome.error, error="rate_limited", retryAfterSeconds=round(verdict.retry_after, 3))
 
     async def _authorised_call(
         self,
         principal: Principal,
         route: Route,
         arguments: dict[str, Any],
-        approval_id: str | None,
+        approval_id: object,
         outcome: Outcome,
         params: types.CallToolRequestParams,
         *,
@@ -492,28 +431,8 @@ class GatewayCore:
             self.metrics.denials.labels(decision.denied_by or "policy").inc()
             return error_result(outcome.error, error="denied", rule=decision.denied_by)
 
-        verdict = await self.limiter.take(
-            [
-                Bucket(f"user:{principal.subject}", self.settings.rate_limit_per_user, "per user"),
-                Bucket(
-                    f"tool:{principal.subject}:{entry.name}:{tool.name}",
-                    tool.rate_limit_per_minute or self.settings.rate_limit_per_tool,
-                    f"per user for {route.exposed}",
-                ),
-            ]
-        )
-        if not verdict.allowed:
-            assert verdict.bucket is not None
-            outcome.decision, outcome.rule, outcome.outcome = "denied", "rate_limit", "rate_limited"
-            outcome.error = (
-                f"rate limit {verdict.bucket.label} ({verdict.bucket.rate_per_minute} calls/min) reached; "
-                f"retry in {verdict.retry_after:.1f} s"
-            )
-            self.metrics.denials.labels("rate_limit").inc()
-            return error_result(outcome.error, error="rate_limited", retryAfterSeconds=round(verdict.retry_after, 3))
-
         if decision.requires_approval:
-            gate = await self._approve(
+            gate = await self.approvals.check(
                 principal, route, arguments, approval_id, decision, outcome, params, ask_user, modern
             )
             if gate is not None:
@@ -527,7 +446,8 @@ class GatewayCore:
         result = await upstream.call_tool(tool.name, arguments, principal)
         if result.is_error:
             structured = result.structured_content or {}
-            kind = str(structured.get("error", "tool"))
+            kind = str(structured.get("error", "tool")) if route.entry.transport == "builtin" else "upstream"
+            kind = kind if kind in ERROR_KINDS else "tool"  # labels stay a small, fixed set
             outcome.outcome = "error"
             outcome.error = "; ".join(c.text for c in result.content if isinstance(c, types.TextContent))[:1000]
             self.metrics.errors.labels(entry.name, tool.name, kind).inc()
@@ -540,153 +460,3 @@ class GatewayCore:
             client = await self._db(lambda s: client_rule(self.ctx.facts, s, principal.client_id))
         rule: ClientRule | None = client
         return evaluate(principal, entry.facts, list(entry.rules), tool.facts, rule)
-
-    async def _approve(
-        self,
-        principal: Principal,
-        route: Route,
-        arguments: dict[str, Any],
-        approval_id: str | None,
-        decision: Decision,
-        outcome: Outcome,
-        params: types.CallToolRequestParams,
-        ask_user: Callable[[str], Any] | None,
-        modern: bool,
-    ) -> types.CallToolResult | types.InputRequiredResult | None:
-        """Return None when the call may proceed; otherwise the result to send instead."""
-        entry, tool = route.entry, route.tool
-        why = "; ".join(decision.approval_reasons)
-        if approval_id is not None:
-            try:
-                granted = await self._tx(
-                    lambda s: approvals.consume(
-                        s, str(approval_id), principal, server=entry.name, tool=tool.name, arguments=arguments
-                    )
-                )
-            except RegistryError as exc:
-                outcome.decision, outcome.rule, outcome.outcome, outcome.error = (
-                    "denied",
-                    "approval",
-                    "denied",
-                    exc.message,
-                )
-                outcome.approval_id = str(approval_id)
-                self.metrics.approvals.labels("queue", "refused").inc()
-                return error_result(exc.message, error="approval", approvalId=str(approval_id))
-            outcome.decision, outcome.approval_id = f"approved-by:{granted.decided_by}", granted.id
-            self.metrics.approvals.labels("queue", "used").inc()
-            return None
-
-        message = self._approval_message(route, arguments, why)
-        if not decision.second_approver and modern and ask_user is None:
-            # 2026-07-28: ask through input_required; the sealed state binds the answer to this call.
-            answer = (params.input_responses or {}).get(ELICIT_KEY)
-            if params.request_state == ELICIT_STATE and isinstance(answer, types.ElicitResult):
-                return self._judge(answer, outcome, "input_required")
-            self.metrics.approvals.labels("input_required", "asked").inc()
-            outcome.decision = "awaiting-user"
-            return types.InputRequiredResult(
-                input_requests={
-                    ELICIT_KEY: types.ElicitRequest(
-                        params=types.ElicitRequestFormParams(message=message, requested_schema=APPROVAL_SCHEMA)
-                    )
-                },
-                request_state=ELICIT_STATE,
-            )
-        if not decision.second_approver and ask_user is not None:
-            self.metrics.approvals.labels("elicitation", "asked").inc()
-            try:
-                with anyio.fail_after(self.settings.approval_ttl):
-                    answer = await ask_user(message)
-            except TimeoutError:
-                answer = types.ElicitResult(action="cancel")
-            return self._judge(answer, outcome, "elicitation")
-
-        approval = await self._tx(
-            lambda s: approvals.park(
-                s,
-                principal,
-                server=entry.name,
-                tool=tool.name,
-                arguments=arguments,
-                reasons=decision.approval_reasons,
-                second_approver=decision.second_approver,
-                ttl_seconds=self.settings.approval_ttl,
-                pii_keys=self.settings.audit_pii_keys,
-            )
-        )
-        self.metrics.approvals.labels("queue", "parked").inc()
-        outcome.decision, outcome.outcome, outcome.approval_id = "awaiting", "awaiting_approval", approval.id
-        approver = (
-            "someone other than you (admin or team " + entry.team + ")"
-            if decision.second_approver
-            else ("an admin or team " + entry.team)
-        )
-        text = (
-            f"Not run: {route.exposed} needs approval ({why}). Approval {approval.id} is pending until "
-            f"{approval.expires_at.isoformat()}. Once {approver} approves it (POST /admin/v1/approvals/decide), "
-            f'call {route.exposed} again with the same arguments plus "{APPROVAL_ARG}": "{approval.id}".'
-        )
-        return types.CallToolResult(
-            content=[types.TextContent(type="text", text=text)],
-            structured_content={
-                "status": "awaiting_approval",
-                "approvalId": approval.id,
-                "expiresAt": approval.expires_at.isoformat(),
-                "reasons": decision.approval_reasons,
-            },
-            is_error=True,
-        )
-
-    def _approval_message(self, route: Route, arguments: dict[str, Any], why: str) -> str:
-        shown = json.dumps(redact(arguments, self.settings.audit_pii_keys), indent=2, sort_keys=True, default=str)
-        return (
-            f"Approve {route.exposed} on {route.entry.name}?\nArguments:\n{shown}\nApproval is needed because: {why}."
-        )
-
-    def _judge(self, answer: types.ElicitResult, outcome: Outcome, mode: str) -> types.CallToolResult | None:
-        approved = answer.action == "accept" and bool((answer.content or {}).get("approve"))
-        self.metrics.approvals.labels(mode, "approved" if approved else answer.action).inc()
-        if approved:
-            outcome.decision = f"approved-by:caller ({mode})"
-            return None
-        outcome.decision, outcome.rule, outcome.outcome = "denied", "approval", "declined"
-        outcome.error = f"the call was not approved ({answer.action})"
-        return error_result(f"Not run: {outcome.error}.", error="declined")
-
-    # --- health ----------------------------------------------------------------------------
-
-    async def probe(self) -> None:
-        """Probe every upstream once (builtins too: their code can change under a pinned
-        version); record status and latency in the registry."""
-
-        def published_entries(session: Session) -> list[ServerEntry]:
-            entries = [self.ctx.facts.server(session, n) for n in self._published_names(session)]
-            return [e for e in entries if e is not None]
-
-        for entry in await self._db(published_entries):
-            started = time.perf_counter()
-            state = await self.refresh_served(entry)
-            latency = (time.perf_counter() - started) * 1000
-            status = "down" if state.error else "up"
-            await self._tx(
-                functools.partial(self._store_health, entry=entry, status=status, latency=latency, error=state.error)
-            )
-
-    @staticmethod
-    def _store_health(session: Session, entry: ServerEntry, status: str, latency: float, error: str | None) -> None:
-        previous = session.scalar(select(Server.health_status).where(Server.id == entry.id))
-        session.execute(
-            update(Server)
-            .where(Server.id == entry.id)
-            .values(
-                health_status=status,
-                health_latency_ms=latency,
-                health_checked_at=datetime.now(UTC),
-                health_error=error[:500] if error else None,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if previous != status:
-            # Discovery shows health; a changed status must not wait for an unrelated change.
-            revision.mark_changed(session)

@@ -35,9 +35,10 @@ class RateLimiter(Protocol):
 
 
 class MemoryRateLimiter:
-    def __init__(self) -> None:
+    def __init__(self, max_keys: int = 50_000) -> None:
         self._state: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
+        self.max_keys = max_keys
 
     async def take(self, buckets: list[Bucket]) -> Verdict:
         now = time.monotonic()
@@ -52,7 +53,14 @@ class MemoryRateLimiter:
                 levels.append(tokens)
             for bucket, tokens in zip(buckets, levels, strict=True):
                 self._state[bucket.key] = (tokens - 1.0, now)
+            if len(self._state) > self.max_keys:
+                self._prune(now)
         return Verdict(True)
+
+    def _prune(self, now: float) -> None:
+        """Forget buckets untouched for a minute: they have refilled, so forgetting them changes nothing."""
+        for key in [k for k, (_, stamp) in self._state.items() if now - stamp >= 60.0]:
+            del self._state[key]
 
     async def close(self) -> None:
         return None

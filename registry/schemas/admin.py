@@ -2,25 +2,44 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
+from pydantic.config import JsonDict
+from pydantic.json_schema import SkipJsonSchema
 
 from governance import Classification, Environment, ReviewDecision, ReviewKind, Role, VersionStatus
 from registry import semver
-from registry.schemas.base import ApiModel
-from registry.schemas.names import check_server_name, check_short_name, check_team_name
-from registry.schemas.tools import ToolDefinition, check_annotations
+from registry.schemas.base import NOT_BOOL, ApiModel, JsonObject, Name, NotNull, clean_names, rule
+from registry.schemas.names import (
+    SERVER_NAME_MAX,
+    SERVER_NAME_MIN,
+    SERVER_NAME_PATTERN,
+    SHORT_NAME_PATTERN,
+    TEAM_NAME_PATTERN,
+    check_server_name,
+    check_short_name,
+    check_team_name,
+)
+from registry.schemas.tools import ANNOTATIONS_SCHEMA, ToolDefinition, check_annotations
 
 Transport = Literal["builtin", "streamable-http"]
-
-
-def _unique_strings(values: list[str]) -> list[str]:
-    cleaned = [v.strip() for v in values]
-    if any(not v for v in cleaned):
-        raise ValueError("entries must be non-empty strings")
-    return sorted(set(cleaned))
+# Formats the validators below enforce, with readable reasons; OpenAPI publishes them as JSON Schema.
+SERVER_NAME_SCHEMA: JsonDict = {
+    "pattern": SERVER_NAME_PATTERN,
+    "minLength": SERVER_NAME_MIN,
+    "maxLength": SERVER_NAME_MAX,
+    "examples": ["dev.bastion/sql"],
+}
+ENDPOINT_SCHEMA: JsonDict = {"pattern": "^https?://"}
+# Semantic versions, ASCII digits only (semver.parse checks the rest: build metadata, length).
+_NUMBER = "(0|[1-9][0-9]{0,9})"  # semver.parse supports numbers up to 9,999,999,999
+_PRERELEASE = f"({_NUMBER}|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*)"
+SEMVER_PATTERN = (
+    rf"^{_NUMBER}\.{_NUMBER}\.{_NUMBER}(-{_PRERELEASE}(\.{_PRERELEASE})*)?(\+[0-9a-zA-Z-]+(\.[0-9a-zA-Z-]+)*)?$"
+)
 
 
 def _check_endpoint(value: str | None) -> str | None:
@@ -33,7 +52,7 @@ def _unique_tool_names(tools: list[ToolDefinition]) -> list[ToolDefinition]:
     names = [t.name for t in tools]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise ValueError(f"duplicate tool name(s): {', '.join(dupes)}")
+        raise rule(f"duplicate tool name(s): {', '.join(dupes)}")
     return tools
 
 
@@ -43,17 +62,17 @@ def _unique_tool_names(tools: list[ToolDefinition]) -> list[ToolDefinition]:
 class TeamBase(ApiModel):
     display_name: str | None = Field(None, max_length=200)
     support_channel: str = Field(min_length=1, max_length=200)
-    members: list[str] = Field(default_factory=list)
-    groups: list[str] = Field(default_factory=list)
+    members: list[Name] = Field(default_factory=list)
+    groups: list[Name] = Field(default_factory=list)
 
     @field_validator("members", "groups")
     @classmethod
     def _clean(cls, value: list[str]) -> list[str]:
-        return _unique_strings(value)
+        return clean_names(value)
 
 
 class TeamCreate(TeamBase):
-    name: str
+    name: str = Field(json_schema_extra={"pattern": TEAM_NAME_PATTERN})
 
     @field_validator("name")
     @classmethod
@@ -62,15 +81,17 @@ class TeamCreate(TeamBase):
 
 
 class TeamUpdate(ApiModel):
+    """Fields left out stay as they are; `displayName` alone may be removed (null)."""
+
     display_name: str | None = Field(None, max_length=200)
-    support_channel: str | None = Field(None, min_length=1, max_length=200)
-    members: list[str] | None = None
-    groups: list[str] | None = None
+    support_channel: Annotated[str | SkipJsonSchema[None], NotNull] = Field(None, min_length=1, max_length=200)
+    members: Annotated[list[Name] | SkipJsonSchema[None], NotNull] = None
+    groups: Annotated[list[Name] | SkipJsonSchema[None], NotNull] = None
 
     @field_validator("members", "groups")
     @classmethod
     def _clean(cls, value: list[str] | None) -> list[str] | None:
-        return None if value is None else _unique_strings(value)
+        return None if value is None else clean_names(value)
 
 
 class TeamOut(TeamBase):
@@ -88,16 +109,16 @@ class ServerFields(ApiModel):
     support_channel: str | None = Field(None, max_length=200)
     environment: Environment = Environment.DEV
     transport: Transport = "streamable-http"
-    endpoint: str | None = Field(None, max_length=2000)
+    endpoint: str | None = Field(None, max_length=2000, json_schema_extra=ENDPOINT_SCHEMA)
     classification: Classification = Classification.INTERNAL
-    allowed_groups: list[str] = Field(default_factory=list)
+    allowed_groups: list[Name] = Field(default_factory=list)
     website_url: str | None = Field(None, max_length=2000)
-    repository: dict[str, Any] | None = None
+    repository: JsonObject | None = None
 
     @field_validator("allowed_groups")
     @classmethod
     def _groups(cls, value: list[str]) -> list[str]:
-        return _unique_strings(value)
+        return clean_names(value)
 
     @field_validator("endpoint")
     @classmethod
@@ -106,9 +127,9 @@ class ServerFields(ApiModel):
 
 
 class ServerCreate(ServerFields):
-    name: str
-    short_name: str | None = None
-    team: str
+    name: str = Field(json_schema_extra=SERVER_NAME_SCHEMA)
+    short_name: str | None = Field(None, json_schema_extra={"pattern": SHORT_NAME_PATTERN})
+    team: str = Field(min_length=1, max_length=64)
 
     @field_validator("name")
     @classmethod
@@ -122,22 +143,25 @@ class ServerCreate(ServerFields):
 
 
 class ServerUpdate(ApiModel):
-    """Fields an owner or admin may change after creation; the name is permanent."""
+    """Fields an owner or admin may change after creation; the name is permanent.
+
+    Fields left out stay as they are; `title`, `supportChannel`, `endpoint` and `websiteUrl` may be removed (null).
+    """
 
     title: str | None = Field(None, min_length=1, max_length=100)
-    description: str | None = Field(None, min_length=1, max_length=100)
-    team: str | None = None
+    description: Annotated[str | SkipJsonSchema[None], NotNull] = Field(None, min_length=1, max_length=100)
+    team: Annotated[str | SkipJsonSchema[None], NotNull] = Field(None, min_length=1, max_length=64)
     support_channel: str | None = Field(None, max_length=200)
-    environment: Environment | None = None
-    endpoint: str | None = Field(None, max_length=2000)
-    classification: Classification | None = None
-    allowed_groups: list[str] | None = None
+    environment: Annotated[Environment | SkipJsonSchema[None], NotNull] = None
+    endpoint: str | None = Field(None, max_length=2000, json_schema_extra=ENDPOINT_SCHEMA)
+    classification: Annotated[Classification | SkipJsonSchema[None], NotNull] = None
+    allowed_groups: Annotated[list[Name] | SkipJsonSchema[None], NotNull] = None
     website_url: str | None = Field(None, max_length=2000)
 
     @field_validator("allowed_groups")
     @classmethod
     def _groups(cls, value: list[str] | None) -> list[str] | None:
-        return None if value is None else _unique_strings(value)
+        return None if value is None else clean_names(value)
 
     @field_validator("endpoint")
     @classmethod
@@ -167,15 +191,19 @@ class ServerOut(ServerFields):
 
 
 class VersionCreate(ApiModel):
-    version: str
+    version: str = Field(
+        json_schema_extra={"pattern": SEMVER_PATTERN, "maxLength": semver.MAX_LENGTH, "examples": ["1.0.0"]}
+    )
     tools: list[ToolDefinition] = Field(default_factory=list)
     # Remaining server.json fields (packages, remotes, icons, _meta), carried verbatim.
-    server_json: dict[str, Any] = Field(default_factory=dict)
+    server_json: JsonObject = Field(default_factory=dict)
 
     @field_validator("version")
     @classmethod
     def _version(cls, value: str) -> str:
         semver.parse(value)
+        if not re.fullmatch(SEMVER_PATTERN, value):
+            raise ValueError("must be a semantic version in ASCII, e.g. 1.0.0")
         return value
 
     @field_validator("tools")
@@ -186,7 +214,7 @@ class VersionCreate(ApiModel):
 
 class VersionUpdate(ApiModel):
     tools: list[ToolDefinition] | None = None
-    server_json: dict[str, Any] | None = None
+    server_json: JsonObject | None = None
 
     @field_validator("tools")
     @classmethod
@@ -217,6 +245,10 @@ class ReviewOut(ApiModel):
     reviewer: str
     notes: str
     created_at: datetime
+    invalidated_at: datetime | None = Field(
+        None, description="When a change to the server voided this review (it no longer counts)"
+    )
+    invalidated_reason: str | None = None
 
 
 class TransitionOut(ApiModel):
@@ -264,14 +296,16 @@ class StatusChange(ApiModel):
 
 
 class PolicyPut(ApiModel):
-    allowed_groups: list[str] | None = None
+    allowed_groups: list[Name] | None = None
     required_clearance: Classification | None = None
     require_approval: bool = False
     second_approver: bool = Field(False, description="Someone other than the caller must approve calls")
-    annotations: dict[str, Any] | None = Field(
-        None, description="Curated MCP annotations; they override the hints the upstream serves"
+    annotations: JsonObject | None = Field(
+        None,
+        description="Curated MCP annotations; they override the hints the upstream serves",
+        json_schema_extra=ANNOTATIONS_SCHEMA,
     )
-    rate_limit_per_minute: int | None = Field(None, ge=1, le=1_000_000)
+    rate_limit_per_minute: Annotated[int, Field(ge=1, le=1_000_000), NOT_BOOL] | None = None
 
     @field_validator("annotations")
     @classmethod
@@ -281,7 +315,7 @@ class PolicyPut(ApiModel):
     @field_validator("allowed_groups")
     @classmethod
     def _groups(cls, value: list[str] | None) -> list[str] | None:
-        return None if value is None else _unique_strings(value)
+        return None if value is None else clean_names(value)
 
 
 class PolicyOut(PolicyPut):
@@ -297,15 +331,15 @@ class PolicyOut(PolicyPut):
 class ApiKeyCreate(ApiModel):
     name: str = Field(min_length=1, max_length=100, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$")
     role: Role = Role.USER
-    groups: list[str] = Field(default_factory=list)
+    groups: list[Name] = Field(default_factory=list)
     clearance: Classification | None = None
     server_scope: list[str] | None = None
-    expires_in_days: int | None = Field(None, ge=1, le=3650)
+    expires_in_days: Annotated[int, Field(ge=1, le=3650), NOT_BOOL] | None = None
 
     @field_validator("groups")
     @classmethod
     def _groups(cls, value: list[str]) -> list[str]:
-        return _unique_strings(value)
+        return clean_names(value)
 
 
 class ApiKeyOut(ApiModel):
@@ -336,7 +370,9 @@ class AdminEventOut(ApiModel):
 
 
 class ToolSettingPut(ApiModel):
-    minutes_saved: float = Field(ge=0, le=10_000, description="Minutes a person saves per successful call")
+    minutes_saved: Annotated[float, NOT_BOOL] = Field(
+        ge=0, le=10_000, description="Minutes a person saves per successful call"
+    )
 
 
 class ToolSettingOut(ToolSettingPut):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from governance import Classification, Environment
@@ -52,3 +54,12 @@ class CatalogOut(ApiModel):
     subject: str
     servers: list[CatalogServer]
     next_cursor: str | None = None
+
+
+class WhoAmI(ApiModel):
+    subject: str
+    groups: list[str]
+    clearance: Classification
+    roles: list[str]
+    client_id: str | None
+    auth_method: Literal["jwt", "api_key", "system"]

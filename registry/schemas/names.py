@@ -6,23 +6,33 @@ import re
 
 # Reverse-DNS namespace, one slash, a server part, as in the official MCP registry
 # (whose pattern is looser: we also require dotted DNS labels in the namespace).
-SERVER_NAME = re.compile(
-    r"^[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)+"
-    r"/[a-zA-Z0-9._-]+$"
+# The patterns are written once, unanchored, for Python, for the path convertor and for OpenAPI (JSON Schema
+# `pattern`, ECMA 262): the `^…$` forms are what the schemas publish, and Python checks them with fullmatch
+# (`$` alone would accept a trailing newline).
+SERVER_NAME_BODY = (
+    r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)+"
+    r"/[a-zA-Z0-9._-]+"
 )
+SERVER_NAME_PATTERN = f"^{SERVER_NAME_BODY}$"
+SERVER_NAME = re.compile(SERVER_NAME_PATTERN)
+SERVER_NAME_MIN, SERVER_NAME_MAX = 3, 200
+SERVER_NAME_RULE = "must be a reverse-DNS namespace, one '/', and a server part, e.g. 'dev.bastion/sql'"
 # Short names prefix tool names as `short__tool`: no underscores, so the split is unambiguous.
-SHORT_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
-TEAM_NAME = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
+SHORT_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,31}$"
+SHORT_NAME = re.compile(SHORT_NAME_PATTERN)
+TEAM_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,63}$"
+TEAM_NAME = re.compile(TEAM_NAME_PATTERN)
 # Valid both as an MCP tool name and as an LLM function-calling name.
-TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+TOOL_NAME_PATTERN = r"^[a-zA-Z0-9_-]{1,64}$"
+TOOL_NAME = re.compile(TOOL_NAME_PATTERN)
 NAMESPACE_SEPARATOR = "__"
 
 
 def check_server_name(name: str) -> str:
-    if not 3 <= len(name) <= 200:
-        raise ValueError("must be 3 to 200 characters long")
-    if not SERVER_NAME.match(name):
-        raise ValueError("must be a reverse-DNS namespace, one '/', and a server part, e.g. 'dev.bastion/sql'")
+    if not SERVER_NAME_MIN <= len(name) <= SERVER_NAME_MAX:
+        raise ValueError(f"must be {SERVER_NAME_MIN} to {SERVER_NAME_MAX} characters long")
+    if not SERVER_NAME.fullmatch(name):
+        raise ValueError(SERVER_NAME_RULE)
     return name
 
 
@@ -36,19 +46,19 @@ def default_short_name(name: str) -> str:
 
 
 def check_short_name(short: str) -> str:
-    if not SHORT_NAME.match(short):
+    if not SHORT_NAME.fullmatch(short):
         raise ValueError("must be 1-32 characters: lowercase letters, digits and '-', starting with a letter")
     return short
 
 
 def check_team_name(name: str) -> str:
-    if not TEAM_NAME.match(name):
+    if not TEAM_NAME.fullmatch(name):
         raise ValueError("must be 1-64 characters: lowercase letters, digits and '-', starting with a letter")
     return name
 
 
 def check_tool_name(name: str) -> str:
-    if not TOOL_NAME.match(name):
+    if not TOOL_NAME.fullmatch(name):
         raise ValueError("must be 1-64 characters from [a-zA-Z0-9_-]")
     return name
 

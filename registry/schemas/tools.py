@@ -7,12 +7,27 @@ from typing import Any
 from jsonschema import SchemaError
 from jsonschema.validators import validator_for
 from pydantic import Field, field_validator
+from pydantic.config import JsonDict
 
 from governance import ToolAnnotations, tool_definition_hash
-from registry.schemas.base import ApiModel
-from registry.schemas.names import check_tool_name
+from registry.schemas.base import ApiModel, JsonObject, rule
+from registry.schemas.names import TOOL_NAME_PATTERN, check_tool_name
 
 KNOWN_ANNOTATIONS = {"title", "readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"}
+# What `check_annotations` accepts, as JSON Schema (OpenAPI).
+ANNOTATIONS_SCHEMA: JsonDict = {
+    "properties": {
+        "title": {"type": "string"},
+        **{hint: {"type": "boolean"} for hint in sorted(KNOWN_ANNOTATIONS - {"title"})},
+    },
+    "additionalProperties": False,
+}
+# `check_json_schema` validates against the JSON Schema meta-schema; OpenAPI can only say this much of it.
+INPUT_SCHEMA_SCHEMA: JsonDict = {
+    "description": 'A JSON Schema (2020-12 unless `$schema` says otherwise) describing an object: `"type": "object"`',
+    "properties": {"type": {"const": "object"}},
+    "required": ["type"],
+}
 
 
 def check_json_schema(schema: Any, *, what: str, object_root: bool = True) -> dict[str, Any]:
@@ -22,7 +37,7 @@ def check_json_schema(schema: Any, *, what: str, object_root: bool = True) -> di
         validator_for(schema).check_schema(schema)
     except SchemaError as exc:
         where = "/".join(str(p) for p in exc.path) or "(root)"
-        raise ValueError(f"{what} is not a valid JSON Schema at {where}: {exc.message}") from None
+        raise rule(f"{what} is not a valid JSON Schema at {where}: {exc.message}") from None
     if object_root and schema.get("type") != "object":
         raise ValueError(f'{what} must describe an object (`"type": "object"`), as MCP requires')
     return schema
@@ -35,16 +50,18 @@ def check_annotations(value: dict[str, Any]) -> dict[str, Any]:
     for key in KNOWN_ANNOTATIONS - {"title"}:
         if key in value and not isinstance(value[key], bool):
             raise ValueError(f"annotation {key} must be true or false")
+    if "title" in value and not isinstance(value["title"], str):
+        raise ValueError("annotation title must be a string")
     return value
 
 
 class ToolDefinition(ApiModel):
-    name: str
+    name: str = Field(json_schema_extra={"pattern": TOOL_NAME_PATTERN})
     title: str | None = Field(None, max_length=200)
     description: str = Field("", max_length=10_000)
-    input_schema: dict[str, Any]
-    output_schema: dict[str, Any] | None = None
-    annotations: dict[str, Any] = Field(default_factory=dict)
+    input_schema: JsonObject = Field(json_schema_extra=INPUT_SCHEMA_SCHEMA)
+    output_schema: JsonObject | None = None
+    annotations: JsonObject = Field(default_factory=dict, json_schema_extra=ANNOTATIONS_SCHEMA)
 
     @field_validator("name")
     @classmethod

@@ -70,7 +70,7 @@ class Access:
 
     def catalog(self, session: Session, principal: Principal, limit: int, cursor: str | None) -> CatalogOut:
         limit = check_limit(limit)
-        after = decode_cursor(cursor, 1)
+        after = decode_cursor(cursor, str)
         last_name: str | None = after[0] if after else None
         client = client_rule(self.facts, session, principal.client_id)
         batch_size = limit * 2

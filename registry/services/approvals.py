@@ -93,11 +93,10 @@ def list_approvals(
         # The owning team decides; callers see their own requests.
         owned = select(Server.name).where(Server.team_id.in_(team_ids_of(session, actor)))
         stmt = stmt.where((Approval.server.in_(owned)) | (Approval.requester == actor.subject))
-    after = decode_cursor(cursor, 2)
+    after = decode_cursor(cursor, datetime, str)
     if after:
         stmt = stmt.where(
-            (Approval.created_at < datetime.fromisoformat(after[0]))
-            | ((Approval.created_at == datetime.fromisoformat(after[0])) & (Approval.id < after[1]))
+            (Approval.created_at < after[0]) | ((Approval.created_at == after[0]) & (Approval.id < after[1]))
         )
     rows, next_cursor = page_of(list(session.scalars(stmt)), limit, lambda a: [a.created_at.isoformat(), a.id])
     return Page[ApprovalOut](

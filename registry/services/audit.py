@@ -81,9 +81,9 @@ def _scoped(session: Session, actor: Principal, stmt: Select[Any], f: AuditFilte
 def query(session: Session, actor: Principal, f: AuditFilter, limit: int, cursor: str | None) -> Page[AuditEventOut]:
     limit = check_limit(limit)
     stmt = _scoped(session, actor, select(AuditEvent), f).order_by(AuditEvent.id.desc()).limit(limit + 1)
-    after = decode_cursor(cursor, 1)
+    after = decode_cursor(cursor, int)
     if after:
-        stmt = stmt.where(AuditEvent.id < int(after[0]))
+        stmt = stmt.where(AuditEvent.id < after[0])
     rows, next_cursor = page_of(list(session.scalars(stmt)), limit, lambda e: [e.id])
     return Page[AuditEventOut](
         items=[AuditEventOut.model_validate(e) for e in rows],

@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import select
@@ -23,17 +24,49 @@ def encode_cursor(values: list[Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str | None, arity: int) -> list[Any] | None:
+def decode_cursor(cursor: str | None, *kinds: type) -> list[Any] | None:
+    """The values of a cursor this API issued, each of the kind given (str, int or datetime); anything else —
+    hand-made, truncated, a number where a name was — is a 400 naming the cursor, never a failed query."""
     if not cursor:
         return None
+    foreign = BadRequest("cursor is not one this API issued", field="cursor")
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         values = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise BadRequest("cursor is not one this API issued", field="cursor") from None
-    if not isinstance(values, list) or len(values) != arity:
-        raise BadRequest("cursor is not one this API issued", field="cursor")
-    return values
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
+        raise foreign from None
+    if not isinstance(values, list) or len(values) != len(kinds):
+        raise foreign
+    out: list[Any] = []
+    for value, kind in zip(values, kinds, strict=True):
+        if (kind is int and _is_int64(value)) or (kind is str and _is_storable(value)):
+            out.append(value)
+        elif kind is datetime and isinstance(value, str):
+            try:
+                moment = datetime.fromisoformat(value)
+            except ValueError:
+                raise foreign from None
+            if moment.tzinfo is None:
+                raise foreign
+            out.append(moment)
+        else:
+            raise foreign
+    return out
+
+
+def _is_int64(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
+
+
+def _is_storable(value: object) -> bool:
+    """Text every backend can compare: bounded, no NUL, no unpaired surrogate."""
+    if not isinstance(value, str) or len(value) > 400 or "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 RowT = TypeVar("RowT")

@@ -149,7 +149,7 @@ class Discovery:
             stmt = stmt.where(ServerVersion.is_latest.is_(True))
         elif version:
             stmt = stmt.where(ServerVersion.version == version)
-        after = decode_cursor(cursor, 2)
+        after = decode_cursor(cursor, str, str)
         if after:
             stmt = stmt.where(tuple_(Server.name, ServerVersion.version_key) > tuple_(after[0], after[1]))
         stmt = stmt.order_by(Server.name, ServerVersion.version_key).limit(limit + 1)

@@ -57,7 +57,7 @@ def list_keys(session: Session, actor: Principal, limit: int, cursor: str | None
     require_admin(actor, "list API keys")
     limit = check_limit(limit)
     stmt = select(ApiKey).order_by(ApiKey.name).limit(limit + 1)
-    after = decode_cursor(cursor, 1)
+    after = decode_cursor(cursor, str)
     if after:
         stmt = stmt.where(ApiKey.name > after[0])
     rows, next_cursor = page_of(list(session.scalars(stmt)), limit, lambda k: [k.name])

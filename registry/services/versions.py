@@ -2,29 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from governance import (
     EDITABLE,
-    PUBLISHED,
     Classification,
     Principal,
     ReviewDecision,
-    ReviewKind,
     ReviewRequirements,
     TransitionError,
     VersionStatus,
     check_transition,
-    latest_decisions,
     lint_description,
 )
 from registry import semver
-from registry.db import revision
 from registry.db.models import Review, Server, ServerVersion, Tool, VersionTransition
 from registry.errors import Conflict, Forbidden, Invalid, NotFound
 from registry.schemas.admin import (
@@ -52,36 +49,44 @@ from registry.services.common import (
     require_reviewer,
     visible_server_or_404,
 )
+from registry.services.lifecycle import decisions, recompute_latest, require_separation
 from registry.services.servers import check_tool_names_fit
 
 
-def _schema_descriptions(schema: Any, path: str) -> list[tuple[str, str]]:
-    """Every `description`/`title` string inside a JSON Schema, with where it sits."""
+def _schema_texts(schema: Any, path: str) -> list[tuple[str, str]]:
+    """Every string a model may read inside a JSON Schema — descriptions and titles, but also enum values,
+    defaults, examples, constants and property names — with where it sits (iteratively: schemas nest)."""
     found: list[tuple[str, str]] = []
-    if isinstance(schema, dict):
-        for key, value in schema.items():
-            if key in ("description", "title") and isinstance(value, str):
-                found.append((f"{path}.{key}", value))
-            else:
-                found.extend(_schema_descriptions(value, f"{path}.{key}"))
-    elif isinstance(schema, list):
-        for i, item in enumerate(schema):
-            found.extend(_schema_descriptions(item, f"{path}[{i}]"))
+    stack: list[tuple[Any, str]] = [(schema, path)]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, str):
+            found.append((where, node))
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                if isinstance(key, str):
+                    # identifiers read as words too: ignore_previous_instructions
+                    found.append((f"{where}.{key}(name)", re.sub(r"[_\-.]+", " ", key)))
+                stack.append((value, f"{where}.{key}"))
+        elif isinstance(node, list):
+            stack.extend((item, f"{where}[{i}]") for i, item in enumerate(node))
     return found
 
 
 def lint_tools(definitions: list[ToolDefinition]) -> None:
-    """Refuse tool definitions whose text tries to steer the model (tool poisoning)."""
+    """Refuse tool definitions whose text tries to steer the model (tool poisoning), wherever the text is."""
     for index, tool in enumerate(definitions):
         texts = [(f"tools[{index}].description", tool.description), (f"tools[{index}].title", tool.title or "")]
-        texts += _schema_descriptions(tool.input_schema, f"tools[{index}].inputSchema")
+        texts += _schema_texts(tool.input_schema, f"tools[{index}].inputSchema")
+        texts += _schema_texts(tool.output_schema or {}, f"tools[{index}].outputSchema")
+        texts += _schema_texts(tool.annotations or {}, f"tools[{index}].annotations")
         for field, text in texts:
             findings = lint_description(text)
             if findings:
                 details = [{"field": field, "reason": f"{f.rule}: {f.message}"} for f in findings]
                 raise Invalid(
                     f"tool {tool.name!r} refused: {findings[0].rule}: {findings[0].message}",
-                    field=field,
+                    field=field.removesuffix("(name)"),
                     details=details,
                 )
 
@@ -106,10 +111,6 @@ def tool_summary(tools: list[Tool]) -> list[dict[str, object]]:
     return [{"name": t.name, "annotations": t.annotations} for t in tools]
 
 
-def _decisions(version: ServerVersion) -> dict[ReviewKind, ReviewDecision]:
-    return latest_decisions((ReviewKind(r.kind), ReviewDecision(r.decision)) for r in version.reviews)
-
-
 def version_out(version: ServerVersion, requirements: ReviewRequirements) -> VersionOut:
     classification = Classification(version.server.classification)
     return VersionOut(
@@ -121,7 +122,7 @@ def version_out(version: ServerVersion, requirements: ReviewRequirements) -> Ver
         server_json=version.server_json or {},
         reviews=[ReviewOut.model_validate(r) for r in version.reviews],
         required_reviews=requirements.required_for(classification),
-        missing_reviews=requirements.missing(classification, _decisions(version)),
+        missing_reviews=requirements.missing(classification, decisions(version)),
         transitions=[TransitionOut.model_validate(t) for t in version.transitions],
         created_by=version.created_by,
         created_at=version.created_at,
@@ -230,7 +231,7 @@ def list_versions(
         .order_by(ServerVersion.version_key.desc())
         .limit(limit + 1)
     )
-    after = decode_cursor(cursor, 1)
+    after = decode_cursor(cursor, str)
     if after:
         stmt = stmt.where(ServerVersion.version_key < after[0])
     rows, next_cursor = page_of(list(session.execute(stmt).all()), limit, lambda r: [r[0].version_key])
@@ -249,37 +250,6 @@ def list_versions(
         ],
         next_cursor=next_cursor,
     )
-
-
-def recompute_latest(session: Session, server: Server) -> None:
-    """Mark exactly one version latest: the highest approved one, else the highest deprecated one."""
-    rows = session.execute(
-        select(ServerVersion.id, ServerVersion.status, ServerVersion.version_key).where(
-            ServerVersion.server_id == server.id, ServerVersion.status.in_([s.value for s in PUBLISHED])
-        )
-    ).all()
-    approved = [r for r in rows if r.status == VersionStatus.APPROVED.value]
-    pool = approved or rows
-    latest_id = max(pool, key=lambda r: r.version_key).id if pool else None
-    revision.mark_changed(session)
-    # Touch only rows whose flag flips: updated_at drives `updated_since` syncs.
-    session.execute(
-        update(ServerVersion)
-        .where(
-            ServerVersion.server_id == server.id,
-            ServerVersion.is_latest.is_(True),
-            ServerVersion.id != (latest_id if latest_id is not None else -1),
-        )
-        .values(is_latest=False)
-        .execution_options(synchronize_session="fetch")
-    )
-    if latest_id is not None:
-        session.execute(
-            update(ServerVersion)
-            .where(ServerVersion.id == latest_id, ServerVersion.is_latest.is_(False))
-            .values(is_latest=True)
-            .execution_options(synchronize_session="fetch")
-        )
 
 
 def _authorise_transition(actor: Principal, server: Server, current: VersionStatus, target: VersionStatus) -> None:
@@ -310,7 +280,7 @@ def _apply_transition(
         raise Conflict(str(exc), field="status") from None
     server = version.server
     if target is VersionStatus.APPROVED and current is VersionStatus.IN_REVIEW:
-        missing = requirements.missing(Classification(server.classification), _decisions(version))
+        missing = requirements.missing(Classification(server.classification), decisions(version))
         if missing:
             raise Invalid(
                 f"cannot approve: a {server.classification} server needs approving reviews of kind "
@@ -368,6 +338,7 @@ def add_review(
     if is_owner(actor, server):
         raise Forbidden(f"separation of duties: members of team {server.team.name} cannot review its servers")
     version = _load_version(session, server, version_str)
+    require_separation(session, actor, server, version)
     if version.status != VersionStatus.IN_REVIEW.value:
         raise Conflict(
             f"version {version_str} is {version.status}; only versions in_review take reviews", field="version"
@@ -380,7 +351,7 @@ def add_review(
         _apply_transition(
             session, actor, version, VersionStatus.REJECTED, f"{body.kind.value} review rejected", requirements
         )
-    elif not requirements.missing(Classification(server.classification), _decisions(version)):
+    elif not requirements.missing(Classification(server.classification), decisions(version)):
         _apply_transition(
             session, actor, version, VersionStatus.APPROVED, "all required reviews approved", requirements
         )

@@ -23,6 +23,16 @@ from urllib.parse import urlsplit
 import httpx
 import numpy as np
 
+from tools.dedupe.netguard import (
+    AddressPolicy,
+    AddressRefused,
+    GuardedBackend,
+    GuardedTransport,
+    Resolver,
+    non_public_reason,
+    system_resolver,
+)
+
 FingerprintKind = Literal["simhash", "dom", "title_og"]
 SIMHASH_BITS = 64
 # Manku et al. (WWW 2007) use 3 bits to find near-duplicates among billions of pages; here one page
@@ -185,27 +195,50 @@ class TableFingerprinter:
         return Fingerprint(200, "simhash" if isinstance(value, int) else self.kind, value)
 
 
+MAX_REDIRECTS = 5
+
+
 class HttpFetcher:
-    """GET pages over HTTP with a per-domain rate limit (politeness), a size cap and timeouts."""
+    """GET pages over HTTP with a per-domain rate limit (politeness), a size cap and timeouts.
+
+    Every connection — the URL's and each redirect hop's, at most `max_redirects` hops — goes through
+    `netguard.GuardedBackend`: the host is resolved once, each address is checked, and the socket is
+    opened to a checked address. Non-public addresses raise `AddressRefused` (the caller decides;
+    learning stops) unless `allow_private`. A chain longer than `max_redirects`, or a redirect to
+    another scheme, is a failed fetch (None).
+    """
 
     def __init__(
         self,
         requests_per_second: float = 2.0,
         timeout: float = 10.0,
         max_bytes: int = 2_000_000,
-        client: httpx.AsyncClient | None = None,
+        *,
+        allow_private: bool = False,
+        max_redirects: int = MAX_REDIRECTS,
+        policy: AddressPolicy = non_public_reason,
+        resolver: Resolver = system_resolver,
     ) -> None:
         if requests_per_second <= 0:
             raise ValueError("requests_per_second must be positive")
+        if max_redirects < 0:
+            raise ValueError("max_redirects must be 0 or more")
         self.interval = 1.0 / requests_per_second
         self.max_bytes = max_bytes
-        self.client = client or httpx.AsyncClient(
-            timeout=timeout, follow_redirects=True, headers={"User-Agent": "BastionDedupe/0.1 (+url-normalization)"}
+        self.max_redirects = max_redirects
+        self.backend = GuardedBackend(allow_private=allow_private, policy=policy, resolver=resolver)
+        self.client = httpx.AsyncClient(
+            transport=GuardedTransport(self.backend),
+            timeout=timeout,
+            follow_redirects=False,  # followed below, one checked hop at a time
+            trust_env=False,
+            headers={"User-Agent": "BastionDedupe/0.1 (+url-normalization)"},
         )
         self._next: dict[str, float] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self.fetched = 0
         self.failed = 0
+        self.redirects = 0
 
     async def _wait_turn(self, host: str) -> None:
         lock = self._locks.setdefault(host, asyncio.Lock())
@@ -216,23 +249,38 @@ class HttpFetcher:
         if start > now:
             await asyncio.sleep(start - now)
 
+    async def _read(self, response: httpx.Response) -> str:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > self.max_bytes:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks).decode(response.encoding or "utf-8", errors="replace")
+
     async def __call__(self, url: str) -> Page | None:
-        await self._wait_turn(urlsplit(url).hostname or "")
+        current = url
         try:
-            async with self.client.stream("GET", url) as response:
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > self.max_bytes:
-                        break
-                    chunks.append(chunk)
-                html = b"".join(chunks).decode(response.encoding or "utf-8", errors="replace")
-        except httpx.HTTPError:
-            self.failed += 1
-            return None
-        self.fetched += 1
-        return Page(url, response.status_code, html)
+            for hop in range(self.max_redirects + 1):
+                await self._wait_turn(urlsplit(current).hostname or "")
+                try:
+                    async with self.client.stream("GET", current) as response:
+                        target = response.next_request  # set for a redirect with a Location
+                        if target is None:
+                            html = await self._read(response)
+                            self.fetched += 1
+                            return Page(url, response.status_code, html)
+                except AddressRefused as exc:
+                    raise exc.at(current, hop) from None
+                if hop == self.max_redirects or target.url.scheme not in ("http", "https"):
+                    break  # too many redirects, or a redirect off the web
+                self.redirects += 1
+                current = str(target.url)
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError):  # ValueError: urlsplit of a malformed URL
+            pass
+        self.failed += 1
+        return None
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -22,8 +22,10 @@ from tools.dedupe.syntax import (
     MAX_URL_LENGTH,
     SIMPLE_URL,
     URLError,
+    clip,
     normalize_path,
     parse_query,
+    quote,
     split,
     unsplit,
 )
@@ -57,7 +59,7 @@ class URLProblem(BaseModel):
 
 
 class Explanation(BaseModel):
-    url: str
+    url: str  # when the URL is refused: at most 200 characters of it, then its length (see syntax.clip)
     normalized: str | None
     error: URLProblem | None = None
     syntax: list[str] = Field(default_factory=list, description="What the syntax layer changed")
@@ -68,7 +70,7 @@ class Explanation(BaseModel):
 
 
 class NormalizeResult(BaseModel):
-    url: str
+    url: str  # when the URL is refused: at most 200 characters of it, then its length (see syntax.clip)
     normalized: str | None
     error: URLProblem | None = None
 
@@ -276,7 +278,7 @@ class Normalizer:
                 results.append(NormalizeResult(url=url, normalized=self.normalize(url)))
             except URLError as exc:
                 problem = URLProblem(code=exc.code, message=exc.message)
-                results.append(NormalizeResult(url=url, normalized=None, error=problem))
+                results.append(NormalizeResult(url=clip(url), normalized=None, error=problem))
         return results
 
     # -- for the learner ----------------------------------------------------------------------
@@ -297,7 +299,7 @@ class Normalizer:
         try:
             parts = split(url, notes=notes, max_length=self.max_length)
         except URLError as exc:
-            return Explanation(url=url, normalized=None, error=URLProblem(code=exc.code, message=exc.message))
+            return Explanation(url=clip(url), normalized=None, error=URLProblem(code=exc.code, message=exc.message))
         ctx = self._host(parts.host)
         path = parts.path
         if ";" in path:
@@ -368,7 +370,7 @@ def _explain_learned(
     if rule is not None:
         if value in rule.defaults.get(d.name, ()):
             return LayerVerdict(
-                layer="learned", action="drop", reason=f"default value {value!r}: the same page as leaving it out"
+                layer="learned", action="drop", reason=f"default value {quote(value)}: the same page as leaving it out"
             )
         if pre_kept:
             return None
@@ -390,7 +392,7 @@ def _explain_learned(
         return LayerVerdict(
             layer="learned",
             action="drop",
-            reason=f"default value {value!r} across the domain: the same page as leaving it out",
+            reason=f"default value {quote(value)} across the domain: the same page as leaving it out",
         )
     if summary.neutral and not pre_kept:
         return LayerVerdict(

@@ -7,8 +7,6 @@ pure. The MCP server (`server`) and the CLI are thin layers over this.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Literal
@@ -28,17 +26,21 @@ from tools.dedupe.fingerprint import (
 from tools.dedupe.learning import learn_domain
 from tools.dedupe.maps import diff_maps
 from tools.dedupe.model import DomainMap, GateReport, LearnSettings, MapDiff
+from tools.dedupe.netguard import AddressRefused
 from tools.dedupe.normalizer import Normalizer
 from tools.dedupe.rules import RulesFile, load_rules
 from tools.dedupe.sampling import sample
 from tools.dedupe.store import MapStore
-from tools.dedupe.syntax import URLError, normalize_host
+from tools.dedupe.syntax import URLError, clip, normalize_host, quote
 
 MAX_LOG_URLS = 5_000_000
 
 
 class DedupeError(ValueError):
-    """A request the service refuses, with a message for the caller."""
+    """A request the service refuses, with a message for the caller (bounded: never an unbounded echo)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(clip(message, 600))
 
 
 class DedupeSettings(BaseSettings):
@@ -80,18 +82,6 @@ class LearnOutcome(BaseModel):
     summary: str
 
 
-def _public_host(host: str) -> bool:
-    try:
-        infos = socket.getaddrinfo(host.strip("[]"), None)
-    except socket.gaierror:
-        return True  # unresolvable: the fetch fails on its own
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if address.is_private or address.is_loopback or address.is_link_local or address.is_reserved:
-            return False
-    return True
-
-
 class DedupeService:
     def __init__(self, settings: DedupeSettings | None = None) -> None:
         self.settings = settings or DedupeSettings()
@@ -115,14 +105,19 @@ class DedupeService:
     def read_log(self, source: str) -> tuple[list[str], dict[str, str] | None]:
         """A log named by a caller: only files inside log_dir."""
         root = self.settings.log_dir.resolve()
-        path = (root / source).resolve()
-        if not path.is_relative_to(root):
-            raise DedupeError(f"source {source!r} is outside the log directory")
-        if not path.is_file():
-            available = sorted(p.name for p in root.iterdir()) if root.is_dir() else []
-            hint = f"; available: {', '.join(available[:20])}" if available else f"; {root} is empty"
-            raise DedupeError(f"no log named {source!r}{hint}")
-        return read_log_file(path)
+        try:
+            path = (root / source).resolve()
+            if not path.is_relative_to(root):
+                raise DedupeError(f"source {quote(source)} is outside the log directory")
+            if not path.is_file():
+                available = sorted(p.name for p in root.iterdir()) if root.is_dir() else []
+                hint = f"; available: {clip(', '.join(available[:20]), 300)}" if available else f"; {root} is empty"
+                raise DedupeError(f"no log named {quote(source)}{hint}")
+            return read_log_file(path)
+        except DedupeError:
+            raise
+        except (OSError, ValueError) as exc:  # a name too long, a NUL byte, an unreadable file
+            raise DedupeError(f"cannot read the log {quote(source)}: {clip(str(exc))}") from None
 
     def fingerprinter(
         self, kind: FingerprintKind | Literal["table"], fingerprints: dict[str, str] | None
@@ -131,18 +126,17 @@ class DedupeService:
             if not fingerprints:
                 raise DedupeError("fingerprint='table' needs a log with a `fingerprint` column")
             return TableFingerprinter(fingerprints), None
-        fetcher = HttpFetcher(self.settings.fetch_rate, self.settings.fetch_timeout)
-        allow_private = self.settings.fetch_private
-        checked: dict[str, bool] = {}
+        # Every connection (each URL and each redirect hop) is checked where it is made, against the
+        # address it is made to: see tools/dedupe/netguard.py.
+        fetcher = HttpFetcher(
+            self.settings.fetch_rate, self.settings.fetch_timeout, allow_private=self.settings.fetch_private
+        )
 
         async def fetch(url: str) -> Page | None:
-            host = url.split("/", 3)[2].rsplit(":", 1)[0] if "://" in url else ""
-            if not allow_private:
-                if host not in checked:
-                    checked[host] = await asyncio.to_thread(_public_host, host)
-                if not checked[host]:
-                    raise DedupeError(f"{host} resolves to a private address; set BASTION_DEDUPE_FETCH_PRIVATE=true")
-            return await fetcher(url)
+            try:
+                return await fetcher(url)
+            except AddressRefused as exc:
+                raise DedupeError(str(exc)) from None
 
         return PageFingerprinter(fetch, kind), fetcher.aclose
 
@@ -161,7 +155,7 @@ class DedupeService:
         try:
             host = normalize_host(domain.strip().lower())
         except URLError as exc:
-            raise DedupeError(f"domain {domain!r}: {exc.message}") from None
+            raise DedupeError(f"domain {quote(domain)}: {exc.message}") from None
         normalizer = Normalizer((), self.rules, self.settings.max_url_length)
         sampled = await asyncio.to_thread(
             sample, urls, normalizer, domain=host, top_patterns=settings.top_patterns,
@@ -204,7 +198,7 @@ class DedupeService:
         if version is None:
             active = self.store.active(domain)
             if active is None:
-                raise DedupeError(f"{domain} has no active map")
+                raise DedupeError(f"{clip(domain)} has no active map")
             return active
         return self.store.get(domain, version)
 
@@ -222,13 +216,13 @@ def read_log_file(path: Path) -> tuple[list[str], dict[str, str] | None]:
     try:
         columns = [c[0] for c in con.execute(f"DESCRIBE SELECT * FROM {reader}(?)", [str(path)]).fetchall()]
         if "url" not in columns:
-            raise DedupeError(f"{path.name} has no `url` column (columns: {', '.join(columns)})")
+            raise DedupeError(f"{path.name} has no `url` column (columns: {clip(', '.join(columns))})")
         select = "url, CAST(fingerprint AS VARCHAR)" if "fingerprint" in columns else "url, NULL"
         rows = con.execute(
             f"SELECT {select} FROM {reader}(?) WHERE url IS NOT NULL LIMIT {MAX_LOG_URLS}", [str(path)]
         ).fetchall()
     except duckdb.Error as exc:
-        raise DedupeError(f"cannot read {path.name}: {exc}") from None
+        raise DedupeError(f"cannot read {path.name}: {clip(str(exc), 300)}") from None
     finally:
         con.close()
     urls = [str(u) for u, _ in rows]

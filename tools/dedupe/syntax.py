@@ -45,10 +45,32 @@ SIMPLE_URL = _SIMPLE = re.compile(
 )
 
 
+ECHO_LIMIT = 200  # characters of caller input that an error or a rejected result may echo
+MESSAGE_LIMIT = 600  # characters of any error message
+
+
+def clip(text: str, limit: int = ECHO_LIMIT) -> str:
+    """`text` if it fits in `limit` characters, else its start, an ellipsis and its length (≤ limit in all)."""
+    if len(text) <= limit:
+        return text
+    suffix = f"… ({len(text):,} characters)"
+    return text[: max(0, limit - len(suffix))] + suffix
+
+
+def quote(text: str, limit: int = ECHO_LIMIT) -> str:
+    """repr(`text`) for a message, bounded like `clip` (the length given is the original text's)."""
+    shown = repr(text[: limit + 1])
+    if len(text) <= limit and len(shown) <= limit:
+        return shown
+    suffix = f"… ({len(text):,} characters)"
+    return shown[: max(0, limit - len(suffix))] + suffix
+
+
 class URLError(ValueError):
-    """A URL this normalizer refuses, with a stable machine-readable code."""
+    """A URL this normalizer refuses, with a stable machine-readable code and a bounded message."""
 
     def __init__(self, code: str, message: str) -> None:
+        message = clip(message, MESSAGE_LIMIT)
         super().__init__(message)
         self.code = code
         self.message = message
@@ -119,13 +141,13 @@ def _ipv4(host: str) -> str | None:
     if not (last.isdigit() or (last[:2] in ("0x", "0X") and all(c in "0123456789abcdefABCDEF" for c in last[2:]))):
         return None
     if len(parts) > 4:
-        raise URLError("invalid_host", f"{host!r} looks like an IPv4 address but has {len(parts)} parts")
+        raise URLError("invalid_host", f"{quote(host)} looks like an IPv4 address but has {len(parts)} parts")
     try:
         numbers = [_ipv4_number(p) for p in parts]
     except ValueError:
-        raise URLError("invalid_host", f"{host!r} looks like an IPv4 address but a part is not a number") from None
+        raise URLError("invalid_host", f"{quote(host)} looks like an IPv4 address but a part is not a number") from None
     if any(n > 255 for n in numbers[:-1]) or numbers[-1] >= 256 ** (5 - len(numbers)):
-        raise URLError("invalid_host", f"{host!r} is an IPv4 address out of range")
+        raise URLError("invalid_host", f"{quote(host)} is an IPv4 address out of range")
     value = numbers[-1]
     for i, n in enumerate(numbers[:-1]):
         value += n * 256 ** (3 - i)
@@ -159,9 +181,8 @@ def _check_homograph(unicode_host: str) -> None:
     for label in labels:
         scripts = {_script(c) for c in label} - {None}
         if len(scripts) > 1 and not any(scripts <= allowed for allowed in _COMPATIBLE_SCRIPTS):
-            raise URLError(
-                "idn_homograph", f"host label {label!r} mixes scripts ({', '.join(sorted(s or '' for s in scripts))})"
-            )
+            names = ", ".join(sorted(s or "" for s in scripts))
+            raise URLError("idn_homograph", f"host label {quote(label)} mixes scripts ({names})")
         if (
             scripts & {"CYRILLIC", "GREEK"}
             and all(c in _LATIN_LOOKALIKES for c in label if c.isalpha())
@@ -169,7 +190,7 @@ def _check_homograph(unicode_host: str) -> None:
             and tld not in _CYRILLIC_TLDS
             and label != tld
         ):
-            raise URLError("idn_homograph", f"host label {label!r} is written only with letters that look Latin")
+            raise URLError("idn_homograph", f"host label {quote(label)} is written only with letters that look Latin")
 
 
 def normalize_host(raw: str) -> str:
@@ -182,11 +203,11 @@ def normalize_host(raw: str) -> str:
             raise URLError("invalid_host", "the host's percent-escapes are not UTF-8") from None
     if host.startswith("["):
         if not host.endswith("]"):
-            raise URLError("invalid_host", f"unterminated IPv6 address {raw!r}")
+            raise URLError("invalid_host", f"unterminated IPv6 address {quote(raw)}")
         try:
             return f"[{ipaddress.IPv6Address(host[1:-1]).compressed}]"
         except ValueError:
-            raise URLError("invalid_host", f"{raw!r} is not an IPv6 address") from None
+            raise URLError("invalid_host", f"{quote(raw)} is not an IPv6 address") from None
     # Leading/trailing dots and empty labels do not change the DNS name (Safe Browsing).
     if "." in host and (host[0] == "." or host[-1] == "." or ".." in host):
         host = ".".join(label for label in host.split(".") if label)
@@ -208,7 +229,8 @@ def normalize_host(raw: str) -> str:
         ascii_host = idna.encode(host, uts46=True).decode("ascii")
         unicode_host = idna.decode(ascii_host)
     except (idna.IDNAError, UnicodeError) as exc:
-        raise URLError("invalid_host", f"the host is not a valid internationalized domain name: {exc}") from None
+        reason = clip(str(exc))
+        raise URLError("invalid_host", f"the host is not a valid internationalized domain name: {reason}") from None
     _check_homograph(unicode_host)
     return ascii_host
 
@@ -236,7 +258,7 @@ def normalize_path(path: str, notes: list[str] | None = None) -> str:
             notes.append("backslashes → '/'")
     fixed = normalize_path_part(path)
     if notes is not None and fixed != path:
-        notes.append(f"percent-encoding in the path normalized ({path!r} → {fixed!r})")
+        notes.append(f"percent-encoding in the path normalized ({quote(path)} → {quote(fixed)})")
     path = fixed
     if "//" in path:
         path = re.sub(r"/{2,}", "/", path)
@@ -245,7 +267,7 @@ def normalize_path(path: str, notes: list[str] | None = None) -> str:
     if "/." in path:
         resolved = _remove_dot_segments(path)
         if notes is not None and resolved != path:
-            notes.append(f"dot segments resolved ({path!r} → {resolved!r})")
+            notes.append(f"dot segments resolved ({quote(path)} → {quote(resolved)})")
         path = resolved
     return path
 
@@ -303,10 +325,11 @@ def _parse_authority(scheme: str, authority: str, notes: list[str] | None) -> tu
     colon = authority.rfind(":")
     if colon > bracket:
         host, port = authority[:colon], authority[colon + 1 :]
-        if port and not port.isdigit():
-            raise URLError("invalid_port", f"port {port!r} is not a number")
-        if port and int(port) > 65535:
-            raise URLError("invalid_port", f"port {port} is out of range")
+        if port and not (port.isascii() and port.isdigit()):
+            raise URLError("invalid_port", f"port {quote(port, 40)} is not a number")
+        # Length first: int() of more than 4,300 digits raises ValueError, not a URL error.
+        if port and (len(port.lstrip("0")) > 5 or int(port) > 65535):
+            raise URLError("invalid_port", f"port {clip(port, 40)} is out of range")
         if port:
             port = str(int(port))
         if not port or port == DEFAULT_PORTS[scheme]:
@@ -315,7 +338,7 @@ def _parse_authority(scheme: str, authority: str, notes: list[str] | None) -> tu
             port = ""
     canonical = normalize_host(host)
     if notes is not None and canonical != host:
-        notes.append(f"host {host!r} → {canonical!r}")
+        notes.append(f"host {quote(host)} → {quote(canonical)}")
     return canonical, port
 
 
@@ -358,7 +381,7 @@ def split(url: str, notes: list[str] | None = None, max_length: int = MAX_URL_LE
     else:
         scheme = match.group(1).lower()
         if scheme not in DEFAULT_PORTS:
-            raise URLError("unsupported_scheme", f"scheme {scheme!r} is not http or https")
+            raise URLError("unsupported_scheme", f"scheme {quote(scheme, 60)} is not http or https")
         rest = url[match.end() :]
     start = 0
     while start < len(rest) and rest[start] in "/\\":

@@ -1,7 +1,7 @@
 """Training/serving parity audit: equality on keys, coverage, missing values, distributions, embeddings, funnel."""
 
 from tools.parity.audit import audit
-from tools.parity.model import AuditReport, Finding, ParityError, Tolerances
+from tools.parity.model import AuditReport, Finding, ParityError, Redactor, Tolerances
 from tools.parity.vectors import EmbeddingReport, FunnelReport, compare_embeddings, funnel_alignment
 
 __all__ = [
@@ -10,6 +10,7 @@ __all__ = [
     "Finding",
     "FunnelReport",
     "ParityError",
+    "Redactor",
     "Tolerances",
     "audit",
     "compare_embeddings",

@@ -27,6 +27,7 @@ from tools.parity.model import (
     FeatureStats,
     Finding,
     ParityError,
+    Redactor,
     Tolerances,
 )
 from tools.parity.sources import connect, register
@@ -59,10 +60,13 @@ def _kind(duck_type: str) -> str:
 
 
 class _Audit:
-    def __init__(self, con: duckdb.DuckDBPyConnection, keys: list[str], tolerances: Tolerances) -> None:
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, keys: list[str], tolerances: Tolerances, redactor: Redactor
+    ) -> None:
         self.con = con
         self.keys = keys
         self.tol = tolerances
+        self.redact = redactor
         self.findings: list[Finding] = []
         self.problems: list[str] = []
 
@@ -96,20 +100,21 @@ def audit(
     engine: str | None = None,
     prediction: str | None = None,
     version_columns: list[str] | None = None,
+    redactor: Redactor | None = None,
 ) -> AuditReport:
     """Compare a training feature log with a serving feature log joined on `keys`.
 
     `version_columns` name model/embedding version stamps: compared as stamps (version skew), not as
-    features."""
+    features. Values of columns the `redactor` covers (personal data by default) are shown as digests."""
     started = time.perf_counter()
     tol = tolerances or Tolerances()
     if not keys:
         raise ParityError("keys", "give at least one join key")
-    con = connect(engine)
+    con = connect(engine, training, serving)
     try:
         training_cols = dict(register(con, "training", training))
         serving_cols = dict(register(con, "serving", serving))
-        run = _Audit(con, keys, tol)
+        run = _Audit(con, keys, tol, redactor or Redactor())
         for side, cols in (("training", training_cols), ("serving", serving_cols)):
             for key in keys:
                 if key not in cols:
@@ -489,9 +494,10 @@ def _diagnose(run: _Audit, stats: dict[str, FeatureStats], time_column: str | No
                 and covered >= 0.9 * stat.mismatches
                 and (stat.linf or 0) > 0
             ):
-                mapping = ", ".join(f"{p[0]!r}→{p[1]!r}" for p in pairs[:5])
+                shown = [(run.redact.value(f, p[0]), run.redact.value(f, p[1])) for p in pairs[:10]]
+                mapping = ", ".join(f"{a!r}→{b!r}" for a, b in shown[:5])
                 cause = f"categorical remap: {mapping}"
-                evidence["remap"] = {str(p[0]): p[1] for p in pairs[:10]}
+                evidence["remap"] = {str(a): b for a, b in shown}
         if cause.startswith("values differ") and time_column is not None:
             cause = _stale(run, stat, time_column) or cause
         if cause.startswith("values differ") and (stat.psi or 0) < 0.05 and stat.mismatch_rate >= 0.2:
@@ -507,9 +513,9 @@ def _diagnose(run: _Audit, stats: dict[str, FeatureStats], time_column: str | No
         examples = run.con.execute(f"SELECT {keys}, {t}, {s} {base} WHERE {mismatch} LIMIT 5").fetchall()
         finding.examples = [
             {
-                **{k: _plain(v) for k, v in zip(run.keys, row, strict=False)},
-                "training": _plain(row[-2]),
-                "serving": _plain(row[-1]),
+                **{k: run.redact.value(k, _plain(v)) for k, v in zip(run.keys, row, strict=False)},
+                "training": run.redact.value(f, _plain(row[-2])),
+                "serving": run.redact.value(f, _plain(row[-1])),
             }
             for row in examples
         ]
@@ -574,7 +580,9 @@ def _versions(run: _Audit, stamp: str) -> None:
     if skewed:
         total = sum(n for *_, n in pairs)
         share = sum(n for *_, n in skewed) / total
-        shown = ", ".join(f"{a}→{b} ({n:,})" for a, b, n in skewed[:5])
+        shown = ", ".join(
+            f"{run.redact.value(stamp, a)}→{run.redact.value(stamp, b)} ({n:,})" for a, b, n in skewed[:5]
+        )
         run.find(
             "version_skew",
             "critical",

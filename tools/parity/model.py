@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
+from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -10,15 +14,58 @@ Severity = Literal["critical", "high", "medium", "low", "info"]
 SEVERITY_ORDER: dict[str, int] = {"critical": 4, "high": 3, "medium": 2, "low": 1, "info": 0}
 
 
+def _bounded(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(text):,} characters)"
+
+
 class ParityError(Exception):
     """Bad input: names the input (training/serving/…) and, where it applies, the column."""
 
     def __init__(self, source: str, message: str, column: str | None = None) -> None:
+        # Errors never echo unbounded input: every part is cut to a readable length.
+        source, message = _bounded(source, 60), _bounded(message, 600)
+        column = _bounded(column, 80) if column is not None else None
         where = f"{source}" + (f", column {column!r}" if column else "")
         super().__init__(f"{where}: {message}")
         self.source = source
         self.column = column
         self.message = message
+
+
+# Column names that hold personal data wherever they appear (substring match, lower case), as for audit rows.
+DEFAULT_PII_KEYS = ("email", "phone", "ssn", "ip_address", "device_id", "address")
+
+
+class Redactor:
+    """Which columns' raw values a report may not show, and how they are shown instead.
+
+    Findings quote values (examples of differing rows, categorical remaps, version stamps). For a column
+    that holds personal data — by name (`email`, `hashed_email`, `ip_address`, …) or because the catalog
+    tags a column of that name as PII or above the caller's clearance — each value is replaced by a short
+    keyed digest (HMAC-SHA-256 under a key drawn per redactor, i.e. per report): equal values look equal
+    within a report, so a remap or skew stays readable, but a digest cannot be looked up in a dictionary of
+    e-mail addresses or matched across reports.
+    """
+
+    def __init__(self, pii_keys: Iterable[str] = DEFAULT_PII_KEYS, columns: Iterable[str] = (),
+                 sensitive: Callable[[str], bool] | None = None) -> None:  # fmt: skip
+        self.pii_keys = tuple(k.lower() for k in pii_keys if k)
+        self.columns = {c.lower() for c in columns}
+        self.extra = sensitive
+        self._key = os.urandom(32)
+
+    def applies(self, column: str | None) -> bool:
+        if column is None:
+            return False
+        lowered = column.lower()
+        return (lowered in self.columns or any(key in lowered for key in self.pii_keys)
+                or (self.extra is not None and self.extra(column)))  # fmt: skip
+
+    def value(self, column: str | None, value: Any) -> Any:
+        if value is None or not self.applies(column):
+            return value
+        digest = hmac.new(self._key, str(value).encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+        return f"redacted:{digest[:12]}"
 
 
 class Tolerances(BaseModel):

@@ -55,7 +55,7 @@ def _plots(report: AuditReport, directory: Path, training: Any, serving: Any) ->
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    con = connect()
+    con = connect(None, training, serving)
     register(con, "training", training)
     register(con, "serving", serving)
     kinds = {s.feature: s.kind for s in report.features}

@@ -7,6 +7,9 @@ callers may also pass an Arrow table or a DataFrame. Every failure names the inp
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,7 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 
+from governance.sqlguard.functions import DENIED
 from tools.parity.model import ParityError
 
 FILE_READERS = {
@@ -26,8 +30,13 @@ FILE_READERS = {
 }
 
 
-def connect(engine: str | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB, with the engine's DuckDB file attached read-only when one is configured."""
+def connect(engine: str | None = None, *sources: Any) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB, with the engine's DuckDB file attached read-only when one is configured.
+
+    Then the connection is sandboxed: file system access is switched off except for the file inputs among
+    `sources`, and the configuration is locked, so nothing an input's SQL says — `read_text('/etc/passwd')`,
+    `FROM 'secrets.csv'`, `glob('/*')`, `ATTACH` — can reach another file, whatever checked it before.
+    """
     con = duckdb.connect()
     con.execute("SET preserve_insertion_order = false")
     if engine:
@@ -39,6 +48,16 @@ def connect(engine: str | None = None) -> duckdb.DuckDBPyConnection:
             con.execute("USE engine")
         except duckdb.Error as exc:
             raise ParityError("engine", f"cannot attach {path}: {exc}") from None
+    files = [s for s in sources if isinstance(s, str) and not s.startswith(("sql:", "table:"))]
+    listed = ", ".join(f"'{_quote(f)}'" for f in files)
+    # DuckDB may always write where it spills (temp_directory, by default ./.tmp): a private directory of
+    # this connection's own, removed with it, so the one writable place is nobody else's.
+    spill = tempfile.mkdtemp(prefix="bastion-parity-")
+    weakref.finalize(con, shutil.rmtree, spill, True)
+    con.execute(f"SET temp_directory = '{_quote(spill)}'")
+    con.execute(f"SET allowed_paths = [{listed}]")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
     return con
 
 
@@ -51,17 +70,29 @@ def _quote(text: str) -> str:
 
 
 def _read_only(sql: str, name: str) -> str:
+    """A last line of defence for in-process callers: one query that neither writes nor reads files.
+
+    MCP callers never get here with their own text: the parity service passes their `sql:`/`table:` inputs
+    through the SQL guard first (catalog tables only, the caller's clearance, no PII) and hands on the
+    guard's output."""
     try:
         statements = [s for s in sqlglot.parse(sql, read="duckdb") if s is not None]
-    except sqlglot.errors.SqlglotError as exc:
-        raise ParityError(name, f"the query does not parse: {str(exc).splitlines()[0]}") from None
+    except (sqlglot.errors.SqlglotError, RecursionError) as exc:
+        raise ParityError(name, f"the query does not parse: {str(exc).splitlines()[0][:200]}") from None
     if len(statements) != 1 or not isinstance(statements[0], exp.Query):
         raise ParityError(name, "`sql:` takes exactly one read-only query (SELECT … or WITH … SELECT …)")
-    if any(
-        True
-        for _ in statements[0].find_all(exp.Insert, exp.Update, exp.Delete, exp.Create, exp.Drop, exp.Command, exp.Copy)
-    ):
+    tree = statements[0]
+    writes = (exp.Insert, exp.Update, exp.Delete, exp.Create, exp.Drop, exp.Command, exp.Copy, exp.Merge,
+              exp.Alter, exp.Pragma, exp.Set, exp.Use, exp.Into, exp.TruncateTable, exp.Transaction)  # fmt: skip
+    if any(True for _ in tree.find_all(*writes)):
         raise ParityError(name, "the query must not write")
+    for table in tree.find_all(exp.Table):
+        if not isinstance(table.this, exp.Identifier) or (table.this.quoted and "/" in table.name):
+            raise ParityError(name, "the query may read tables only, not files or table functions")
+    for func in tree.find_all(exp.Func):
+        called = str(func.this).lower() if isinstance(func, exp.Anonymous) else func.sql_name().lower()
+        if called in DENIED:
+            raise ParityError(name, f"function {called[:60]} is not allowed: it reads files or reaches outside")
     return sql
 
 
@@ -85,10 +116,10 @@ def register(con: duckdb.DuckDBPyConnection, name: str, source: Any) -> list[tup
         path = Path(source)
         reader = FILE_READERS.get(path.suffix.lower())
         if reader is None:
-            raise ParityError(name, f"{source}: give a .parquet/.csv/.json file, table:NAME or sql:SELECT …")
+            raise ParityError(name, f"{path.name[:120]}: give a .parquet/.csv/.json file, table:NAME or sql:SELECT …")
         if not path.exists():
-            raise ParityError(name, f"the file {source} does not exist")
-        _create(con, name, f"{reader}('{_quote(str(path))}')", f"{source} does not parse")
+            raise ParityError(name, f"the file {path.name[:120]} does not exist")
+        _create(con, name, f"{reader}('{_quote(str(path))}')", f"{path.name[:120]} does not parse")
     rows = con.execute(f"DESCRIBE {name}").fetchall()
     if not rows:
         raise ParityError(name, "no columns")

@@ -13,9 +13,11 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 
-from tools.parity.model import Finding, ParityError
+from tools.parity.model import Finding, ParityError, Redactor
 from tools.parity.sources import connect, register
 from tools.parity.sources import quote_identifier as _q
+
+MAX_VERSIONS = 20  # a version column is a stamp: more distinct values than this is not a version
 
 
 def _register_all(con: Any, sources: dict[str, tuple[Any, tuple[str, ...]]]) -> None:
@@ -47,8 +49,10 @@ def compare_embeddings(
     min_cosine: float = 0.99,
     sample: int = 2000,
     engine: str | None = None,
+    redactor: Redactor | None = None,
 ) -> EmbeddingReport:
-    con = connect(engine)
+    redact = redactor or Redactor()
+    con = connect(engine, training, serving)
     try:
         needed = (key, column, *([version_column] if version_column else []))
         _register_all(con, {"training": (training, needed), "serving": (serving, needed)})
@@ -69,8 +73,10 @@ def compare_embeddings(
         versions: dict[str, list[str]] = {}
         if version_column:
             for side in ("training", "serving"):
-                rows = con.execute(f"SELECT DISTINCT CAST({_q(version_column)} AS VARCHAR) FROM {side} ORDER BY 1")
-                versions[side] = [str(r[0]) for r in rows.fetchall()]
+                rows = con.execute(f"SELECT DISTINCT CAST({_q(version_column)} AS VARCHAR) FROM {side} ORDER BY 1 "
+                                   f"LIMIT {MAX_VERSIONS + 1}").fetchall()  # fmt: skip
+                shown = [str(redact.value(version_column, r[0])) for r in rows[:MAX_VERSIONS]]
+                versions[side] = shown + ([f"… more than {MAX_VERSIONS} versions"] if len(rows) > MAX_VERSIONS else [])
         ids = con.execute(
             f"SELECT {k} FROM training JOIN serving USING ({k}) ORDER BY hash({k}) LIMIT {int(sample)}"
         ).fetchall()
@@ -158,7 +164,7 @@ def funnel_alignment(
     k: int = 10,
     engine: str | None = None,
 ) -> FunnelReport:
-    con = connect(engine)
+    con = connect(engine, retrieval, ranking)
     try:
         _register_all(con, {"retrieval": (retrieval, (request_key, item_key, retrieval_score)),
                             "ranking": (ranking, (request_key, item_key, ranking_score))})  # fmt: skip

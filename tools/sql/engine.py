@@ -56,6 +56,27 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def check_shape(columns: list[str], expect: list[str] | None) -> None:
+    """The result has the columns the guard checked, or nothing is returned.
+
+    The guard expands `*` against the catalog; if the engine's table has gained a column since the catalog
+    was indexed, `SELECT *` would return a column nobody checked (a new PII column, say). Unnamed
+    expressions (`_col_N`) are compared by position only: engines name them differently.
+    """
+    if expect is None:
+        return
+    drift = len(columns) != len(expect) or any(
+        not want.startswith("_col_") and got.lower() != want.lower() for got, want in zip(columns, expect, strict=False)
+    )
+    if drift:
+        shown = ", ".join(columns[:20]) + (", …" if len(columns) > 20 else "")
+        raise EngineError(
+            "catalog_drift",
+            f"the engine returned {len(columns)} columns ({shown}) where the guard checked {len(expect)}: the "
+            "catalog is out of date with the warehouse; nothing was returned (rebuild the index: bastion index)",
+        )
+
+
 class Engine:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -110,27 +131,31 @@ class Engine:
             raise
         return "\n".join(" ".join(str(v) for v in row) for row in result.rows)[:4000]
 
-    def run(self, sql: str, max_rows: int, timeout: float) -> Rows:
-        return self._execute(sql, max_rows=max_rows, timeout=timeout)
+    def run(self, sql: str, max_rows: int, timeout: float, expect: list[str] | None = None) -> Rows:
+        """Run `sql`; with `expect` (the guard's output columns), refuse a result shaped differently."""
+        return self._execute(sql, max_rows=max_rows, timeout=timeout, expect=expect)
 
-    def _execute(self, sql: str, max_rows: int, timeout: float) -> Rows:
+    def _execute(self, sql: str, max_rows: int, timeout: float, expect: list[str] | None = None) -> Rows:
         started = time.perf_counter()
         if self.dialect == "duckdb":
-            columns, rows = self._run_duckdb(sql, max_rows, timeout)
+            columns, rows = self._run_duckdb(sql, max_rows, timeout, expect)
         else:
-            columns, rows = self._run_sqlalchemy(sql, max_rows, timeout)
+            columns, rows = self._run_sqlalchemy(sql, max_rows, timeout, expect)
         truncated = len(rows) > max_rows
         rows = rows[:max_rows]
         return Rows(columns=columns, rows=[[_jsonable(v) for v in row] for row in rows], row_count=len(rows),
                     truncated=truncated, elapsed_ms=round((time.perf_counter() - started) * 1000, 2))  # fmt: skip
 
-    def _run_duckdb(self, sql: str, max_rows: int, timeout: float) -> tuple[list[str], list[Any]]:
+    def _run_duckdb(
+        self, sql: str, max_rows: int, timeout: float, expect: list[str] | None
+    ) -> tuple[list[str], list[Any]]:
         cursor = self._duck()
         timer = threading.Timer(timeout, cursor.interrupt)
         timer.start()
         try:
             cursor.execute(sql)
             columns = [d[0] for d in cursor.description or []]
+            check_shape(columns, expect)
             return columns, cursor.fetchmany(max_rows + 1)
         except duckdb.InterruptException:
             raise EngineError("timeout", f"the query ran longer than {timeout:g}s and was cancelled") from None
@@ -140,7 +165,9 @@ class Engine:
             timer.cancel()
             cursor.close()
 
-    def _run_sqlalchemy(self, sql: str, max_rows: int, timeout: float) -> tuple[list[str], list[Any]]:
+    def _run_sqlalchemy(
+        self, sql: str, max_rows: int, timeout: float, expect: list[str] | None
+    ) -> tuple[list[str], list[Any]]:
         from sqlalchemy import text
         from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
@@ -153,6 +180,7 @@ class Engine:
                     conn.exec_driver_sql(f"SET SESSION MAX_EXECUTION_TIME = {int(timeout * 1000)}")
                 result = conn.execute(text(sql.replace(":", r"\:")))
                 columns = list(result.keys())
+                check_shape(columns, expect)
                 rows = [list(r) for r in result.fetchmany(max_rows + 1)]
                 conn.rollback()
                 return columns, rows

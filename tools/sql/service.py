@@ -227,7 +227,7 @@ class SqlService:
             raise SqlError("explain_failed", f"EXPLAIN failed: {validation.explain_error}")
         try:
             rows = self.engine().run(validation.guard.sql, max_rows=self.settings.max_rows,
-                                     timeout=self.settings.timeout)  # fmt: skip
+                                     timeout=self.settings.timeout, expect=validation.guard.output_columns)  # fmt: skip
         except EngineError as exc:
             raise SqlError(exc.code, exc.message) from None
         warnings = [w.message for w in validation.guard.warnings] + validation.untranslated

@@ -1,0 +1,1 @@
+"""The guard's rules, one per module; `governance.sqlguard.guard.RULES` runs them in order."""
