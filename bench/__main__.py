@@ -7,6 +7,7 @@ import sys
 from bench import (
     dedupe_bench,
     embeddings_bench,
+    fullpath_bench,
     gateway_bench,
     inference_bench,
     parity_bench,
@@ -24,6 +25,7 @@ BENCHMARKS = {
     "sql": sql_bench.main,
     "parity": parity_bench.main,
     "inference": inference_bench.main,
+    "fullpath": fullpath_bench.main,
 }
 
 

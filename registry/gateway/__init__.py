@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import anyio
@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from mcp.server.mcpserver import MCPServer
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from starlette.routing import Route
 
 from registry.context import RegistryContext
@@ -56,7 +56,10 @@ class Gateway:
 
     @asynccontextmanager
     async def run(self) -> AsyncIterator[None]:
-        async with self.manager.run(), anyio.create_task_group() as tg:
+        async with AsyncExitStack() as builtins, self.manager.run(), anyio.create_task_group() as tg:
+            for upstream in self.core.builtins.values():
+                if isinstance(upstream, BuiltinUpstream):
+                    await builtins.enter_async_context(upstream.running())
             self.core.task_group = tg
             await tg.start(self.audit.run)
             tg.start_soon(self._health_loop)
@@ -109,7 +112,9 @@ class Gateway:
             denial = await self.metrics_access(request.headers.get("authorization"))
             if denial is not None:
                 return denial
-            return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+            # The gateway's own series, then the process-wide ones (the builtins' own, e.g. the feature log's lag).
+            body = generate_latest(self.metrics.registry) + generate_latest(REGISTRY)
+            return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     async def metrics_access(self, header: str | None) -> Response | None:
         """Metrics name every server and tool and show who is busy: the metrics token or an admin only."""

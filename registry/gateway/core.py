@@ -359,7 +359,9 @@ class GatewayCore:
         if isinstance(result, types.InputRequiredResult):
             outcome.outcome, size = "input_required", 0
         else:
-            size = len(result.__pydantic_serializer__.to_json(result))
+            # The text the model reads (builtins' structured content is the same data again): counted, not
+            # serialised once more on the request path.
+            size = sum(len(c.text) for c in result.content if isinstance(c, types.TextContent))
             if outcome.outcome == "ok" and result.is_error:
                 outcome.outcome = "error"
         server_name = route.entry.name if route else None

@@ -7,6 +7,8 @@ forwarded. Every remote call runs under a timeout and fails with a specific, rea
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
 import anyio
@@ -77,6 +79,17 @@ class BuiltinUpstream:
         if isinstance(result, types.CallToolResult):
             return result
         return error_result(f"{self.name} tool {tool} asked for input, which the gateway does not relay")
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """The builtin's own lifespan, as a standalone server would run it: started with the gateway, and
+        finished on a graceful stop (the inference feature log writes what it still holds)."""
+        lifespan = self.server.settings.lifespan
+        if lifespan is None:
+            yield
+            return
+        async with lifespan(self.server):
+            yield
 
     async def close(self) -> None:
         return None

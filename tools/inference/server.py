@@ -7,9 +7,12 @@ which changes no model or registry state: the tools are annotated read-only.
 from __future__ import annotations
 
 import functools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
@@ -59,10 +62,19 @@ def build(settings: InferenceSettings, data_dir: Path) -> MCPServer[Any]:
         log = settings.feature_log if settings.log_requests else None
         return InferenceService(models, log, settings.max_candidates, settings.threads)
 
+    @asynccontextmanager
+    async def lifespan(_: MCPServer[Any]) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if service.cache_info().currsize:  # scoring started: the feature log writes what it still holds
+                await anyio.to_thread.run_sync(service().close)
+
     server: MCPServer[Any] = MCPServer(
         "dev.bastion/inference",
         title="Conversion model",
         description="Score ad/item candidates for a user: calibrated p(click) and p(conversion), per surface.",
+        lifespan=lifespan,
     )
 
     @server.tool(annotations=READ_ONLY)

@@ -7,15 +7,14 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from tools.inference.featurelog import FeatureLog, served_request
 from tools.inference.features import Candidate, Context, Encoded, InferenceError, User, encode
 from tools.inference.model import ConversionModel, probabilities
 from tools.inference.registry import Artifact, ModelRegistry, ScoredCandidate, ScoreResponse
@@ -106,80 +105,23 @@ class Scorer:
         return conv, click
 
 
-class FeatureLog:
-    """Served features, model version and scores, one row per candidate, in a DuckDB file."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-
-    def write(self, request_id: str, scorer: Scorer, encoded: Encoded, ids: list[str], conv: Any, click: Any) -> None:
-        s = scorer.schema
-        table = f"served_{scorer.artifact.schema_hash}"
-        user: dict[str, float | int] = {n: int(encoded.user_cat[0, i]) for i, n in enumerate(s.user_categorical)}
-        user |= {n: float(encoded.user_dense[0, i]) for i, n in enumerate(s.user_dense)}
-        columns = [
-            "request_id",
-            "logged_at",
-            "model_version",
-            "surface",
-            "candidate_id",
-            *user,
-            *s.item_categorical,
-            *s.item_dense,
-            "history",
-            "p_click",
-            "p_conversion",
-        ]
-        now = datetime.now(UTC).replace(tzinfo=None)
-        history = [int(h) for h in encoded.history[0] if h > 0]
-        rows = [
-            [
-                request_id,
-                now,
-                scorer.artifact.version,
-                s.surfaces[int(encoded.surface[0])],
-                cid,
-                *user.values(),
-                *[int(v) for v in encoded.item_cat[r]],
-                *[float(v) for v in encoded.item_dense[r]],
-                history,
-                None if click is None else float(click[r]),
-                float(conv[r]),
-            ]
-            for r, cid in enumerate(ids)
-        ]
-        types = (
-            ["VARCHAR", "TIMESTAMP", "VARCHAR", "VARCHAR", "VARCHAR"]
-            + ["BIGINT"] * len(s.user_categorical)
-            + ["DOUBLE"] * len(s.user_dense)
-            + ["BIGINT"] * len(s.item_categorical)
-            + ["DOUBLE"] * len(s.item_dense)
-            + ["BIGINT[]", "DOUBLE", "DOUBLE"]
-        )
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            con = duckdb.connect(str(self.path))
-            try:
-                ddl = ", ".join(f'"{c}" {t}' for c, t in zip(columns, types, strict=True))
-                con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({ddl})")
-                con.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' for _ in columns)})", rows)
-            finally:
-                con.close()
-
-
 class InferenceService:
     def __init__(
         self, models: Path, feature_log: Path | None = None, max_candidates: int = 1000, threads: int | None = None
     ) -> None:
         self.registry = ModelRegistry(models)
-        self.log = FeatureLog(feature_log) if feature_log is not None else None
+        self.log = FeatureLog(feature_log) if feature_log is not None else None  # written off the request path
         self.max_candidates = min(max_candidates, MAX_CANDIDATES)
         # One request per core, one core per request: intra-op threads on a shared box only add tail
         # latency (bench/inference_bench.py: p99 at N=500 went from ~145 ms with 2 threads to ~1.3 ms).
         self.threads = threads
         self._scorers: dict[str, Scorer] = {}
         self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Write what the feature log still holds (also done at interpreter exit)."""
+        if self.log is not None:
+            self.log.close()
 
     def scorer(self, version: str | None = None) -> Scorer:
         chosen = version or self.registry.serving()
@@ -219,7 +161,7 @@ class InferenceService:
         request_id = uuid.uuid4().hex
         ids = [c.id for c in candidates]
         if log and self.log is not None:
-            self.log.write(request_id, scorer, encoded, ids, conv, click)
+            self.log.submit(served_request(request_id, scorer, encoded, ids, conv, click))
         return ScoreResponse(
             request_id=request_id,
             model_version=scorer.artifact.version,
