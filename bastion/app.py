@@ -22,11 +22,14 @@ def create_app(
     settings: RegistrySettings | None = None,
     ctx: RegistryContext | None = None,
     builtins: dict[str, MCPServer[Any]] | None = None,
+    freeze_heap: bool = False,
 ) -> FastAPI:
     settings = settings or RegistrySettings()
     ctx = ctx or RegistryContext.create(settings)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    gateway = Gateway(ctx, builtins if builtins is not None else build_all(ctx), version=__version__)
+    gateway = Gateway(
+        ctx, builtins if builtins is not None else build_all(ctx), version=__version__, freeze_heap=freeze_heap
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -87,7 +87,12 @@ def serve(
         token = mint_token(settings, user="dev-admin", groups=[admin], clearance="restricted")
         out.print("  dev admin token (12 h; do not use in production):")
         out.print(token, soft_wrap=True, highlight=False)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+    uvicorn.run(
+        create_app(settings, freeze_heap=True),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+    )
 
 
 def _schema_at_head(settings: RegistrySettings) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -40,7 +41,11 @@ def arguments_hash(arguments: dict[str, Any] | None) -> str:
     try:
         encoded = orjson.dumps(arguments or {}, option=orjson.OPT_SORT_KEYS)
     except (TypeError, orjson.JSONEncodeError):
-        encoded = canonical_json(arguments or {})
+        try:
+            encoded = canonical_json(arguments or {})
+        except UnicodeEncodeError:  # a lone surrogate from a JSON escape: hashed as its code unit, never a crash
+            text = json.dumps(arguments or {}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            encoded = text.encode("utf-8", "surrogatepass")
     return "sha256:" + hashlib.sha256(encoded).hexdigest()
 
 

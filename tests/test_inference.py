@@ -172,6 +172,12 @@ def test_serving_scores_calibrated_and_logs_features(trained: tuple[ModelRegistr
     table = f"served_{SCHEMA.hash()}"
     rows = con.execute(f"SELECT count(*), count(DISTINCT request_id), min(model_version) FROM {table}").fetchone()
     assert rows == (100, 2, "v1")
+    logged = con.execute(
+        f"SELECT candidate_id, surface, history, p_conversion FROM {table} WHERE surface = 'search' ORDER BY rowid"
+    ).fetchall()
+    assert [r[0] for r in logged] == [c.id for c in candidates]  # row per candidate, as served
+    assert {(r[1], tuple(r[2])) for r in logged} == {("search", (3, 4, 5))}  # request-level columns on every row
+    assert [r[3] for r in logged] == pytest.approx([c.p_conversion for c in response.candidates], abs=1e-6)
     # The log is what the parity tool audits: against itself, nothing to report.
     con.execute(f"COPY (SELECT * EXCLUDE (history) FROM {table}) TO '{tmp_path / 'served.parquet'}' (FORMAT parquet)")
     con.close()
@@ -262,6 +268,19 @@ def test_scorer_batches_any_size(trained: tuple[ModelRegistry, Arrays]) -> None:
         dedup, _ = scorer.raw(encoded, dedup=True)
         naive, _ = scorer.raw(encoded, dedup=False)
         assert dedup.shape == (n,) and np.allclose(dedup, naive, atol=1e-5)
+
+
+def test_the_service_can_score_without_dedup_for_an_a_b(trained: tuple[ModelRegistry, Arrays]) -> None:
+    registry, _ = trained
+    user, context, candidates = request(40)
+    scored = {
+        dedup: InferenceService(registry.root, None, dedup=dedup).score(user, context, candidates, log=False)
+        for dedup in (True, False)
+    }
+    assert [c.id for c in scored[True].candidates] == [c.id for c in scored[False].candidates]
+    assert np.allclose([c.p_conversion for c in scored[True].candidates],
+                       [c.p_conversion for c in scored[False].candidates], atol=1e-5)  # fmt: skip
+    assert InferenceSettings().dedup and not InferenceSettings(dedup=False).dedup
 
 
 def test_mcp_server(trained: tuple[ModelRegistry, Arrays], tmp_path: Path) -> None:

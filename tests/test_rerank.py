@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
 import math
+import re
 from typing import Any
 
 import anyio
@@ -271,6 +273,49 @@ def test_mcp_tool_errors_name_the_candidate(mutate: Any, message: str) -> None:
     given = candidates()
     mutate(given)
     with pytest.raises(ToolError, match=message):
+        call(candidates=given, k=3)
+
+
+def b64(vector: Any) -> str:
+    return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode()
+
+
+def test_mcp_tool_takes_embeddings_as_base64_float32_with_the_same_picks() -> None:
+    pool = candidates(n=40, d=16)
+    as_json = call(candidates=pool, k=10, method="ssd", gamma=0.5, window=4).structured_content
+    packed = [{"id": c["id"], "score": c["score"], "embedding_b64": b64(c["embedding"])} for c in pool]
+    as_b64 = call(candidates=packed, k=10, method="ssd", gamma=0.5, window=4).structured_content
+    assert [p["id"] for p in as_b64["picks"]] == [p["id"] for p in as_json["picks"]]
+    assert len(str(packed)) < 0.6 * len(str(pool))  # the point of it: about half the request text
+    mixed = pool[:20] + packed[20:]  # either form per candidate
+    assert [p["id"] for p in call(candidates=mixed, k=10, method="ssd", gamma=0.5, window=4)
+            .structured_content["picks"]] == [p["id"] for p in as_json["picks"]]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("embedding_b64", "extra", "message"),
+    [
+        ("not base64!", {}, "candidate 'pin-1': embedding_b64 is not valid base64"),
+        (base64.b64encode(b"12345").decode(), {}, "candidate 'pin-1': embedding_b64 holds 5 bytes, not float32"),
+        (b64([0.5] * 3), {}, "candidate 'pin-1' has 3 dimensions; the first candidate has 4"),
+        (b64([0.5, float("nan"), 0.0, 1.0]), {}, "candidate 'pin-1' has NaN or infinity in its embedding"),
+        (b64([0.5] * 4), {"embedding": [0.5] * 4}, "candidate 'pin-1' has both embedding and embedding_b64"),
+        ("", {}, "candidate 'pin-1' has 0 dimensions"),
+    ],
+)
+def test_mcp_tool_refuses_bad_base64_embeddings_naming_the_candidate(
+    embedding_b64: str, extra: dict[str, Any], message: str
+) -> None:
+    given = candidates()
+    given[1] = {"id": "pin-1", "score": 0.5, "embedding_b64": embedding_b64, **extra}
+    with pytest.raises(ToolError, match=re.escape(message)):
+        call(candidates=given, k=3)
+
+
+def test_mcp_tool_refuses_values_beyond_float32_instead_of_ranking_with_infinity() -> None:
+    given = candidates()
+    given[2]["embedding"] = [1e300, 0.0, 0.0, 0.0]  # finite as JSON, infinite as the float32 the kernels use
+    with pytest.raises(ToolError, match="candidate 'pin-2' has NaN or infinity"):
         call(candidates=given, k=3)
 
 

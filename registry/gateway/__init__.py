@@ -20,6 +20,7 @@ from registry.context import RegistryContext
 from registry.errors import Forbidden, RegistryError
 from registry.gateway.audit_writer import AuditWriter
 from registry.gateway.core import GatewayCore
+from registry.gateway.heap import HeapFreezer
 from registry.gateway.http import WELL_KNOWN, GatewayEndpoint, resource_metadata
 from registry.gateway.metrics import GatewayMetrics
 from registry.gateway.ratelimit import create_limiter
@@ -34,8 +35,11 @@ METHODS = ["GET", "POST", "DELETE"]
 
 
 class Gateway:
-    def __init__(self, ctx: RegistryContext, builtins: dict[str, MCPServer[Any]], version: str = "") -> None:
+    def __init__(
+        self, ctx: RegistryContext, builtins: dict[str, MCPServer[Any]], version: str = "", freeze_heap: bool = False
+    ) -> None:
         settings = ctx.settings
+        self.heap = HeapFreezer(freeze_heap)
         self.ctx = ctx
         self.metrics = GatewayMetrics()
         self.audit = AuditWriter(ctx.db, spool=settings.data_dir / "audit-spool", metrics=self.metrics,
@@ -47,7 +51,9 @@ class Gateway:
             assert entry.endpoint is not None
             return RemoteUpstream(entry.name, entry.endpoint, token, settings.upstream_timeout)
 
-        upstreams: dict[str, Upstream] = {name: BuiltinUpstream(name, server) for name, server in builtins.items()}
+        upstreams: dict[str, Upstream] = {
+            name: BuiltinUpstream(name, server, self.heap) for name, server in builtins.items()
+        }
         self.core = GatewayCore(ctx, upstreams, self.limiter, self.audit, self.metrics, remote)
         self.sessions = SessionTracker(self.core)
         self.server = build_server(self.core, self.sessions, version)
@@ -64,12 +70,14 @@ class Gateway:
             await tg.start(self.audit.run)
             tg.start_soon(self._health_loop)
             tg.start_soon(self.sessions.run)
+            self.heap.freeze("started")
             try:
                 yield
             finally:
                 for upstream in [*self.core.builtins.values(), *self.core.remotes.values()]:
                     await upstream.close()
                 tg.cancel_scope.cancel()
+                self.heap.release()
         await self.limiter.close()
 
     async def _health_loop(self) -> None:

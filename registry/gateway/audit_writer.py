@@ -19,12 +19,14 @@ seconds (or sooner when a batch fills). The guarantees:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
 import os
 import time
 from collections import deque
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,7 @@ from sqlalchemy import insert
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from governance import arguments_hash, redact
 from registry.db import Database
 from registry.db.models import AuditEvent
 from registry.gateway.metrics import GatewayMetrics
@@ -90,11 +93,34 @@ def bound_row(row: dict[str, Any]) -> dict[str, Any]:
     return _bound(row)[0]
 
 
+def _summary(arguments: Any, size: int) -> dict[str, Any]:
+    keys = sorted(str(k)[:100] for k in arguments)[:50] if isinstance(arguments, dict) else []
+    return {"_summary": f"arguments of {size:,} bytes not stored", "keys": keys}
+
+
+def audited_arguments(arguments: dict[str, Any], pii_keys: Iterable[str]) -> tuple[Any, str, bool]:
+    """What an audit row keeps of a call's arguments: (stored, hash, summarised).
+
+    The arguments are encoded once (orjson, sorted keys: the bytes `arguments_hash` hashes) for both the hash
+    and the size. Beyond MAX_ARGUMENT_BYTES only their top-level names are kept, so a 360 KB argument of
+    embeddings is neither redacted nor walked on the request path; smaller ones are redacted as always."""
+    try:
+        encoded = orjson.dumps(arguments, option=orjson.OPT_SORT_KEYS)
+    except (TypeError, orjson.JSONEncodeError):  # text orjson refuses (a lone surrogate): the general path
+        return redact(arguments, pii_keys), arguments_hash(arguments), False
+    digest = "sha256:" + hashlib.sha256(encoded).hexdigest()
+    if len(encoded) > MAX_ARGUMENT_BYTES:
+        return _summary(arguments, len(encoded)), digest, True
+    return redact(arguments, pii_keys), digest, False
+
+
 def _bound(row: dict[str, Any]) -> tuple[dict[str, Any], int]:
     """`bound_row` and the row's approximate size in memory (for the queue's byte bound)."""
     out = dict(row)
     size = 512
     cut: list[str] = []
+    if out.pop("arguments_summarised", False):
+        cut.append("arguments")
     for key, limit in LIMITS.items():
         value = out.get(key)
         if isinstance(value, str):
@@ -116,8 +142,7 @@ def _bound(row: dict[str, Any]) -> tuple[dict[str, Any], int]:
         if bounded is not None:
             encoded = len(json.dumps(bounded, default=str))
         if encoded > MAX_ARGUMENT_BYTES:
-            keys = sorted(str(k)[:100] for k in arguments)[:50] if isinstance(arguments, dict) else []
-            bounded = {"_summary": f"arguments of {encoded:,} bytes not stored", "keys": keys}
+            bounded = _summary(arguments, encoded)
             cut.append("arguments")
             encoded = 1_000
         out["arguments"] = bounded

@@ -21,12 +21,12 @@ import mcp_types as types
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from governance import ClientRule, Decision, Principal, arguments_hash, evaluate, redact
+from governance import ClientRule, Decision, Principal, evaluate
 from registry.context import RegistryContext
 from registry.db.models import Server, ServerVersion
 from registry.gateway import dbio
 from registry.gateway.approvals import APPROVAL_ARG, APPROVAL_META, APPROVAL_SCHEMA, ApprovalGate
-from registry.gateway.audit_writer import AuditWriter
+from registry.gateway.audit_writer import AuditWriter, audited_arguments
 from registry.gateway.metrics import GatewayMetrics
 from registry.gateway.model import Outcome, Route, View, principal_key, shown
 from registry.gateway.probes import Probes
@@ -268,6 +268,9 @@ class GatewayCore:
         protocol: str | None,
         minutes_saved: float = 0.0,
     ) -> dict[str, Any]:
+        stored, digest, summarised = (
+            audited_arguments(arguments, self.settings.audit_pii_keys) if arguments is not None else (None, None, False)
+        )
         return {
             "at": datetime.now(UTC),
             "kind": kind,
@@ -276,8 +279,9 @@ class GatewayCore:
             "client_id": principal.client_id if principal else None,
             "server": server,
             "tool": tool,
-            "arguments": redact(arguments, self.settings.audit_pii_keys) if arguments is not None else None,
-            "arguments_hash": arguments_hash(arguments) if arguments is not None else None,
+            "arguments": stored,
+            "arguments_hash": digest,
+            "arguments_summarised": summarised,
             "decision": outcome.decision,
             "rule": outcome.rule,
             "outcome": outcome.outcome,

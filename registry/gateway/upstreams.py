@@ -23,6 +23,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED
 
 from governance import Principal, current_principal
+from registry.gateway.heap import HeapFreezer
 
 log = logging.getLogger("bastion.gateway.upstream")
 
@@ -56,9 +57,10 @@ def error_result(message: str, **structured: Any) -> types.CallToolResult:
 class BuiltinUpstream:
     """An MCPServer of ours, called in-process with the caller set for its own rules."""
 
-    def __init__(self, name: str, server: MCPServer[Any]) -> None:
+    def __init__(self, name: str, server: MCPServer[Any], heap: HeapFreezer | None = None) -> None:
         self.name = name
         self.server = server
+        self.heap = heap or HeapFreezer(enabled=False)
 
     async def list_tools(self) -> list[types.Tool]:
         return await self.server.list_tools()
@@ -76,6 +78,7 @@ class BuiltinUpstream:
             return error_result(f"{self.name} tool {tool} failed unexpectedly; the error is in the gateway log")
         finally:
             current_principal.reset(token)
+        self.heap.after_call(self.name, tool)
         if isinstance(result, types.CallToolResult):
             return result
         return error_result(f"{self.name} tool {tool} asked for input, which the gateway does not relay")

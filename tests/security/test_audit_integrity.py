@@ -301,6 +301,26 @@ def test_every_field_is_bounded_and_made_storable_before_queuing() -> None:
     assert plain.get("flags") is None and plain["tool"] == "read_metric"
 
 
+def test_large_arguments_are_summarised_once_and_small_ones_still_redacted() -> None:
+    from governance import arguments_hash
+    from registry.gateway.audit_writer import MAX_ARGUMENT_BYTES, audited_arguments, bound_row
+
+    large = {"candidates": [{"id": f"i{i}", "embedding": [0.125] * 64} for i in range(500)], "password": "hunter2"}
+    stored, digest, summarised = audited_arguments(large, ["email"])
+    assert summarised and digest == arguments_hash(large)  # the same hash approvals bind to
+    assert stored["keys"] == ["candidates", "password"] and "hunter2" not in json.dumps(stored)
+    kept = bound_row(row(arguments=stored, arguments_summarised=True))
+    assert kept["arguments"] == stored and "arguments" in kept["flags"] and "arguments_summarised" not in kept
+    small = {"email": "a@b.example", "token": "Bearer abcdefghijklmnop", "q": "x" * 100}
+    stored, digest, summarised = audited_arguments(small, ["email"])
+    assert not summarised and digest == arguments_hash(small)
+    assert stored == {"email": "[REDACTED]", "token": "[REDACTED]", "q": "x" * 100}
+    odd = {"s": "\ud800", "email": "a@b.example"}  # text orjson refuses: the general path, still redacted
+    stored, digest, summarised = audited_arguments(odd, ["email"])
+    assert not summarised and stored["email"] == "[REDACTED]" and digest == arguments_hash(odd)
+    assert len(json.dumps(large)) > MAX_ARGUMENT_BYTES > len(json.dumps(small))
+
+
 def test_a_row_the_database_refuses_is_stored_flagged_and_its_batch_survives(tmp_path: Path) -> None:
     from registry.db import Database
     from registry.gateway.audit_writer import AuditWriter

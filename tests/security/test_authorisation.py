@@ -8,14 +8,19 @@ ran.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
+from registry.services.seed import load_seed
 from tests.security.clients import MODERN, call, everything, text, tool_names
 from tests.security.conftest import Live
 
 MODES = ["legacy", MODERN]
+ROOT = Path(__file__).resolve().parents[2]
+# The rerank version the seed publishes (bumped whenever its tool definitions change).
+RERANK_VERSION = next(s.version for s in load_seed(ROOT / "seed" / "registry.yaml").servers if s.builtin == "rerank")
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -110,7 +115,7 @@ def test_only_admins_ask_on_behalf_of_others(live: Live) -> None:
     [
         ("post", "/admin/v1/teams", {"name": "rogue", "supportChannel": "#r"}),
         ("patch", "/admin/v1/servers/dev.bastion/rerank", {"allowedGroups": ["marketing"]}),
-        ("post", "/admin/v1/servers/dev.bastion/rerank/versions/1.0.0/status", {"status": "revoked"}),
+        ("post", f"/admin/v1/servers/dev.bastion/rerank/versions/{RERANK_VERSION}/status", {"status": "revoked"}),
         ("put", "/admin/v1/servers/dev.bastion/rerank/policy", {"requireApproval": False}),
         ("patch", "/admin/v1/servers/dev.bastion/sql", {"team": "ads-eng"}),
         ("post", "/admin/v1/keys", {"name": "mine", "role": "admin"}),
@@ -129,7 +134,8 @@ def test_a_user_outside_every_team_cannot_administer(
     with live.http(live.admin) as admin:
         assert admin.get("/admin/v1/servers/dev.bastion/rerank").json()["allowedGroups"] == []
         assert admin.get("/admin/v1/servers/dev.bastion/sql").json()["team"] == "analytics"
-        assert admin.get("/admin/v1/servers/dev.bastion/rerank/versions/1.0.0").json()["status"] == "approved"
+        version = admin.get(f"/admin/v1/servers/dev.bastion/rerank/versions/{RERANK_VERSION}")
+        assert version.status_code == 200 and version.json()["status"] == "approved"
 
 
 def test_an_analyst_cannot_decide_approvals(live: Live) -> None:

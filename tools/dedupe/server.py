@@ -20,6 +20,7 @@ from tools.dedupe.normalizer import Explanation, NormalizeResult, URLProblem
 from tools.dedupe.service import DedupeError, DedupeService, DedupeSettings, LearnOutcome
 from tools.dedupe.store import MapNotFound, MapVersion
 from tools.dedupe.syntax import URLError
+from tools.wire import lean
 
 MAX_URLS = 10_000
 MAX_INLINE_LOG = 100_000
@@ -205,7 +206,7 @@ def build(settings: DedupeSettings | None = None) -> MCPServer[Any]:
         """The learned map versions (all domains, or one): status, size, renders and the gate's verdict."""
         return service.store.versions(domain.strip().lower() if domain else None)
 
-    return server
+    return lean(server)
 
 
 __all__ = ["URLProblem", "build"]

@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tools.inference.features import Candidate, Context, InferenceError, User
 from tools.inference.registry import Artifact, ModelRegistry, ScoreResponse
+from tools.wire import lean
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
 
@@ -33,6 +34,9 @@ class InferenceSettings(BaseSettings):
     log_requests: bool = Field(True, description="Write every scored request to the feature log")
     max_candidates: int = Field(1000, ge=1, le=5000, description="Candidates per request at most")
     threads: int = Field(1, ge=1, le=64, description="Torch intra-op threads (1: no tail latency from contention)")
+    dedup: bool = Field(
+        True, description="Request-level dedup (user-side work once per request); false scores per candidate (A/B)"
+    )
 
     def under(self, data_dir: Path) -> InferenceSettings:
         return self.model_copy(
@@ -60,7 +64,7 @@ def build(settings: InferenceSettings, data_dir: Path) -> MCPServer[Any]:
         from tools.inference.serving import InferenceService
 
         log = settings.feature_log if settings.log_requests else None
-        return InferenceService(models, log, settings.max_candidates, settings.threads)
+        return InferenceService(models, log, settings.max_candidates, settings.threads, dedup=settings.dedup)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Any]) -> AsyncIterator[None]:
@@ -107,4 +111,4 @@ def build(settings: InferenceSettings, data_dir: Path) -> MCPServer[Any]:
         """Model versions in the registry and the one that serves."""
         return ModelList(serving=registry.serving(), versions=registry.versions())
 
-    return server
+    return lean(server)

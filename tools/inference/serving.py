@@ -107,8 +107,14 @@ class Scorer:
 
 class InferenceService:
     def __init__(
-        self, models: Path, feature_log: Path | None = None, max_candidates: int = 1000, threads: int | None = None
+        self,
+        models: Path,
+        feature_log: Path | None = None,
+        max_candidates: int = 1000,
+        threads: int | None = None,
+        dedup: bool = True,
     ) -> None:
+        self.dedup = dedup
         self.registry = ModelRegistry(models)
         self.log = FeatureLog(feature_log) if feature_log is not None else None  # written off the request path
         self.max_candidates = min(max_candidates, MAX_CANDIDATES)
@@ -157,7 +163,7 @@ class InferenceService:
                 f"{scorer.artifact.version} expects {scorer.artifact.schema_hash}",
             )
         encoded = encode(scorer.schema, user, context, candidates)
-        conv, click = scorer.score(encoded)
+        conv, click = scorer.score(encoded, self.dedup)
         request_id = uuid.uuid4().hex
         ids = [c.id for c in candidates]
         if log and self.log is not None:

@@ -26,6 +26,7 @@ from governance.sqlguard import GuardPolicy, check
 from tools.parity.audit import audit
 from tools.parity.model import DEFAULT_PII_KEYS, AuditReport, ParityError, Redactor, Tolerances
 from tools.parity.vectors import EmbeddingReport, FunnelReport, compare_embeddings, funnel_alignment
+from tools.wire import lean
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 SOURCE_HELP = "A file name in the parity data directory (.parquet/.csv/.json), table:NAME, or sql:SELECT …"
@@ -240,4 +241,4 @@ def build(service: ParityService | None = None) -> MCPServer[Any]:
         except ParityError as exc:
             raise fail(exc) from None
 
-    return server
+    return lean(server)

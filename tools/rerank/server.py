@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 from pathlib import Path
 from typing import Any, Literal
@@ -17,8 +19,11 @@ from tools.rerank.common import Picks, RerankError, Spacing
 from tools.rerank.dpp import dpp, dpp_window
 from tools.rerank.mmr import mmr
 from tools.rerank.ssd import ssd
+from tools.wire import lean
 
 MAX_CANDIDATES = 10_000
+MAX_DIMENSIONS = 8_192
+MAX_B64_CHARS = (MAX_DIMENSIONS * 4 + 2) // 3 * 4
 
 
 class RerankSettings(BaseSettings):
@@ -33,6 +38,12 @@ class Candidate(BaseModel):
     id: str = Field(min_length=1, max_length=200)
     score: float = Field(description="Relevance; normalised per request")
     embedding: list[float] | None = Field(None, description="Omit to look the id up in the embedding store")
+    embedding_b64: str | None = Field(
+        None,
+        max_length=MAX_B64_CHARS,
+        description="The embedding as base64 of little-endian float32 values (4 bytes per dimension), instead of "
+        "`embedding`: about half the request bytes and no per-number JSON parsing",
+    )
     flagged: bool = Field(False, description="Subject to soft spacing")
     category: str | None = Field(None, max_length=200, description="For the optional coverage bonus")
 
@@ -71,6 +82,16 @@ class EmbeddingStore:
         return None if row is None else self.vectors[row]
 
 
+def _decode_b64(candidate: Candidate, text: str) -> np.ndarray[Any, Any]:
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ToolError(f"candidate {candidate.id!r}: embedding_b64 is not valid base64") from None
+    if len(raw) % 4:
+        raise ToolError(f"candidate {candidate.id!r}: embedding_b64 holds {len(raw)} bytes, not float32 values")
+    return np.frombuffer(raw, dtype="<f4")
+
+
 def _matrix(candidates: list[Candidate], store: EmbeddingStore | None) -> np.ndarray[Any, Any]:
     seen: set[str] = set()
     rows: list[Any] = []
@@ -82,6 +103,10 @@ def _matrix(candidates: list[Candidate], store: EmbeddingStore | None) -> np.nda
         if not math.isfinite(c.score):
             raise ToolError(f"candidate {c.id!r} has a score that is NaN or infinite")
         vector: Any = c.embedding
+        if c.embedding_b64 is not None:
+            if vector is not None:
+                raise ToolError(f"candidate {c.id!r} has both embedding and embedding_b64; send one")
+            vector = _decode_b64(c, c.embedding_b64)
         if vector is None:
             if store is None:
                 raise ToolError(f"candidate {c.id!r} has no embedding and no embedding store is configured")
@@ -92,12 +117,18 @@ def _matrix(candidates: list[Candidate], store: EmbeddingStore | None) -> np.nda
             dim = len(vector)
             if dim == 0:
                 raise ToolError(f"candidate {c.id!r} has an empty embedding")
+            if dim > MAX_DIMENSIONS:
+                raise ToolError(f"candidate {c.id!r} has {dim} dimensions; at most {MAX_DIMENSIONS}")
         elif len(vector) != dim:
             raise ToolError(f"candidate {c.id!r} has {len(vector)} dimensions; the first candidate has {dim}")
-        if not all(math.isfinite(v) for v in vector):
-            raise ToolError(f"candidate {c.id!r} has NaN or infinity in its embedding")
         rows.append(vector)
-    return np.asarray(rows, dtype=np.float32)
+    with np.errstate(over="ignore"):  # a float64 beyond float32's range becomes inf, refused just below
+        X = np.asarray(rows, dtype=np.float32)
+    finite = np.isfinite(X).all(axis=1)  # one vectorised pass; float64 values beyond float32's range become inf
+    if not finite.all():
+        bad = candidates[int(np.argmin(finite))]
+        raise ToolError(f"candidate {bad.id!r} has NaN or infinity in its embedding")
+    return X
 
 
 def run(
@@ -198,4 +229,4 @@ def build(settings: RerankSettings | None = None) -> MCPServer[Any]:
         """
         return run(candidates, k, method, window, gamma, spacing, coverage, store)
 
-    return server
+    return lean(server)

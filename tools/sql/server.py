@@ -17,6 +17,7 @@ from embeddings.retrieval import MAX_QUESTION, TableFilters, TableHit
 from governance import Classification, current_principal
 from governance.sqlguard import SUPPORTED_DIALECTS, Issue
 from tools.sql.service import ReusableQuery, RunResult, SqlError, SqlService, TableDescription, Validation
+from tools.wire import lean
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 MAX_SQL = 100_000
@@ -165,4 +166,4 @@ def build(
         )
         server.tool(annotations=annotations)(ask)
 
-    return server
+    return lean(server)
