@@ -25,7 +25,7 @@ import logging
 import math
 import os
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,7 +35,7 @@ import anyio
 import anyio.to_thread
 import orjson
 from anyio.abc import TaskStatus
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -179,6 +179,11 @@ def _poisoned(row: dict[str, Any], reason: str) -> dict[str, Any]:
     return safe
 
 
+def _utc(at: datetime) -> datetime:
+    """Times as the database returns them (SQLite: naive UTC) and as rows hold them (aware), comparable."""
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
 def _transient(exc: BaseException) -> bool:
     """The database is unreachable or busy (retry the batch), as opposed to a row it refuses."""
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
@@ -212,6 +217,9 @@ class AuditWriter:
         self._wake = anyio.Event()
         self._lock = anyio.Lock()
         self._failures = 0
+        # The last write of the queue's head failed in a way that leaves its outcome unknown (the connection
+        # dropped around COMMIT): before writing those rows again, drop the ones the database already holds.
+        self._uncertain = False
         self.written = 0
         self.poisoned = 0
         self.failures = 0
@@ -259,13 +267,19 @@ class AuditWriter:
         async with self._lock:
             while self._queue:
                 rows = [entry[2] for entry in list(self._queue)[: self.batch]]
+                pending = rows
                 try:
-                    await anyio.to_thread.run_sync(self._insert, rows)
+                    if self._uncertain:
+                        pending = await anyio.to_thread.run_sync(self._unwritten, rows)
+                    await anyio.to_thread.run_sync(self._insert, pending)
                 except Exception as exc:
-                    if _transient(exc) and self._failures % 5 != 4:
-                        raise
+                    if _transient(exc):
+                        self._uncertain = True
+                        if self._failures % 5 != 4:
+                            raise
                     # A row-level failure (or a persistent "transient" one): rows one at a time.
-                    await anyio.to_thread.run_sync(self._isolate, rows)
+                    await anyio.to_thread.run_sync(self._isolate, pending)
+                self._uncertain = False
                 self._pop(len(rows))
                 self._failures = 0
 
@@ -275,7 +289,35 @@ class AuditWriter:
             self._bytes -= size
         self._observe()
 
+    def _unwritten(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The rows of a batch the database does not hold yet.
+
+        A write that failed around COMMIT may have been committed; writing it again would store each of its rows
+        twice. Rows are matched on what identifies a call (time to the microsecond, replica, subject, kind,
+        tool, arguments hash), counted, so that two identical rows of the batch are matched one for one."""
+        if not rows:
+            return rows
+        stamps = [_utc(r["at"]) for r in rows]
+        columns = (AuditEvent.at, AuditEvent.replica, AuditEvent.subject, AuditEvent.kind, AuditEvent.tool,
+                   AuditEvent.arguments_hash)  # fmt: skip
+        stmt = select(*columns).where(AuditEvent.at >= min(stamps), AuditEvent.at <= max(stamps))
+        with self.db.transaction() as session:
+            stored = Counter((_utc(at), *rest) for at, *rest in session.execute(stmt).all())
+        fresh: list[dict[str, Any]] = []
+        for row, at in zip(rows, stamps, strict=True):
+            key = (at, *(row.get(k) for k in ("replica", "subject", "kind", "tool", "arguments_hash")))
+            if stored[key] > 0:
+                stored[key] -= 1
+            else:
+                fresh.append(row)
+        if len(fresh) < len(rows):
+            log.warning("audit: %d of %d rows were committed by a write that reported failure; not written again",
+                        len(rows) - len(fresh), len(rows))  # fmt: skip
+        return fresh
+
     def _insert(self, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
         with self.db.transaction() as session:
             session.execute(insert(AuditEvent), rows)
         self.written += len(rows)
@@ -364,7 +406,8 @@ class AuditWriter:
             rows = [bound_row(_decode(json.loads(line))) for line in claimed.read_text().splitlines() if line.strip()]
             try:
                 for start in range(0, len(rows), self.batch):
-                    self._isolate(rows[start : start + self.batch])
+                    # An earlier start may have written part of this file before the database went away again.
+                    self._isolate(self._unwritten(rows[start : start + self.batch]))
             except Exception as exc:
                 claimed.rename(path)  # still unreachable: kept for the next start
                 log.error("audit: spilled rows in %s not written yet (%s)", path.name, type(exc).__name__)

@@ -341,3 +341,32 @@ def test_a_row_the_database_refuses_is_stored_flagged_and_its_batch_survives(tmp
     assert [s for s, _ in subjects if s.startswith("ok")] == [f"ok{i}" for i in range(20)]
     (poison,) = [(s, f) for s, f in subjects if not s.startswith("ok")]
     assert poison[0] == "poison" and poison[1].startswith("poison") and writer.pending == 0
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_write_committed_but_reported_failed_is_not_written_twice(tmp_path: Path, backend: str) -> None:
+    """The connection drops around COMMIT: the database holds the batch, the writer saw an error. Its retry must
+    not store every row a second time (seen as 68 rows for 60 calls when the red-team proxy cut PostgreSQL)."""
+    from registry.db import Database
+    from registry.gateway.audit_writer import AuditWriter
+
+    url = postgres_database() if backend == "postgres" else f"sqlite:///{tmp_path / 'a.db'}"
+    try:
+        upgrade(url)
+        writer = AuditWriter(Database(normalize_database_url(url)))
+        twin = row(subject="twin", replica="r1")
+        writer.record(twin)
+        writer.record(dict(twin))  # two identical rows (same microsecond, same call): matched one for one
+        for i in range(30):
+            writer.record(row(subject=f"call{i}", replica="r1", arguments_hash=f"sha256:{i}"))
+        head = [entry[2] for entry in writer._queue]
+        writer._insert([head[0], *head[2:22]])  # the lost acknowledgement: one twin and 20 calls are committed
+        writer._uncertain = True  # ... but the writer saw the connection drop
+        anyio.run(writer.flush)
+        assert audit_rows(url, "call") == 30 and audit_rows(url, "twin") == 2 and writer.pending == 0
+        writer.record(row(subject="call-late"))  # the next batch is written as usual
+        anyio.run(writer.flush)
+        assert audit_rows(url, "call") == 31
+    finally:
+        if backend == "postgres":
+            drop_postgres_database(url)
