@@ -15,8 +15,6 @@ from typing import Any
 
 import orjson
 
-from governance.integrity import canonical_json
-
 REDACTED = "[REDACTED]"
 _NUMBERS = (int, float, bool)
 
@@ -33,20 +31,22 @@ SECRET_VALUE = re.compile(
 )
 
 
-def arguments_hash(arguments: dict[str, Any] | None) -> str:
-    """Stable SHA-256 of the exact arguments (sorted keys), for binding approvals and audit.
+def arguments_bytes(arguments: dict[str, Any] | None) -> bytes:
+    """The arguments as the bytes `arguments_hash` hashes: JSON with sorted keys, compact, UTF-8.
 
-    orjson (C, sorted keys) rather than the stdlib: a 360 KB argument of embeddings hashes in ~1 ms, not 11;
-    text it cannot encode (a lone surrogate) falls back to the stdlib's canonical JSON."""
+    orjson (C) rather than the stdlib: 360 KB of embeddings encode in ~1 ms, not 11. What orjson refuses
+    (integers beyond 64 bits, non-string keys, a lone surrogate from a JSON escape) takes the stdlib, with
+    a lone surrogate kept as its code unit: never an error."""
     try:
-        encoded = orjson.dumps(arguments or {}, option=orjson.OPT_SORT_KEYS)
+        return orjson.dumps(arguments or {}, option=orjson.OPT_SORT_KEYS)
     except (TypeError, orjson.JSONEncodeError):
-        try:
-            encoded = canonical_json(arguments or {})
-        except UnicodeEncodeError:  # a lone surrogate from a JSON escape: hashed as its code unit, never a crash
-            text = json.dumps(arguments or {}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-            encoded = text.encode("utf-8", "surrogatepass")
-    return "sha256:" + hashlib.sha256(encoded).hexdigest()
+        text = json.dumps(arguments or {}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return text.encode("utf-8", "surrogatepass")
+
+
+def arguments_hash(arguments: dict[str, Any] | None) -> str:
+    """Stable SHA-256 of the exact arguments (sorted keys), for binding approvals and audit."""
+    return "sha256:" + hashlib.sha256(arguments_bytes(arguments)).hexdigest()
 
 
 def redact(value: Any, pii_keys: Iterable[str] = ()) -> Any:
@@ -55,17 +55,24 @@ def redact(value: Any, pii_keys: Iterable[str] = ()) -> Any:
     return _redact(value, pii)
 
 
-@functools.lru_cache(maxsize=4096)
-def _hidden(name: str, pii: frozenset[str]) -> bool:
-    """Whether a field of this name is redacted (names repeat across a list of objects: decided once)."""
+def _decide(name: str, pii: frozenset[str]) -> bool:
     return bool(SECRET_KEY.search(name)) or name.lower() in pii
+
+
+_decide_once = functools.lru_cache(maxsize=4096)(_decide)
+
+
+def _hidden(name: str, pii: frozenset[str]) -> bool:
+    """Whether a field of this name is redacted. Names repeat across a list of objects, so short ones are
+    decided once (cached); a long one is checked whole each time (a secret word may sit at its very end)."""
+    return _decide_once(name, pii) if len(name) <= 200 else _decide(name, pii)
 
 
 def _redact(value: Any, pii: frozenset[str]) -> Any:
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for key, item in value.items():
-            out[key] = REDACTED if _hidden(str(key)[:200], pii) else _redact(item, pii)
+            out[key] = REDACTED if _hidden(str(key), pii) else _redact(item, pii)
         return out
     if isinstance(value, list):
         if value and all(type(item) in _NUMBERS for item in value):

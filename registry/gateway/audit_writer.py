@@ -39,7 +39,8 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from governance import arguments_hash, redact
+from governance import redact
+from governance.redaction import arguments_bytes
 from registry.db import Database
 from registry.db.models import AuditEvent
 from registry.gateway.metrics import GatewayMetrics
@@ -101,13 +102,10 @@ def _summary(arguments: Any, size: int) -> dict[str, Any]:
 def audited_arguments(arguments: dict[str, Any], pii_keys: Iterable[str]) -> tuple[Any, str, bool]:
     """What an audit row keeps of a call's arguments: (stored, hash, summarised).
 
-    The arguments are encoded once (orjson, sorted keys: the bytes `arguments_hash` hashes) for both the hash
-    and the size. Beyond MAX_ARGUMENT_BYTES only their top-level names are kept, so a 360 KB argument of
-    embeddings is neither redacted nor walked on the request path; smaller ones are redacted as always."""
-    try:
-        encoded = orjson.dumps(arguments, option=orjson.OPT_SORT_KEYS)
-    except (TypeError, orjson.JSONEncodeError):  # text orjson refuses (a lone surrogate): the general path
-        return redact(arguments, pii_keys), arguments_hash(arguments), False
+    The arguments are encoded once (the bytes `arguments_hash` hashes) for both the hash and the size. Beyond
+    MAX_ARGUMENT_BYTES only their top-level names are kept, so a 360 KB argument of embeddings is neither
+    redacted nor walked on the request path; smaller ones are redacted as always."""
+    encoded = arguments_bytes(arguments)
     digest = "sha256:" + hashlib.sha256(encoded).hexdigest()
     if len(encoded) > MAX_ARGUMENT_BYTES:
         return _summary(arguments, len(encoded)), digest, True

@@ -321,6 +321,15 @@ def test_large_arguments_are_summarised_once_and_small_ones_still_redacted() -> 
     assert len(json.dumps(large)) > MAX_ARGUMENT_BYTES > len(json.dumps(small))
 
 
+def test_redaction_reads_a_long_argument_name_to_its_end() -> None:
+    from governance import redact
+
+    padded = "x" * 250 + "_password"  # the secret word past the first 200 characters
+    redacted = redact({padded: "hunter2", "n" * 300: "kept", "vector": [0.5, 1, True]})
+    assert redacted[padded] == "[REDACTED]" and redacted["n" * 300] == "kept"
+    assert redacted["vector"] == [0.5, 1, True]
+
+
 def test_a_row_the_database_refuses_is_stored_flagged_and_its_batch_survives(tmp_path: Path) -> None:
     from registry.db import Database
     from registry.gateway.audit_writer import AuditWriter

@@ -124,7 +124,7 @@ def _matrix(candidates: list[Candidate], store: EmbeddingStore | None) -> np.nda
         rows.append(vector)
     with np.errstate(over="ignore"):  # a float64 beyond float32's range becomes inf, refused just below
         X = np.asarray(rows, dtype=np.float32)
-    finite = np.isfinite(X).all(axis=1)  # one vectorised pass; float64 values beyond float32's range become inf
+    finite = np.isfinite(X).all(axis=1)  # one vectorised pass over every embedding
     if not finite.all():
         bad = candidates[int(np.argmin(finite))]
         raise ToolError(f"candidate {bad.id!r} has NaN or infinity in its embedding")
