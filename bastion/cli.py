@@ -362,14 +362,19 @@ def eval_rerank(
 @eval_app.command("dedupe")
 def eval_dedupe(
     domains: Annotated[int, typer.Option(help="Simulated domains (half tune, half held out)")] = 20,
+    profile: Annotated[str, typer.Option(help="Simulator profile: clean, hard, or both")] = "both",
     results: Annotated[Path, typer.Option("--out", help="Where the JSON and the plot go")] = Path("bench/results"),
 ) -> None:
-    """Learned URL normalization on simulated sites, beside w3lib, url-normalize, strip-all and MIQPS."""
+    """Learned URL normalization on simulated sites, beside w3lib, url-normalize, strip-all, MIQPS and
+    the pages' own canonical tags — on the clean simulator profile and the harder one."""
     from tools.dedupe.evaluation import evaluate, report
 
     if domains < 4:
         fail("--domains must be at least 4")
-    report(evaluate(domains=domains, console=out), results, out)
+    if profile not in ("clean", "hard", "both"):
+        fail("--profile must be clean, hard or both")
+    for chosen in ("clean", "hard") if profile == "both" else (profile,):
+        report(evaluate(domains=domains, console=out, profile=chosen), results, out)
 
 
 def _read(path: Path) -> str:

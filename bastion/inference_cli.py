@@ -33,6 +33,7 @@ def train_conversion(
     structure: Annotated[str, typer.Option(help="parallel | stacked")] = "parallel",
     heads: Annotated[str, typer.Option(help="esmm | shared | single")] = "esmm",
     experts: Annotated[int, typer.Option(help="Low-rank experts per cross layer")] = 1,
+    embedding_init: Annotated[str, typer.Option(help="uniform (U(±0.05)) | normal (PyTorch's N(0, 1))")] = "uniform",
     epochs: Annotated[int, typer.Option()] = 3,
     serve: Annotated[bool, typer.Option(help="Make the new version the serving one")] = True,
     if_missing: Annotated[bool, typer.Option("--if-missing", help="Do nothing if a model already serves")] = False,
@@ -46,14 +47,15 @@ def train_conversion(
     from rich.progress import Progress
 
     from embeddings.settings import IndexSettings
+    from tools.inference.contracts import ModelConfig
     from tools.inference.data import arrays_from_parquet, movielens_funnel
     from tools.inference.evaluation import fetch
     from tools.inference.features import FeatureSchema, InferenceError
-    from tools.inference.registry import ModelConfig, ModelRegistry
+    from tools.inference.registry import ModelRegistry
     from tools.inference.training import TrainSettings, evaluate, train
 
     try:
-        config = ModelConfig(structure=structure, heads=heads, experts=experts)
+        config = ModelConfig(structure=structure, heads=heads, experts=experts, embedding_init=embedding_init)
     except ValueError as exc:
         fail(str(exc))
     try:
@@ -111,28 +113,43 @@ def models_promote(version: str, registry: Annotated[Path | None, typer.Option()
 
 
 def eval_inference(
-    epochs: Annotated[int, typer.Option()] = 3,
-    seeds: Annotated[int, typer.Option(help="Train every configuration with this many seeds")] = 3,
+    max_epochs: Annotated[
+        int, typer.Option(help="Epoch budget: each learning rate trains this long, scored per epoch")
+    ] = 4,
+    seeds: Annotated[
+        int, typer.Option(help="Train every configuration with this many seeds (≥ 5 for the t-tests)")
+    ] = 5,
+    embedding_init: Annotated[
+        str, typer.Option(help="uniform: U(±0.05), as DCN v2's reference; normal: PyTorch's N(0, 1) default")
+    ] = "uniform",
+    only: Annotated[list[str] | None, typer.Option(help="Run only these configurations (repeatable)")] = None,
     results: Annotated[Path, typer.Option("--out", help="Where the JSON and the plot go")] = Path("bench/results"),
     tune_structures: Annotated[
         bool, typer.Option(help="Instead: parallel vs stacked, each tuned on the same grid (selected on validation)")
     ] = False,
+    epochs: Annotated[int, typer.Option(help="With --tune-structures: epochs per training")] = 3,
 ) -> None:
-    """Multi-task vs single-task, parallel vs stacked DCN v2 on the MovieLens-100K funnel (+ calibration plot)."""
+    """Multi- vs single-task, parallel vs stacked DCN v2, deepctr-torch and two baselines on the
+    MovieLens-100K funnel; every model's learning rate and epochs selected on validation (+ plot)."""
     from embeddings.settings import IndexSettings
     from tools.inference import evaluation
     from tools.inference.evaluation import fetch, render, run
 
+    if embedding_init not in ("uniform", "normal"):
+        fail("--embedding-init must be uniform or normal")
     folder = fetch(IndexSettings().datasets_dir)
+    results.mkdir(parents=True, exist_ok=True)
     if tune_structures:
         tuned = evaluation.tune_structures(folder, seeds=tuple(range(seeds)), epochs=epochs, console=err)
         evaluation.render_tuning(tuned, out)
-        results.mkdir(parents=True, exist_ok=True)
         (results / "inference_structures.json").write_text(json.dumps(tuned, indent=2))
         out.print(f"wrote {results / 'inference_structures.json'}")
         return
-    report = run(folder, seeds=tuple(range(seeds)), epochs=epochs, console=err)
-    render(report, out, results / "inference_calibration.png")
-    results.mkdir(parents=True, exist_ok=True)
-    (results / "inference_eval.json").write_text(json.dumps(report, indent=2))
-    out.print(f"wrote {results / 'inference_eval.json'}")
+    report = run(
+        folder, seeds=tuple(range(seeds)), max_epochs=max_epochs, embedding_init=embedding_init,
+        configs=tuple(only) if only else None, console=err,
+    )  # fmt: skip
+    suffix = "" if embedding_init == "uniform" else f"_{embedding_init}_init"
+    render(report, out, results / f"inference_calibration{suffix}.png")
+    (results / f"inference_eval{suffix}.json").write_text(json.dumps(report, indent=2))
+    out.print(f"wrote {results / f'inference_eval{suffix}.json'}")

@@ -162,5 +162,13 @@ def eval_retrieval(
             bird = evaluate_bird(embedder, out)
         except FileNotFoundError as exc:
             err.print(f"[yellow]BIRD skipped:[/] {escape(str(exc))}")
-    demo = evaluate_demo(_retriever())
-    report(bird, demo, results, out)
+    from embeddings.evaluation import METADATA_QUESTIONS
+    from embeddings.settings import DEMO_DIR
+    from tools.provenance import data_version, provenance
+
+    retriever = _retriever()
+    demo = evaluate_demo(retriever)
+    metadata = evaluate_demo(retriever, METADATA_QUESTIONS)
+    files = [DEMO_DIR / "metadata.yaml", DEMO_DIR / "questions.yaml", DEMO_DIR / METADATA_QUESTIONS]
+    stamp = provenance([], {"demo": data_version(files)}, embedder=type(embedder).__name__, bird=bird is not None)
+    report(bird, demo, results, out, metadata=metadata, stamp=stamp)

@@ -55,11 +55,18 @@ def eval_parity(
     evidently: Annotated[bool, typer.Option(help="Run Evidently's drift preset side by side")] = True,
     results: Annotated[Path, typer.Option("--out", help="Where the JSON goes")] = Path("bench/results"),
 ) -> None:
-    """Bug-injection suite on NannyML's synthetic_car_loan: our audit vs Evidently's drift preset."""
+    """Bug-injection suites on NannyML's synthetic_car_loan: our audit beside a keyed diff and
+    Evidently's drift preset — the harder suite (bugs on 0.1–10% of rows, subtle kinds, 20 clean
+    pairs) first, then the classic one."""
     from embeddings.settings import IndexSettings
     from tools.parity.evaluation import car_loan, render, run_suite, score
+    from tools.parity.hard_suite import render_hard, run_hard_suite
+    from tools.provenance import data_version, provenance
 
     csv = car_loan(IndexSettings().datasets_dir)
+    hard = run_hard_suite(csv, with_evidently=evidently, console=err)
+    render_hard(hard, out)
+    out.print("Classic suite (one bug per pair on every row it targets; each kind matches one of our diagnosers):")
     suite = run_suite(csv, with_evidently=evidently, console=err)
     render(suite, out)
     results.mkdir(parents=True, exist_ok=True)
@@ -67,9 +74,13 @@ def eval_parity(
     path.write_text(
         json.dumps(
             {
-                "scenarios": [s.model_dump() for s in suite],
-                "ours": score(suite, "ours"),
-                "evidently": score(suite, "evidently"),
+                "harder": hard,
+                "classic": {
+                    "scenarios": [s.model_dump() for s in suite],
+                    "ours": score(suite, "ours"),
+                    "evidently": score(suite, "evidently"),
+                },
+                "provenance": provenance([0], {"synthetic_car_loan": data_version([csv])}, evidently=evidently),
             },
             indent=2,
         )

@@ -96,6 +96,15 @@ def eval_sql(
         )
     results.mkdir(parents=True, exist_ok=True)
     path = results / "sql_eval.json"
+    from embeddings.evaluation import bird_dir
+    from embeddings.settings import DEMO_DIR
+    from tools.provenance import data_version, provenance
+    from tools.sql.evaluation import DIALECT_FILES
+
+    data = {"demo": data_version([DEMO_DIR / "questions.yaml", DEMO_DIR / "metadata.yaml"])}
+    if validator:
+        data["bird_minidev"] = data_version(bird_dir() / f for f in DIALECT_FILES.values())
+    stamp = provenance([], data, mode=mode, mutation_positions="the n-th gold query's mutation uses position n")
     path.write_text(json.dumps({"validator": [r.model_dump() for r in validator],
-                                "end_to_end": end_to_end.model_dump()}, indent=2))  # fmt: skip
+                                "end_to_end": end_to_end.model_dump(), "provenance": stamp}, indent=2))  # fmt: skip
     out.print(f"wrote {path}")

@@ -414,3 +414,44 @@ def test_evaluation_frontier_mixes_settings_so_a_finer_grid_never_lowers_it() ->
 
 def _relevance_only(X: Any, s: Any, k: int) -> list[int]:
     return list(range(k))
+
+
+def test_heldout_comparison_chooses_settings_on_one_half_and_scores_them_on_the_other() -> None:
+    """A setting that only looks best on the users it was chosen on must not win the held-out table:
+    the mix chosen on the validation half is scored, unchanged, on the test half."""
+    from tools.rerank.evaluation import Config, heldout, split_users
+
+    users = 40
+    val, test = split_users(users, seed=3)
+    assert len(val) == len(test) == 20 and not set(val) & set(test) and {*val, *test} == set(range(users))
+    assert split_users(users, seed=3)[0].tolist() == val.tolist()  # reproducible from the seed
+
+    # Two of ours at the same diversity: "lucky" is great on the validation half and poor on the test
+    # half, "steady" is middling on both. One reference setting, equal to "steady".
+    ilad = np.full((3, users), 0.6)
+    ndcg = np.zeros((3, users))
+    ndcg[0, val], ndcg[0, test] = 0.20, 0.05  # lucky
+    ndcg[1, :] = 0.10  # steady
+    ndcg[2, :] = 0.10  # the reference
+    configs = [Config("ours SSD w=5", name, _relevance_only, ours=True) for name in ("lucky", "steady")]
+    configs.append(Config("pyversity SSD w=5", "ref", _relevance_only, ours=False))
+    per_user = {"ilad": ilad, "ndcg": ndcg}
+    for c, row in zip(configs, range(3), strict=True):  # in-sample means, over every user
+        c.results = {"ilad": 0.6, "ndcg": float(ndcg[row].mean())}
+
+    (row,) = heldout(configs, per_user, "ilad", "ndcg", [0.6], split_seed=3)
+    assert row["ours_settings"][0].endswith("lucky")  # chosen on validation, where it looked best
+    assert row["ours"] == pytest.approx(0.05) and row["reference"] == pytest.approx(0.10)
+    assert row["verdict"] == "WORSE" and not row["ok"]
+    # In-sample, the same lucky setting is ahead of the reference (0.125 vs 0.10 over all users).
+    from tools.rerank.evaluation import interpolate_on_frontier
+
+    mine = interpolate_on_frontier(configs, per_user, "ilad", "ndcg", 0.6, ours=True)
+    assert mine is not None and float(mine.mean()) == pytest.approx(0.125)
+
+
+def test_heldout_levels_come_from_the_validation_half() -> None:
+    from tools.rerank.evaluation import ndcg_levels_for
+
+    levels = ndcg_levels_for({"ndcg": [0.30, 0.25, 0.28], "ours": [True, False, False]})
+    assert levels == sorted(levels) and levels[-1] <= 0.28 - 0.005 + 1e-9 and levels[0] >= 0.28 - 0.025 - 1e-4

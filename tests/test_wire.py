@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from referencing import Registry
 
 from tools.dedupe.server import DedupeResponse, NormalizeResponse
-from tools.inference.registry import ScoreResponse
+from tools.inference.contracts import ScoreResponse
 from tools.wire import compact_schema, lean
 
 

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import platform
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -31,8 +32,9 @@ from tools.dedupe.learning import learn_domain
 from tools.dedupe.model import DomainMap, LearnSettings
 from tools.dedupe.normalizer import Normalizer
 from tools.dedupe.sampling import sample
-from tools.dedupe.simulator import Site, World
+from tools.dedupe.simulator import Profile, Site, World
 from tools.dedupe.syntax import URLError, canonicalize, split
+from tools.provenance import provenance
 
 # (T, S, K) configurations tried on the training domains: thresholds at the default budget, then
 # smaller budgets (samples S, patterns K) — the cost/quality frontier of each learner.
@@ -140,11 +142,26 @@ def _strip_all(url: str) -> str:
     return parts.origin + parts.path
 
 
-def baselines() -> dict[str, Callable[[str], str | None]]:
+CANONICAL = "rel=canonical of each fetched page"
+_CANONICAL_TAG = re.compile(r'<link rel="canonical" href="([^"]+)"')
+
+
+def canonical_tag(world: World) -> Callable[[str], str | None]:
+    """What a crawler that fetches every URL and trusts its canonical tag would do (one render per
+    URL; a page without a tag keeps its URL)."""
+
+    def run(url: str) -> str | None:
+        match = _CANONICAL_TAG.search(world.render(url).html)
+        return match.group(1) if match else url
+
+    return run
+
+
+def baselines(world: World | None = None) -> dict[str, Callable[[str], str | None]]:
     from url_normalize import url_normalize
     from w3lib.url import canonicalize_url
 
-    return {
+    methods = {
         "no normalization": lambda u: u,
         "w3lib canonicalize_url": safe_normalizer(canonicalize_url),
         "url-normalize": safe_normalizer(lambda u: url_normalize(u) or ""),
@@ -152,6 +169,9 @@ def baselines() -> dict[str, Callable[[str], str | None]]:
         "bastion syntax only": safe_normalizer(canonicalize),
         "bastion syntax + priors": safe_normalizer(Normalizer().normalize),
     }
+    if world is not None:
+        methods[CANONICAL] = canonical_tag(world)
+    return methods
 
 
 @dataclass
@@ -189,6 +209,7 @@ def _learned_scores(runs: list[DomainRun], world: World, settings: LearnSettings
 
 @dataclass
 class Outcome:
+    profile: str
     domains: int
     held_out: int
     log_urls: int
@@ -197,12 +218,13 @@ class Outcome:
     results: list[dict[str, Any]] = field(default_factory=list)
     checks: list[dict[str, Any]] = field(default_factory=list)
     machine: str = ""
+    provenance: dict[str, Any] = field(default_factory=dict)
 
 
 def evaluate(domains: int = 20, log_urls: int = 3000, test_urls: int = 1500, seed: int = 7,
-             console: Console | None = None) -> Outcome:  # fmt: skip
+             console: Console | None = None, profile: Profile = "clean") -> Outcome:  # fmt: skip
     console = console or Console()
-    world = World.generate(domains, seed)
+    world = World.generate(domains, seed, profile)
     runs = [
         DomainRun(s, s.urls(log_urls, seed * 2 + 1), s.urls(test_urls, seed * 2 + 2, valid_only=True))
         for s in world.sites
@@ -210,11 +232,15 @@ def evaluate(domains: int = 20, log_urls: int = 3000, test_urls: int = 1500, see
     # Alternate so both halves hold every kind of site.
     train = [r for i, r in enumerate(runs) if (i // 5) % 2 == 0]
     held_out = [r for i, r in enumerate(runs) if (i // 5) % 2 == 1]
-    outcome = Outcome(domains, len(held_out), log_urls, test_urls, machine=_machine())
+    outcome = Outcome(profile, domains, len(held_out), log_urls, test_urls, machine=_machine())
+    outcome.provenance = provenance(
+        [seed], {"simulator": f"tools/dedupe/simulator.py profile={profile} (generated from the seed)"},
+        domains=domains, log_urls=log_urls, test_urls=test_urls, grid=[list(g) for g in GRID],
+    )  # fmt: skip
     methods = {"fixed": FIXED, "group": OURS}
     tried: dict[str, list[tuple[Scores, LearnSettings]]] = {m: [] for m in methods}
     with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("tuning on training domains", total=len(methods) * len(GRID))
+        task = progress.add_task(f"{profile} profile: tuning on training domains", total=len(methods) * len(GRID))
         for method, label in methods.items():
             for threshold, samples, patterns in GRID:
                 settings = LearnSettings(
@@ -234,10 +260,12 @@ def evaluate(domains: int = 20, log_urls: int = 3000, test_urls: int = 1500, see
         matching = [r for r in tried["group"] if round(r[0].f1, 3) >= fixed_f1]
         budget = min(matching, key=lambda r: r[0].renders or 0)[1] if matching else None
         task = progress.add_task("held-out domains", total=len(methods) + 2)
-        for name, normalize in baselines().items():
-            total = Scores(method=name)
+        for name, normalize in baselines(world).items():
+            total = Scores(method=name, renders=0 if name == CANONICAL else None)
             for run in held_out:
-                total.add(score(name, run.test, [normalize(u) for u in run.test], run.site, world))
+                part = score(name, run.test, [normalize(u) for u in run.test], run.site, world)
+                part.renders = len(run.test) if name == CANONICAL else None
+                total.add(part)
             outcome.results.append(total.row())
         progress.advance(task)
         for method, label in methods.items():
@@ -299,7 +327,7 @@ def _machine() -> str:
 
 def report(outcome: Outcome, out_dir: Path, console: Console) -> None:
     table = Table(
-        title=f"URL dedupe on {outcome.held_out} held-out simulated domains "
+        title=f"URL dedupe, {outcome.profile} simulator profile, on {outcome.held_out} held-out simulated domains "
         f"({outcome.test_urls} test URLs each; maps learned from {outcome.log_urls}-URL logs)"
     )
     for col in (
@@ -336,9 +364,10 @@ def report(outcome: Outcome, out_dir: Path, console: Console) -> None:
     console.print(checks)
     console.print(f"machine: {outcome.machine}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "dedupe_eval.json").write_text(json.dumps(asdict(outcome), indent=2, default=str))
-    _plot(outcome, out_dir / "dedupe_eval.png")
-    console.print(f"wrote {out_dir / 'dedupe_eval.json'} and {out_dir / 'dedupe_eval.png'}")
+    stem = "dedupe_eval" if outcome.profile == "clean" else f"dedupe_eval_{outcome.profile}"
+    (out_dir / f"{stem}.json").write_text(json.dumps(asdict(outcome), indent=2, default=str))
+    _plot(outcome, out_dir / f"{stem}.png")
+    console.print(f"wrote {out_dir / f'{stem}.json'} and {out_dir / f'{stem}.png'}")
 
 
 def _plot(outcome: Outcome, path: Path) -> None:

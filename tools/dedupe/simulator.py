@@ -12,6 +12,19 @@ templates (product pages, listings, search, articles, threads) whose parameters 
 The server side parses a URL the way a tolerant web server does and derives the content key; two
 URLs are duplicates exactly when their keys are equal. Pages render with per-request noise
 (timestamps, a rotating ad slot), so exact hashes fail and near-duplicate fingerprints work.
+
+Two profiles. `clean` (the original): each parameter always changes the page or never does, and
+renders differ only by a footer line. `hard` keeps all of that and adds what real sites do:
+
+- parameters that matter only on some paths or values: `view=all` puts a whole category on one
+  page (other `view` values only re-lay it out), and the site's first custom tracking name is a
+  real refinement on `/search` while it is tracking everywhere else;
+- per-request noise of varying size: a recommendation block of 0–120 words, timestamps and ads;
+- soft-404s (an unknown product or thread answers 200 with one "not found" page) and redirects
+  (`/item/12` answers with the product page the redirect leads to);
+- canonical tags that lie: a listing's `rel=canonical` names the category's first page whatever
+  its page, filter or sort (products' canonicals are right);
+- rare patterns with few samples (`/gift-card?amount=…`, about 1% of a shop's log).
 """
 
 from __future__ import annotations
@@ -27,6 +40,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 from tools.dedupe.fingerprint import Page
 
 Role = Literal["identity", "filter", "page", "sort", "presentation", "tracking", "session", "cachebuster"]
+Profile = Literal["clean", "hard"]
 ContentKey = tuple[str, ...]
 
 _WORDS = (  # noqa: SIM905 - a word list reads best as prose
@@ -71,13 +85,24 @@ class Site:
     products: int = 400
     per_page: int = 12
     neutral: list[tuple[str, Role]] = field(default_factory=list)
+    profile: Profile = "clean"
     _inventory: dict[tuple[str, str, str], list[tuple[str, int, str, int]]] = field(default_factory=dict, repr=False)
     _pages: dict[ContentKey, str] = field(default_factory=dict, repr=False)
 
     # -- generation -------------------------------------------------------------------------
 
+    @property
+    def hard(self) -> bool:
+        return self.profile == "hard"
+
+    @property
+    def refinement(self) -> str | None:
+        """Hard profile: the custom tracking name that refines results on `/search` (tracking elsewhere)."""
+        custom = [n for n, role in self.neutral if role == "tracking" and n in CUSTOM_TRACKING]
+        return custom[0] if self.hard and custom else None
+
     @classmethod
-    def generate(cls, index: int, seed: int, kind: str | None = None) -> Site:
+    def generate(cls, index: int, seed: int, kind: str | None = None, profile: Profile = "clean") -> Site:
         rng = random.Random(_stable("site", seed, index))
         kind = kind or rng.choice(["shop", "shop", "news", "forum", "shopify", "sfcc"])
         word = rng.choice(_WORDS)
@@ -85,7 +110,7 @@ class Site:
             "shopify": f"{word}-{index}.myshopify.com",
             "sfcc": f"www.{word}{index}-store.com",
         }.get(kind, f"www.{word}{index}.{rng.choice(['com', 'net', 'org', 'io'])}")
-        site = cls(host=host, kind=kind, seed=_stable("seed", seed, index))  # type: ignore[arg-type]
+        site = cls(host=host, kind=kind, seed=_stable("seed", seed, index), profile=profile)  # type: ignore[arg-type]
         site.names = {
             "identity": rng.choice(IDENTITY_NAMES),
             "query": rng.choice(QUERY_NAMES),
@@ -147,8 +172,13 @@ class Site:
         if self.kind in ("shop", "shopify", "sfcc") and roll < 0.85:
             return self._listing(rng)
         if self.kind in ("shop", "shopify", "sfcc"):
+            if self.hard and self.kind == "shop" and roll > 0.99:  # a rare pattern: few samples in any log
+                params = [("amount", str(rng.choice([10, 25, 50, 100])))]
+                return "/gift-card", params
             params = [(n["query"], rng.choice(_WORDS))]
             self._paging(rng, params, sort=rng.random() < 0.3)
+            if self.refinement and rng.random() < 0.35:
+                params.append((self.refinement, rng.choice(["instock", "sale", "new"])))
             return "/search", params
         if self.kind == "news":
             if roll < 0.6:
@@ -163,7 +193,7 @@ class Site:
             self._paging(rng, params, sort=False)
             return f"/section/{rng.choice(self.categories)}", params
         # forum
-        thread = rng.randint(1, self.products)
+        thread = rng.randint(1, self.products + (self.products // 20 if self.hard else 0))
         params = [(n["thread"], str(thread))]
         if rng.random() < 0.5:
             params.append((n["page"], str(rng.choice([1, 1, 2, 3, 4]))))
@@ -172,7 +202,8 @@ class Site:
         return "/viewtopic", params
 
     def _product(self, rng: random.Random) -> tuple[str, list[tuple[str, str]]]:
-        product = rng.randint(1, self.products)
+        # Hard: about 5% of product links name a product that does not exist (a soft-404 page).
+        product = rng.randint(1, self.products + (self.products // 20 if self.hard else 0))
         if self.kind == "shopify":
             params: list[tuple[str, str]] = []
             if rng.random() < 0.5:
@@ -185,6 +216,8 @@ class Site:
             params.append((self.names["view"], rng.choice(["grid", "list", "full"])))
         if rng.random() < 0.1:
             return f"/p/{product}", []  # path alias
+        if self.hard and rng.random() < 0.06:
+            return f"/item/{product}", []  # an old path that redirects to the product
         return "/product", params
 
     def _listing(self, rng: random.Random) -> tuple[str, list[tuple[str, str]]]:
@@ -207,7 +240,7 @@ class Site:
             params.append((self.names["filter"], rng.choice(_COLORS)))
         self._paging(rng, params, sort=rng.random() < 0.5)
         if rng.random() < 0.25:
-            params.append((self.names["view"], rng.choice(["grid", "list"])))
+            params.append((self.names["view"], rng.choice(["grid", "list", "all"] if self.hard else ["grid", "list"])))
         return f"/category/{category}", params
 
     def _paging(self, rng: random.Random, params: list[tuple[str, str]], sort: bool) -> None:
@@ -276,6 +309,8 @@ class Site:
             page = one(n["page"]) or "1"
             if thread is None or not thread.isdigit() or not page.isdigit():
                 return ("404",)
+            if self.hard and int(thread) > self.products:
+                return ("soft404",)
             return ("thread", thread, "page", page)
         if self.kind == "news":
             if path.startswith("/a/"):
@@ -291,14 +326,23 @@ class Site:
         if path.startswith("/p/"):
             product = path.removeprefix("/p/")
             return ("product", product) if product.isdigit() else ("404",)
-        if path == "/product":
-            product_id = one(n["identity"])
-            valid = product_id is not None and product_id.isdigit() and int(product_id) <= self.products
-            return ("product", product_id) if valid and product_id else ("404",)
+        if path == "/product" or (self.hard and path.startswith("/item/")):
+            product_id = one(n["identity"]) if path == "/product" else path.removeprefix("/item/")
+            if product_id is None or not product_id.isdigit():
+                return ("404",)
+            if int(product_id) > self.products:
+                return ("soft404",) if self.hard else ("404",)
+            return ("product", product_id)
+        if self.hard and path == "/gift-card":
+            amount = one("amount")
+            return ("gift-card", amount) if amount and amount.isdigit() else ("404",)
         if path.startswith("/category/"):
-            return self._listing_key(
+            key = self._listing_key(
                 path.removeprefix("/category/"), query, n["page"], n["sort"], n["filter"], "relevance"
             )
+            if self.hard and key[0] == "listing" and one(n["view"]) == "all":
+                return (*key[:-1], "all")  # every item of the category on one page
+            return key
         return self._search_or_404(path, query)
 
     def _search_or_404(self, path: str, query: dict[str, list[str]]) -> ContentKey:
@@ -307,8 +351,9 @@ class Site:
         terms = query.get(self.names["query"], [""])[0]
         if not terms:
             return ("search-empty",)
-        key = self._listing_key("search:" + terms, query, self.names["page"], self.names["sort"], None, "relevance")
-        return key
+        refined = (query.get(self.refinement) or [""])[0] if self.refinement else ""
+        category = "search:" + terms + (f"|{refined}" if refined else "")
+        return self._listing_key(category, query, self.names["page"], self.names["sort"], None, "relevance")
 
     def _listing_key(
         self,
@@ -330,6 +375,8 @@ class Site:
     def _listing_content(self, category: str, color: str | None, sort: str, page: str) -> ContentKey:
         if not category.startswith("search:") and category not in self.categories:
             return ("404",)
+        if page == "all":
+            return ("listing", category, "color", color or "*", "sort", sort, "page", page)
         if (int(page) - 1) * self.per_page >= len(self._items(category, color or "*", "relevance")):
             return ("404",)  # past the last page
         return ("listing", category, "color", color or "*", "sort", sort, "page", page)
@@ -343,9 +390,23 @@ class Site:
         html = self._pages.get(key)
         if html is None:
             html = self._pages[key] = self._page_html(key)
-        return Page(url, 200, html.replace("</body>", _noise(noise) + "</body>"))
+        extra = _noise(noise) + (_recommendations(noise) if self.hard else "")
+        return Page(url, 200, html.replace("</body>", extra + "</body>"))
+
+    def canonical(self, key: ContentKey) -> str:
+        """The page's `rel=canonical`: right for every page of the clean profile; in the hard one a
+        listing's names the category's first page, whatever its page, filter or sort."""
+        if self.hard and key[0] == "listing":
+            key = ("listing", key[1], "color", "*", "sort", "relevance", "page", "1")
+        return f"{self.scheme}://{self.host}/canonical/" + "/".join(quote(part, safe="") for part in key)
 
     def _page_html(self, key: ContentKey) -> str:
+        if key[0] == "soft404":
+            return (
+                f"<html><head><title>{self.host}</title></head><body><nav>{' '.join(self.categories)}</nav>"
+                "<h1>Sorry, we could not find that</h1><p>Try searching instead.</p>"
+                f"{self._boilerplate()}</body></html>"
+            )
         if key[0] == "listing":
             body = self._listing_html(key)
         else:
@@ -355,7 +416,8 @@ class Site:
             body = f"<h1>{title}</h1><p>{words}</p>"
         return (
             f"<html><head><title>{self.host} {key[0]}</title>"
-            f'<meta property="og:title" content="{" ".join(key)}"></head>'
+            f'<meta property="og:title" content="{" ".join(key)}">'
+            f'<link rel="canonical" href="{self.canonical(key)}"></head>'
             f"<body><nav>{' '.join(self.categories)}</nav>{body}{self._boilerplate()}</body></html>"
         )
 
@@ -389,8 +451,11 @@ class Site:
     def _listing_html(self, key: ContentKey) -> str:
         _, category, _, color, _, sort, _, page = key
         items = self._items(category, color, sort)
-        start = (int(page) - 1) * self.per_page
-        shown = items[start : start + self.per_page]
+        if page == "all":
+            shown = items
+        else:
+            start = (int(page) - 1) * self.per_page
+            shown = items[start : start + self.per_page]
         lines = "".join(f"<li>{name} — {price} dollars — {c}</li>" for name, price, c, _ in shown)
         rng = random.Random(_stable(self.seed, "intro", category, color))
         intro = " ".join(rng.choice(_WORDS) for _ in range(150))
@@ -425,6 +490,14 @@ def asgi_app(site: Site) -> Any:
 _noise_counter = itertools.count()
 
 
+def _recommendations(noise: int) -> str:
+    """Hard profile: a recommendation block that changes per request, from nothing to 120 words."""
+    tick = next(_noise_counter) if noise == 0 else noise
+    rng = random.Random(_stable("recs", tick))
+    words = " ".join(rng.choice(_WORDS) for _ in range(rng.choice([0, 0, 10, 30, 60, 120])))
+    return f"<aside>recommended for you {words}</aside>" if words else ""
+
+
 def _noise(noise: int) -> str:
     """A timestamp and a rotating ad slot: different on every render, small against the content."""
     tick = next(_noise_counter) if noise == 0 else noise
@@ -437,18 +510,18 @@ class World:
     """Many sites; routes a URL to its site by host."""
 
     sites: list[Site]
+    _by_host: dict[str, Site] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def generate(cls, count: int, seed: int) -> World:
+    def generate(cls, count: int, seed: int, profile: Profile = "clean") -> World:
         kinds = ["shop", "news", "forum", "shopify", "sfcc"]
-        return cls([Site.generate(i, seed, kinds[i % len(kinds)]) for i in range(count)])
+        return cls([Site.generate(i, seed, kinds[i % len(kinds)], profile) for i in range(count)])
 
     def site(self, url: str) -> Site | None:
         host = (urlsplit(url).hostname or "").lower()
-        for site in self.sites:
-            if site.host == host:
-                return site
-        return None
+        if len(self._by_host) != len(self.sites):
+            self._by_host = {s.host: s for s in self.sites}
+        return self._by_host.get(host)
 
     def content_key(self, url: str) -> ContentKey:
         site = self.site(url)

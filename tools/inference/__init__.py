@@ -6,8 +6,9 @@ modules (torch) load on first access, so building the MCP server stays cheap.
 
 from typing import Any
 
+from tools.inference.contracts import ModelConfig, ScoreResponse
 from tools.inference.features import Candidate, Context, FeatureSchema, InferenceError, User
-from tools.inference.registry import Artifact, ModelConfig, ModelRegistry, ScoreResponse
+from tools.inference.registry import Artifact, ModelRegistry
 
 _LAZY = {"ConversionModel": "tools.inference.model", "InferenceService": "tools.inference.serving",
          "Scorer": "tools.inference.serving", "TrainSettings": "tools.inference.training"}  # fmt: skip

@@ -4,11 +4,18 @@ Impressions are each user's rated items plus as many sampled unrated ones (shown
 click = rating ≥ 4; conversion = rating 5, kept for a hashed 30% of those (sparse, as conversions
 are). Each impression gets a surface (home feed, search, related) and the user's last 10 positives
 before it as history. Split by time: the last 20% of timestamps are the test period.
+
+No feature uses an event from the test period or from the row's own time onwards: item popularity
+counts clicks strictly before min(row time, split time), and a test row's history is the user's
+last positives of the training period (an earlier version counted popularity over every
+impression, test period included, which by itself scored a test conversion AUC of 0.755).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,7 +30,25 @@ def _read(folder: Path, name: str, encoding: str = "utf-8") -> list[list[str]]:
     return [line.split("\t") for line in lines[1:] if line.strip()]
 
 
+@dataclass(frozen=True)
+class Funnel:
+    schema: FeatureSchema
+    train: Arrays
+    test: Arrays
+    rates: dict[str, float]
+    split_ts: int
+    # Per impression, in time order (train rows then test rows): the time of the latest event any
+    # of its features was computed from (−1: none), and the impression's own time.
+    feature_latest_event: np.ndarray[Any, Any]
+    row_ts: np.ndarray[Any, Any]
+
+
 def movielens_funnel(folder: Path, seed: int = 0) -> tuple[FeatureSchema, Arrays, Arrays, dict[str, float]]:
+    funnel = movielens(folder, seed)
+    return funnel.schema, funnel.train, funnel.test, funnel.rates
+
+
+def movielens(folder: Path, seed: int = 0) -> Funnel:
     rng = np.random.default_rng(seed)
     inter = np.array([[int(r[0]), int(r[1]), float(r[2]), int(r[3])] for r in _read(folder, "ml-100k.inter")])
     users, items = int(inter[:, 0].max()) + 1, int(inter[:, 1].max()) + 1
@@ -58,29 +83,25 @@ def movielens_funnel(folder: Path, seed: int = 0) -> tuple[FeatureSchema, Arrays
         impressions[:, 0].astype(int),
         impressions[:, 1].astype(int),
         impressions[:, 2],
-        impressions[:, 3],
+        impressions[:, 3].astype(np.int64),
     )
     click = (rating >= 4).astype(np.float32)
     keep_conv = np.asarray([hash((int(u), int(i))) % 10 for u, i in zip(user, item, strict=True)]) < 3
     conversion = ((rating == 5) & keep_conv).astype(np.float32)
     surface = ((user * 31 + item * 17) % len(SURFACES)).astype(np.int64)
-    # History: the user's last positives strictly before this impression (time-ordered scan).
-    history = np.zeros((len(user), HISTORY), dtype=np.int64)
-    recent: dict[int, list[int]] = {}
-    for n, (u, i, c) in enumerate(zip(user, item, click, strict=True)):
-        past = recent.get(u, [])
-        if past:
-            history[n, -len(past) :] = past
-        if c:
-            recent[u] = ([*past, i])[-HISTORY:]
-    popularity = np.bincount(item, weights=click, minlength=items)
+    # The split comes first: every feature of a row is computed from events strictly before
+    # min(the row's time, the split time), so nothing a test row sees happened in the test period.
+    cut = int(np.quantile(ts, 0.8))
+    asof = np.minimum(ts, cut)
+    history, history_latest = _histories(user, item, click, ts, cut)
+    popularity, popularity_latest = _popularity(item, click, ts, asof)
     arrays = Arrays(
         user_cat=np.column_stack([user, user_features[user]]).astype(np.int64),
         user_dense=np.zeros((len(user), 0), dtype=np.float32),
         history=history,
         surface=surface,
         item_cat=np.column_stack([item, genre[item], year[item]]).astype(np.int64),
-        item_dense=np.log1p(popularity[item]).astype(np.float32).reshape(-1, 1) / 6,
+        item_dense=np.log1p(popularity).astype(np.float32).reshape(-1, 1) / 6,
         click=click,
         conversion=conversion,
         ts=ts,
@@ -91,7 +112,6 @@ def movielens_funnel(folder: Path, seed: int = 0) -> tuple[FeatureSchema, Arrays
         item_dense=["popularity"],
         history_length=HISTORY,
     )
-    cut = np.quantile(ts, 0.8)
     train_idx, test_idx = np.where(ts < cut)[0], np.where(ts >= cut)[0]
     rates = {
         "impressions": float(len(user)),
@@ -99,7 +119,62 @@ def movielens_funnel(folder: Path, seed: int = 0) -> tuple[FeatureSchema, Arrays
         "conversion_rate": float(conversion.mean()),
         "conversions_per_click": float(conversion.sum() / click.sum()),
     }
-    return schema, arrays.take(train_idx), arrays.take(test_idx), rates
+    return Funnel(
+        schema=schema,
+        train=arrays.take(train_idx),
+        test=arrays.take(test_idx),
+        rates=rates,
+        split_ts=cut,
+        feature_latest_event=np.maximum(history_latest, popularity_latest),
+        row_ts=ts,
+    )
+
+
+def _histories(
+    user: np.ndarray[Any, Any],
+    item: np.ndarray[Any, Any],
+    click: np.ndarray[Any, Any],
+    ts: np.ndarray[Any, Any],
+    cut: int,
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Each row's user's last positives strictly before min(row time, split time), and the time of
+    the latest one used (−1 when none). Rows sharing a timestamp do not see each other's clicks."""
+    history = np.zeros((len(user), HISTORY), dtype=np.int64)
+    latest = np.full(len(user), -1, dtype=np.int64)
+    recent: dict[int, list[tuple[int, int]]] = {}
+    start = 0
+    while start < len(user):
+        end = start
+        while end + 1 < len(user) and ts[end + 1] == ts[start]:
+            end += 1
+        for n in range(start, end + 1):  # read first, for the whole timestamp
+            past = recent.get(int(user[n]), [])
+            if past:
+                history[n, -len(past) :] = [i for i, _ in past]
+                latest[n] = past[-1][1]
+        if ts[start] < cut:  # then record this timestamp's clicks, training period only
+            for n in range(start, end + 1):
+                if click[n]:
+                    u = int(user[n])
+                    recent[u] = [*recent.get(u, []), (int(item[n]), int(ts[n]))][-HISTORY:]
+        start = end + 1
+    return history, latest
+
+
+def _popularity(
+    item: np.ndarray[Any, Any], click: np.ndarray[Any, Any], ts: np.ndarray[Any, Any], asof: np.ndarray[Any, Any]
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Clicks on each row's item strictly before the row's `asof`, and the latest such click's time."""
+    clicked = click > 0
+    keys = np.sort(item[clicked].astype(np.int64) * _SPAN + ts[clicked])
+    base = item.astype(np.int64) * _SPAN
+    upto = np.searchsorted(keys, base + asof, side="left")
+    count = upto - np.searchsorted(keys, base, side="left")
+    latest = np.where(count > 0, keys[np.maximum(upto - 1, 0)] - base, -1)
+    return count.astype(np.float64), latest.astype(np.int64)
+
+
+_SPAN = np.int64(1) << 40  # larger than any Unix timestamp in seconds
 
 
 def arrays_from_parquet(path: Path, schema: FeatureSchema) -> Arrays:

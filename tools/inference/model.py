@@ -16,8 +16,8 @@ from typing import cast
 import torch
 from torch import Tensor, nn
 
+from tools.inference.contracts import ModelConfig
 from tools.inference.features import FeatureSchema
-from tools.inference.registry import ModelConfig
 
 
 class CrossLayer(nn.Module):
@@ -74,8 +74,9 @@ class ConversionModel(nn.Module):
         # PyTorch draws embeddings from N(0, 1); DCN v2's reference code (Keras) uses U(±0.05).
         # Unit-variance rows swamp x₀ — which the cross layers multiply into every layer and the
         # parallel head reads directly — and cost ~0.01 conversion AUC on the MovieLens funnel.
-        for embedding in (*self.user_embeddings, *self.item_embeddings, self.surface_embedding):
-            nn.init.uniform_(embedding.weight, -0.05, 0.05)
+        if config.embedding_init == "uniform":  # "normal" keeps PyTorch's default, for comparison
+            for embedding in (*self.user_embeddings, *self.item_embeddings, self.surface_embedding):
+                nn.init.uniform_(embedding.weight, -0.05, 0.05)
 
     # -- towers ------------------------------------------------------------------------------------
 

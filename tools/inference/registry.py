@@ -1,4 +1,4 @@
-"""The inference tool's contracts and its model registry, importable without torch.
+"""The inference tool's model registry (versioned artifacts), importable without torch.
 
 The MCP server is built at every `bastion serve` start and `registry seed`; it needs these types
 for its schemas, and the registry's index for `list_models`/`model_info`. Torch loads only when a
@@ -9,52 +9,17 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
+from tools.inference.contracts import Calibration, ModelConfig
 from tools.inference.features import FeatureSchema, InferenceError
 
 if TYPE_CHECKING:
     from tools.inference.model import ConversionModel
-
-
-class ModelConfig(BaseModel):
-    embedding_dim: int = Field(16, ge=2, le=256)
-    cross_layers: int = Field(2, ge=1, le=6)
-    cross_rank: int = Field(16, ge=1, le=256)
-    experts: int = Field(1, ge=1, le=8, description=">1: a mixture of low-rank experts per cross layer")
-    mlp: list[int] = Field(default_factory=lambda: [128, 64])
-    user_encoder: list[int] = Field(default_factory=lambda: [512, 256, 64], description="The user tower MLP")
-    structure: Literal["parallel", "stacked"] = "parallel"
-    heads: Literal["esmm", "shared", "single"] = "esmm"
-
-
-class Calibration(BaseModel):
-    """Platt scaling per surface: p' = σ(a · logit(p) + b)."""
-
-    conversion: dict[str, tuple[float, float]] = Field(default_factory=dict)
-    click: dict[str, tuple[float, float]] = Field(default_factory=dict)
-
-
-class ScoredCandidate(BaseModel):
-    id: str
-    p_click: float | None = Field(description="Calibrated for the request's surface")
-    p_conversion: float = Field(description="Calibrated for the request's surface")
-
-
-class ScoreResponse(BaseModel):
-    request_id: str
-    model_version: str
-    schema_hash: str
-    surface: str
-    runtime: str
-    candidates: list[ScoredCandidate]
-    elapsed_ms: float
-    logged: bool
 
 
 class Artifact(BaseModel):
@@ -71,22 +36,13 @@ class Artifact(BaseModel):
     model_config = {"populate_by_name": True}
 
 
-def _git(*args: str) -> str:
-    """`git ARGS` in this source tree; empty when git or the checkout is missing."""
-    try:
-        run = subprocess.run(
-            ["git", *args], capture_output=True, text=True, check=False, cwd=Path(__file__).resolve().parent
-        )
-    except OSError:
-        return ""
-    return run.stdout.strip()
-
-
 def code_version() -> str:
-    rev, dirty = _git("rev-parse", "HEAD"), _git("status", "--porcelain")
     from importlib.metadata import version
 
-    return f"bastion {version('bastion')}" + (f" @ {rev[:12]}{'+dirty' if dirty else ''}" if rev else "")
+    from tools.provenance import commit
+
+    rev = commit()
+    return f"bastion {version('bastion')}" + (f" @ {rev}" if rev != "unknown" else "")
 
 
 class ModelRegistry:

@@ -19,8 +19,9 @@ from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tools.inference.contracts import ScoreResponse
 from tools.inference.features import Candidate, Context, InferenceError, User
-from tools.inference.registry import Artifact, ModelRegistry, ScoreResponse
+from tools.inference.registry import Artifact, ModelRegistry
 from tools.wire import lean
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=False, open_world_hint=False)

@@ -14,10 +14,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from tools.inference.contracts import ScoredCandidate, ScoreResponse
 from tools.inference.featurelog import FeatureLog, served_request
 from tools.inference.features import Candidate, Context, Encoded, InferenceError, User, encode
 from tools.inference.model import ConversionModel, probabilities
-from tools.inference.registry import Artifact, ModelRegistry, ScoredCandidate, ScoreResponse
+from tools.inference.registry import Artifact, ModelRegistry
 from tools.inference.training import calibrated
 
 MAX_CANDIDATES = 5000

@@ -9,6 +9,7 @@ artifacts and the model registry are in `registry`.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -16,9 +17,9 @@ import torch
 from pydantic import BaseModel, Field
 from torch import nn
 
+from tools.inference.contracts import Calibration, ModelConfig
 from tools.inference.features import FeatureSchema
 from tools.inference.model import ConversionModel, probabilities
-from tools.inference.registry import Calibration, ModelConfig
 
 
 class Arrays(BaseModel):
@@ -61,7 +62,7 @@ def platt(p: np.ndarray[Any, Any], y: np.ndarray[Any, Any], steps: int = 200) ->
     x = _logit(p)
     a, b = 1.0, 0.0
     for _ in range(steps):
-        q = 1 / (1 + np.exp(-(a * x + b)))
+        q = 1 / (1 + np.exp(-np.clip(a * x + b, -500, 500)))
         grad = np.array([np.sum((q - y) * x), np.sum(q - y)])
         w = q * (1 - q)
         hess = np.array([[np.sum(w * x * x), np.sum(w * x)], [np.sum(w * x), np.sum(w)]]) + 1e-6 * np.eye(2)
@@ -150,7 +151,10 @@ def train(
     data: Arrays,
     settings: TrainSettings | None = None,
     progress: Any = None,
+    on_epoch: Callable[[int, ConversionModel], None] | None = None,
 ) -> tuple[ConversionModel, Calibration]:
+    """Fit on all but the latest `calibration_share` of `data` (by time), calibrate on that slice.
+    `on_epoch(epoch, model)` runs after each epoch (evaluations score validation there)."""
     settings = settings or TrainSettings()
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
@@ -179,6 +183,8 @@ def train(
             optimiser.step()
             if progress is not None:
                 progress(epoch, step, steps)
+        if on_epoch is not None:
+            on_epoch(epoch, model)
     calibration = Calibration()
     if len(held):
         held_conv, held_click = predict(model, held)

@@ -21,7 +21,8 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from tools.datasets import movielens_100k
+from tools.datasets import MOVIELENS_FILES, movielens_100k
+from tools.provenance import data_version, provenance
 from tools.rerank import dpp, mmr, ssd
 
 HOLDOUT = 10
@@ -262,18 +263,147 @@ def interpolate_on_frontier(
     weight (what serving the two settings to shares of users reaches), so paired differences and
     their standard errors stay meaningful. Adding a setting to a pool never lowers its frontier.
     """
-    pool = [(c.results[x_key], c.results[y_key], i) for i, c in enumerate(configs) if c.ours == ours]
-    frontier_points = frontier(pool)  # ascending in x, descending in y
-    if not frontier_points or level > frontier_points[-1][0]:
+    means = {key: np.asarray([c.results[key] for c in configs]) for key in (x_key, y_key)}
+    mix = frontier_mix(means, [c.ours == ours for c in configs], x_key, y_key, level)
+    return None if mix is None else mixed(per_user[y_key], mix)
+
+
+Mix = tuple[int, int, float]  # two settings (config rows) and the share of users served the second
+
+
+def frontier_mix(
+    means: dict[str, np.ndarray[Any, Any]], pool: list[bool], x_key: str, y_key: str, level: float
+) -> Mix | None:
+    """The mix of two frontier settings of `pool` (rows where True) that reaches `x = level` with
+    the highest `y`, from per-setting means; None beyond the frontier's reach."""
+    points = [(float(means[x_key][i]), float(means[y_key][i]), i) for i, keep in enumerate(pool) if keep]
+    frontier_points = frontier(points)  # ascending in x, descending in y
+    if not frontier_points or level > frontier_points[-1][0] + 1e-12:  # a mean's last bit is not reach
         return None
     if level <= frontier_points[0][0]:
-        return np.asarray(per_user[y_key][frontier_points[0][2]])
+        first = frontier_points[0][2]
+        return (first, first, 0.0)
+    if level >= frontier_points[-1][0]:
+        last = frontier_points[-1][2]
+        return (last, last, 0.0)
     for (x0, _y0, i0), (x1, _y1, i1) in itertools.pairwise(frontier_points):
         if x0 <= level <= x1:
-            w = (level - x0) / (x1 - x0) if x1 > x0 else 1.0
-            mixed: np.ndarray[Any, Any] = (1 - w) * per_user[y_key][i0] + w * per_user[y_key][i1]
-            return mixed
+            return (i0, i1, (level - x0) / (x1 - x0) if x1 > x0 else 1.0)
     return None
+
+
+def mixed(values: np.ndarray[Any, Any], mix: Mix, users: np.ndarray[Any, Any] | None = None) -> np.ndarray[Any, Any]:
+    """Per-user values (settings × users) under a mix, for `users` (default: all)."""
+    i0, i1, w = mix
+    cols = slice(None) if users is None else users
+    out: np.ndarray[Any, Any] = (1 - w) * values[i0, cols] + w * values[i1, cols]
+    return out
+
+
+def heldout(
+    configs: list[Config],
+    per_user: dict[str, np.ndarray[Any, Any]],
+    x_key: str,
+    y_key: str,
+    levels: list[float],
+    split_seed: int,
+) -> list[dict[str, Any]]:
+    """Settings chosen on half the users, compared on the other half.
+
+    Users are split at random (`split_seed`). On the validation half each pool's frontier is fitted
+    and, per level, the mix of settings that reaches it; those same mixes then serve the test half,
+    where y is compared paired over users. x on the test half is reported too: it lands near, not
+    exactly on, the level the mix was chosen for.
+    """
+    val, test = split_users(per_user[y_key].shape[1], split_seed)
+    means = {key: per_user[key][:, val].mean(axis=1) for key in (x_key, y_key)}
+    rows: list[dict[str, Any]] = []
+    for level in levels:
+        mine = frontier_mix(means, [c.ours for c in configs], x_key, y_key, level)
+        theirs = frontier_mix(means, [not c.ours for c in configs], x_key, y_key, level)
+        if mine is None or theirs is None:
+            rows.append({"level": level, "verdict": "n/a", "ok": True})
+            continue
+        y_mine, y_theirs = mixed(per_user[y_key], mine, test), mixed(per_user[y_key], theirs, test)
+        diff = y_mine - y_theirs
+        delta, se = float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(len(diff)))
+        rows.append(
+            {
+                "level": level,
+                "ours": float(y_mine.mean()),
+                "reference": float(y_theirs.mean()),
+                "ours_x": float(mixed(per_user[x_key], mine, test).mean()),
+                "reference_x": float(mixed(per_user[x_key], theirs, test).mean()),
+                "ours_settings": [configs[mine[0]].family + " " + configs[mine[0]].label,
+                                  configs[mine[1]].family + " " + configs[mine[1]].label, mine[2]],
+                "reference_settings": [configs[theirs[0]].family + " " + configs[theirs[0]].label,
+                                       configs[theirs[1]].family + " " + configs[theirs[1]].label, theirs[2]],
+                "delta": delta,
+                "se": se,
+                "verdict": _verdict(delta, se),
+                "ok": _verdict(delta, se) != "WORSE",
+            }
+        )  # fmt: skip
+    return rows
+
+
+SPLIT_SEEDS = (0, 1, 2, 3, 4)
+
+
+def split_users(n: int, seed: int) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """A random half of `n` users (validation) and the rest (test), each in ascending order."""
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[: n // 2]), np.sort(order[n // 2 :])
+
+
+def _halves(configs: list[Config], per_user: dict[str, np.ndarray[Any, Any]], seed: int) -> dict[str, Any]:
+    """Per-setting means over the validation half of split `seed` (as `heldout` draws it)."""
+    val, _ = split_users(per_user["ndcg"].shape[1], seed)
+    return {"ndcg": per_user["ndcg"][:, val].mean(axis=1), "ours": np.asarray([c.ours for c in configs])}
+
+
+def ndcg_levels_for(means: dict[str, Any]) -> list[float]:
+    """Five nDCG levels from 0.025 to 0.005 below the lower of the two pools' best nDCG.
+
+    Levels stop short of the top: there each frontier is a single setting (on MovieLens the same
+    one, pyversity's SSD at d=0.5 being ours at γ=1), not a trade-off. Rounding down keeps every
+    level within both frontiers' reach."""
+    ndcg, ours = np.asarray(means["ndcg"]), np.asarray(means["ours"], dtype=bool)
+    top = min(float(ndcg[ours].max()), float(ndcg[~ours].max()))
+    return [math.floor(float(y) * 1e4) / 1e4 for y in np.linspace(top - 0.025, top - 0.005, 5)]
+
+
+def _render_heldout(
+    console: Console, by_split: dict[int, list[dict[str, Any]]], x_key: str, fmt: str, title: str
+) -> None:
+    table = Table(title=title)
+    for col in (f"{x_key} level", "ours (test half)", "reference (test half)", f"{x_key} reached: ours / ref",
+                "Δ ± s.e.", "verdict", "verdicts, all splits"):  # fmt: skip
+        table.add_column(col, justify="right")
+    first, *_ = by_split
+    for n, row in enumerate(by_split[first]):
+        tally: dict[str, int] = {}
+        for rows in by_split.values():
+            if n < len(rows):
+                tally[rows[n]["verdict"]] = tally.get(rows[n]["verdict"], 0) + 1
+        summary = ", ".join(f"{k} {v}" for k, v in sorted(tally.items()))
+        if row["verdict"] == "n/a":
+            table.add_row(f"{row['level']:.3f}", "—", "—", "—", "—", "n/a", summary)
+            continue
+        table.add_row(
+            f"{row['level']:.3f}",
+            format(row["ours"], fmt),
+            format(row["reference"], fmt),
+            f"{row['ours_x']:.4f} / {row['reference_x']:.4f}",
+            f"{row['delta']:+.4f} ± {row['se']:.4f}",
+            row["verdict"],
+            summary,
+        )
+    console.print(table)
+
+
+def _verdict(delta: float, se: float) -> str:
+    return "better" if delta > 2 * se else ("tie" if delta >= -2 * se else "WORSE")
 
 
 def evaluate(cache: Path, users: int | None, console: Console) -> dict[str, Any]:
@@ -299,7 +429,13 @@ def evaluate(cache: Path, users: int | None, console: Console) -> dict[str, Any]
             progress.advance(task)
     for row, c in enumerate(configs):
         c.results = {key: float(per_user[key][row].mean()) for key in keys}
-    return {"configs": configs, "users": len(user_ids), "items": data.train.shape[1], "per_user": per_user}
+    folder = movielens_100k(cache)
+    stamp = provenance(
+        [0], {"movielens_100k": data_version(folder / f for f in MOVIELENS_FILES)},
+        users=len(user_ids), user_sample_seed=0 if users is not None else None, split_seeds=list(SPLIT_SEEDS),
+    )  # fmt: skip
+    return {"configs": configs, "users": len(user_ids), "items": data.train.shape[1], "per_user": per_user,
+            "provenance": stamp}  # fmt: skip
 
 
 def report(outcome: dict[str, Any], out_dir: Path, console: Console) -> dict[str, Any]:
@@ -333,6 +469,7 @@ def report(outcome: dict[str, Any], out_dir: Path, console: Console) -> dict[str
     console.print(table)
 
     per_user = outcome["per_user"]
+    ours = np.asarray([c.ours for c in configs])
 
     def compare(x_key: str, y_key: str, levels_: list[float], title: str, fmt: str) -> list[dict[str, Any]]:
         table_ = Table(title=title)
@@ -355,7 +492,7 @@ def report(outcome: dict[str, Any], out_dir: Path, console: Console) -> dict[str
                 continue
             diff = mine - theirs
             delta, se = float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(len(diff)))
-            verdict = "better" if delta > 2 * se else ("tie" if delta >= -2 * se else "WORSE")
+            verdict = _verdict(delta, se)
             rows_.append(
                 {
                     "level": level,
@@ -377,39 +514,60 @@ def report(outcome: dict[str, Any], out_dir: Path, console: Console) -> dict[str
         console.print(table_)
         return rows_
 
+    # The headline: settings chosen on a validation half of the users, compared on the other half.
+    splits = {seed: _halves(configs, per_user, seed) for seed in SPLIT_SEEDS}
+    heldout_ilad = {s: heldout(configs, per_user, "ilad", "ndcg", ILAD_LEVELS, s) for s in SPLIT_SEEDS}
+    heldout_windowed = {
+        s: heldout(configs, per_user, "ndcg", "wilad", ndcg_levels_for(splits[s]), s) for s in SPLIT_SEEDS
+    }
+    _render_heldout(
+        console, heldout_ilad, "ilad", ".4f",
+        "HELD OUT — nDCG@10 at equal ILAD@10: settings and frontiers chosen on half the users, compared on "
+        f"the other half (split seed {SPLIT_SEEDS[0]}; last column: verdicts over {len(SPLIT_SEEDS)} random splits)",
+    )  # fmt: skip
+    _render_heldout(
+        console, heldout_windowed, "ndcg", ".3f",
+        f"HELD OUT — windowed ILAD (window {FEED_WINDOW}) at equal nDCG@10 (levels set from the validation half)",
+    )  # fmt: skip
+    console.print("In-sample (secondary): frontiers fitted and compared on the same users, as before.")
     levels = compare(
         "ilad",
         "ndcg",
         ILAD_LEVELS,
-        "nDCG@10 at equal ILAD@10 on each frontier: our SSD vs every reference (pyversity MMR/DPP/SSD, "
-        "our DPP/MMR); Δ paired over users",
+        "in-sample — nDCG@10 at equal ILAD@10 on each frontier: our SSD vs every reference (pyversity "
+        "MMR/DPP/SSD, our DPP/MMR); Δ paired over users",
         ".4f",
     )
-    top_ndcg = min(
-        max(c.results["ndcg"] for c in configs if c.ours), max(c.results["ndcg"] for c in configs if not c.ours)
-    )
-    # Levels stop short of the top: there each frontier is a single setting (on MovieLens the same
-    # one, pyversity's SSD at d=0.5 being ours at γ=1), not a trade-off. Rounding down keeps every
-    # level within both frontiers' reach.
-    ndcg_levels = [math.floor(float(y) * 1e4) / 1e4 for y in np.linspace(top_ndcg - 0.025, top_ndcg - 0.005, 5)]
     windowed = compare(
         "ndcg",
         "wilad",
-        ndcg_levels,
-        f"Windowed ILAD (window {FEED_WINDOW}) at equal nDCG@10 on each frontier; Δ paired over users",
+        ndcg_levels_for({"ndcg": [c.results["ndcg"] for c in configs], "ours": ours}),
+        f"in-sample — windowed ILAD (window {FEED_WINDOW}) at equal nDCG@10 on each frontier; Δ paired over users",
         ".3f",
     )
 
     plot = _plot(configs, out_dir)
+    first = SPLIT_SEEDS[0]
     payload = {
         "users": outcome["users"],
         "configs": [{"method": c.family, "setting": c.label, **c.results} for c in configs],
-        "note": "nDCG differences are paired over users; 'tie' means within two standard errors",
-        "ilad_levels": levels,
+        "note": "differences are paired over users; 'tie' means within two standard errors. Headline: "
+        "held out (settings chosen on a random half of the users, compared on the other half)",
+        "heldout": {
+            "split_seeds": list(SPLIT_SEEDS),
+            "ilad_levels": {str(s): rows for s, rows in heldout_ilad.items()},
+            "windowed": {str(s): rows for s, rows in heldout_windowed.items()},
+            "ndcg_never_worse_split0": all(r["ok"] for r in heldout_ilad[first]),
+            "windowed_better_split0": all(r["verdict"] == "better" for r in heldout_windowed[first]),
+        },
+        "in_sample": {
+            "ilad_levels": levels,
+            "windowed": windowed,
+            "target_ndcg_at_every_ilad_level": all(level["ok"] for level in levels),
+            "windowed_ilad_better_at_equal_ndcg": all(w.get("verdict") == "better" for w in windowed),
+        },
         "embedding": f"SVD of the training matrix, {DIMS} dimensions",
-        "windowed": windowed,
-        "target_ndcg_at_every_ilad_level": all(level["ok"] for level in levels),
-        "windowed_ilad_better_at_equal_ndcg": all(w.get("verdict") == "better" for w in windowed),
+        "provenance": outcome.get("provenance", {}),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "rerank_eval.json").write_text(json.dumps(payload, indent=2))

@@ -28,8 +28,15 @@ from governance.sqlguard import GuardPolicy, check
 
 DIALECT_FILES = {"sqlite": "mini_dev_sqlite.json", "postgres": "mini_dev_postgresql.json",
                  "mysql": "mini_dev_mysql.json"}  # fmt: skip
-MUTATIONS = ["unknown_column", "unknown_table", "deprecated_table", "dml_ddl", "two_statements", "pii_column",
-             "garbage"]  # fmt: skip
+# Where an unknown column is put: a random column of that clause is replaced, or the clause is added
+# when the query has none (JOIN ON cannot be added: queries without a join skip it).
+CLAUSES = ("select", "where", "group_by", "having", "order_by", "join_on", "window")
+MUTATIONS = [
+    *(f"sibling_column@{c}" for c in CLAUSES),  # a column of another table of the database, not read here
+    *(f"typo@{c}" for c in CLAUSES),  # a near miss (edit distance 1–2) of a column the query can see
+    "wrong_alias", "unknown_table", "deprecated_table", "dml_ddl", "two_statements",
+    "pii_column", "pii_whole_row", "pii_columns_star", "garbage",
+]  # fmt: skip
 
 
 class ValidatorReport(BaseModel):
@@ -40,6 +47,8 @@ class ValidatorReport(BaseModel):
     caught: dict[str, int]
     tried: dict[str, int]
     misses: dict[str, list[str]]
+    crashes: list[str] = []
+    crash_count: int = 0
 
 
 def database_catalogs(directory: Path) -> dict[str, Catalog]:
@@ -60,22 +69,137 @@ def _first(tree: exp.Expr, kind: type[exp.Expr], ctes: set[str]) -> Any:
     return None
 
 
+class Inapplicable(Exception):
+    """This mutation does not apply to this query (e.g. JOIN ON in a query without a join)."""
+
+
+def _tables(tree: exp.Expr, ctes: set[str]) -> list[exp.Table]:
+    return [t for t in tree.find_all(exp.Table) if t.name.lower() not in ctes and isinstance(t.this, exp.Identifier)]
+
+
+def _visible(tree: exp.Expr, catalog: Catalog, ctes: set[str]) -> set[str]:
+    """Every name the query could resolve: its tables' columns, and every identifier it spells."""
+    names = {i.name.lower() for i in tree.find_all(exp.Identifier)}
+    for table in _tables(tree, ctes):
+        known = catalog.table(table.name)
+        names |= {c.name.lower() for c in known.columns} if known is not None else set()
+    return names
+
+
+def _sibling(tree: exp.Expr, catalog: Catalog, ctes: set[str], n: int) -> str:
+    read = {t.name.lower() for t in _tables(tree, ctes)}
+    visible = _visible(tree, catalog, ctes)
+    candidates = sorted({c.name for key, t in catalog.tables.items() if key.lower() not in read for c in t.columns
+                         if c.name.lower() not in visible and c.name.isidentifier()})  # fmt: skip
+    if not candidates:
+        raise Inapplicable("no sibling column")
+    return candidates[n % len(candidates)]
+
+
+def _typo(tree: exp.Expr, catalog: Catalog, ctes: set[str], n: int) -> str:
+    """A deterministic near miss of one of the query's visible columns: one or two edits."""
+    visible = _visible(tree, catalog, ctes)
+    sources = sorted(
+        {c.name for t in _tables(tree, ctes) if (k := catalog.table(t.name)) for c in k.columns if len(c.name) >= 4}
+    )
+    if not sources:
+        raise Inapplicable("no column to misspell")
+    word = sources[n % len(sources)]
+    i = 1 + (n // 7) % (len(word) - 2)
+    edits = [
+        word[:i] + word[i + 1 :],  # a letter dropped
+        word[:i] + word[i + 1] + word[i] + word[i + 2 :],  # two letters swapped
+        word[:i] + word[i] + word[i:],  # a letter doubled
+        word[: i - 1] + word[i + 1 :],  # two letters dropped
+    ]
+    for step in range(len(edits)):
+        candidate = edits[(n + step) % len(edits)]
+        if candidate.lower() not in visible and candidate.isidentifier():
+            return candidate
+    raise Inapplicable("every near miss is a real column")
+
+
+def _place(tree: exp.Expr, clause: str, name: str, n: int, dialect: str) -> None:
+    """Put column `name` in `clause`: replace a random column there, or add the clause."""
+    select = tree if isinstance(tree, exp.Select) else tree.find(exp.Select)
+    if select is None:
+        raise Inapplicable("no SELECT")
+    unknown = exp.column(name)
+    holders: dict[str, list[exp.Expr]] = {
+        "select": list(select.expressions),
+        "where": [select.args["where"]] if select.args.get("where") else [],
+        "group_by": [select.args["group"]] if select.args.get("group") else [],
+        "having": [select.args["having"]] if select.args.get("having") else [],
+        "order_by": [select.args["order"]] if select.args.get("order") else [],
+        "join_on": [j.args["on"] for j in select.args.get("joins") or [] if j.args.get("on")],
+        "window": list(select.find_all(exp.Window)),
+    }
+    columns = [c for holder in holders[clause] for c in holder.find_all(exp.Column) if c.name]
+    if columns:
+        columns[n % len(columns)].replace(unknown)
+        return
+    if clause == "select":
+        select.select(unknown, copy=False)
+    elif clause == "where":
+        select.where(exp.Not(this=exp.Is(this=unknown, expression=exp.Null())), copy=False)
+    elif clause == "group_by":
+        select.group_by(unknown, copy=False)
+    elif clause == "having":
+        select.having(exp.GT(this=unknown, expression=exp.Literal.number(0)), copy=False)
+    elif clause == "order_by":
+        select.order_by(unknown, copy=False)
+    elif clause == "window":
+        window = sqlglot.parse_one(f"ROW_NUMBER() OVER (PARTITION BY {name})", read=dialect)
+        select.select(exp.alias_(window, "mutation_rank"), copy=False)
+    else:
+        raise Inapplicable(f"no {clause}")
+
+
+def _tag_pii(catalog: Catalog, table_name: str, column_name: str | None = None) -> Catalog:
+    target = catalog.table(table_name)
+    if target is None or not target.columns:
+        raise Inapplicable("no catalog table")
+    column_name = column_name or target.columns[-1].name
+    tagged = [c.model_copy(update={"pii": "email"}) if c.name == column_name else c for c in target.columns]
+    key = next(k for k, t in catalog.tables.items() if t is target)
+    return catalog.model_copy(update={"tables": {**catalog.tables, key: target.model_copy(update={"columns": tagged})}})
+
+
 def mutate(kind: str, sql: str, dialect: str, catalog: Catalog, columns: list[str], n: int) -> tuple[str, Catalog]:
-    """One mutation of a gold query; the catalog changes too where the mutation is catalog-side."""
+    """One mutation of a gold query, at a position chosen by `n`; the catalog changes too where the
+    mutation is catalog-side. Raises `Inapplicable` when the query offers no place for it."""
     tree = sqlglot.parse_one(sql, read=dialect)
     ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
-    table = _first(tree, exp.Table, ctes)
+    tables = _tables(tree, ctes)
+    table = tables[n % len(tables)] if tables else None
     name = table.name if table is not None else "t"
-    if kind == "unknown_column":
-        column = _first(tree, exp.Column, ctes)
-        column.set("this", exp.to_identifier(f"{column.name}_zz"))
+    if kind.startswith(("sibling_column@", "typo@")):
+        family, clause = kind.split("@")
+        unknown = (_sibling if family == "sibling_column" else _typo)(tree, catalog, ctes, n)
+        _place(tree, clause, unknown, n, dialect)
         return tree.sql(dialect=dialect), catalog
+    if kind == "wrong_alias":
+        qualified = [c for c in tree.find_all(exp.Column) if c.table]
+        if not qualified:
+            raise Inapplicable("no qualified column")
+        column = qualified[n % len(qualified)]
+        aliases = {t.alias_or_name: t for t in tables}
+        for alias, source in aliases.items():  # another table of the query that lacks the column
+            known = catalog.table(source.name)
+            if alias != column.table and known is not None and not known.column(column.name):
+                column.set("table", exp.to_identifier(alias))
+                return tree.sql(dialect=dialect), catalog
+        column.set("table", exp.to_identifier("t_undefined"))  # else an alias the query never defines
+        return tree.sql(dialect=dialect), catalog
+    if table is None and kind in ("unknown_table", "deprecated_table", "pii_whole_row", "pii_columns_star"):
+        raise Inapplicable("no table")
     if kind == "unknown_table":
-        table.set("this", exp.to_identifier(f"{name}_archive"))
+        assert table is not None
+        table.set("this", exp.to_identifier(f"{name}_archive" if n % 2 else f"{name}s"))
         return tree.sql(dialect=dialect), catalog
     if kind == "deprecated_table":
         real = catalog.table(name)
-        assert real is not None
+        assert real is not None and table is not None
         old = real.model_copy(update={"name": f"{real.name}_v1", "deprecated": True, "successor": real.name})
         changed = catalog.model_copy(update={"tables": {**catalog.tables, old.name: old}})
         table.set("this", exp.to_identifier(old.name))
@@ -90,15 +214,26 @@ def mutate(kind: str, sql: str, dialect: str, catalog: Catalog, columns: list[st
         return f"{sql}; {tails[n % len(tails)]}", catalog
     if kind == "pii_column":
         # The same gold query once a column it reads is tagged PII in the catalog.
+        if not columns:
+            raise Inapplicable("reads no column")
         table_name, column_name = columns[n % len(columns)].rsplit(".", 1)
-        target = catalog.tables[table_name]
-        tagged = [c.model_copy(update={"pii": "email"}) if c.name == column_name else c for c in target.columns]
-        changed = catalog.model_copy(
-            update={"tables": {**catalog.tables, table_name: target.model_copy(update={"columns": tagged})}}
-        )
-        return sql, changed
-    garbage = ["hello world", "select", "SELECT 1", "SELECT * FROM (SELECT 1) AS t", f"{name}",
-               "SELECT name FROM", "what is the average salary", "SELECT count(*) WHERE 1 = 1"]  # fmt: skip
+        return sql, _tag_pii(catalog, table_name, column_name)
+    if kind == "pii_whole_row":
+        # A table holding a PII column, read whole: `t.*`, the row as a value, or the row as JSON.
+        assert table is not None
+        alias = table.alias_or_name
+        select = tree if isinstance(tree, exp.Select) else tree.find(exp.Select)
+        if select is None:
+            raise Inapplicable("no SELECT")
+        value = [f"{alias}.*", alias, f"to_json({alias})", f"row_to_json({alias})"][n % 4]
+        select.set("expressions", [sqlglot.parse_one(value, read=dialect)])
+        return tree.sql(dialect=dialect), _tag_pii(catalog, name)
+    if kind == "pii_columns_star":
+        assert table is not None
+        return f"SELECT COLUMNS(*) FROM {name}", _tag_pii(catalog, name)
+    garbage = ["hello world", "select", "SELECT * FROM (SELECT 1) AS t WHERE", f"{name}",
+               "SELECT name FROM", "what is the average salary", "SELECT count(*) WHERE 1 = 1 AND",
+               f"SELECT * FORM {name}", f"SELECT * FROM {name} WHERE (1 = 1"]  # fmt: skip
     return garbage[n % len(garbage)], catalog
 
 
@@ -115,6 +250,7 @@ def evaluate_validator(directory: Path | None = None, console: Console | None = 
             caught: Counter[str] = Counter()
             tried: Counter[str] = Counter()
             misses: dict[str, list[str]] = {}
+            crashes: list[str] = []
             for n, item in enumerate(items):
                 catalog = catalogs[item["db_id"]]
                 gold = check(item["SQL"], catalog, dialect, policy)
@@ -123,18 +259,25 @@ def evaluate_validator(directory: Path | None = None, console: Console | None = 
                     progress.advance(task)
                     continue
                 for kind in MUTATIONS:
-                    if kind == "pii_column" and not gold.columns:
+                    try:
+                        mutated, variant = mutate(kind, item["SQL"], dialect, catalog, gold.columns, n)
+                    except Inapplicable:
                         continue
-                    mutated, variant = mutate(kind, item["SQL"], dialect, catalog, gold.columns, n)
                     tried[kind] += 1
-                    if not check(mutated, variant, dialect, policy).ok:
+                    try:
+                        refused = not check(mutated, variant, dialect, policy).ok
+                    except Exception as exc:
+                        crashes.append(f"{kind}: {type(exc).__name__}: {str(exc)[:120]} in {mutated[:120]}")
+                        continue
+                    if refused:
                         caught[kind] += 1
                     else:
                         misses.setdefault(kind, []).append(mutated[:200])
                 progress.advance(task)
             reports.append(ValidatorReport(dialect=dialect, gold=len(items), false_rejections=len(rejected),
                                            rejected_examples=rejected[:10], caught=dict(caught), tried=dict(tried),
-                                           misses={k: v[:5] for k, v in misses.items()}))  # fmt: skip
+                                           misses={k: v[:5] for k, v in misses.items()},
+                                           crashes=crashes[:20], crash_count=len(crashes)))  # fmt: skip
     return reports
 
 
@@ -184,14 +327,27 @@ def evaluate_end_to_end(ask: Callable[[str], Any], run_gold: Callable[[str], lis
 
 
 def render(validator: list[ValidatorReport], end_to_end: EndToEnd | None, console: Console) -> None:
-    table = RichTable(title="SQL guard on BIRD mini-dev gold and mutated gold")
-    for column in ["dialect", "gold", "false rejections", *MUTATIONS]:
-        table.add_column(column, justify="right")
-    for report in validator:
-        cells = [f"{report.caught.get(k, 0) / report.tried[k]:.1%} ({report.tried[k]})" if report.tried.get(k)
-                 else "—" for k in MUTATIONS]  # fmt: skip
-        table.add_row(report.dialect, str(report.gold), str(report.false_rejections), *cells)
-    console.print(table)
+    if validator:
+        gold = RichTable(title="SQL guard on BIRD mini-dev gold: every gold query must pass")
+        for column in ("dialect", "gold", "false rejections", "guard crashes on mutations"):
+            gold.add_column(column, justify="right")
+        for report in validator:
+            gold.add_row(report.dialect, str(report.gold), str(report.false_rejections), str(report.crash_count))
+        console.print(gold)
+        table = RichTable(title="Mutated gold caught, per mutation × clause × dialect (caught / tried)")
+        table.add_column("mutation")
+        table.add_column("clause")
+        for report in validator:
+            table.add_column(report.dialect, justify="right")
+        for kind in MUTATIONS:
+            family, _, clause = kind.partition("@")
+            cells = [f"{r.caught.get(kind, 0) / r.tried[kind]:.1%} ({r.tried[kind]})" if r.tried.get(kind) else "—"
+                     for r in validator]  # fmt: skip
+            table.add_row(family, clause.replace("_", " ") or "—", *cells)
+        console.print(table)
+        for report in validator:
+            for kind, examples in report.misses.items():
+                console.print(f"  missed ({report.dialect}, {kind}): {examples[0][:160]}", markup=False)
     if end_to_end is not None:
         e2e = RichTable(title=f"Text-to-SQL on the demo warehouse's labelled questions ({end_to_end.mode})")
         for column in ["questions with gold SQL", "answered", "same result as gold", "first-shot valid", "no SQL"]:
