@@ -129,7 +129,9 @@ def render(title: str, columns: list[str], rows: list[list[Any]], note: str = ""
 def save(name: str, payload: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps({"machine": machine(), **payload}, indent=2))
+    from tools.provenance import commit
+
+    path.write_text(json.dumps({"machine": machine(), "commit": commit(), **payload}, indent=2))
     return path
 
 

@@ -55,7 +55,9 @@ def main() -> None:
     scorer = Scorer(model, artifact)
     scratch = Path(tempfile.mkdtemp(prefix="bastion-inference-bench-"))
     ModelRegistry(scratch / "models").save(model, Calibration(), {}, 0, serve=True)
-    service = InferenceService(scratch / "models", feature_log=scratch / "features.duckdb", threads=1)
+    service = InferenceService(
+        scratch / "models", feature_log=scratch / "features.duckdb", threads=1, max_candidates=max(SIZES)
+    )
     rng = np.random.default_rng(0)
     rows = []
     samples: dict[str, list[float]] = {}

@@ -89,7 +89,10 @@ def _run(code: str, *args: str) -> dict[str, Any]:
     )
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-2000:])
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"no result from the benchmark process: {done.stdout[-500:]!r} {done.stderr[-500:]!r}")
+    result: dict[str, Any] = json.loads(lines[-1])
     return result
 
 
