@@ -39,7 +39,7 @@ def test_soft_404s_answer_200_with_one_page_and_redirects_land_on_their_target()
     ident = site.names["identity"]
     missing = [f"https://{site.host}/product?{ident}={site.products + k}" for k in (1, 5)]
     assert site.content_key(missing[0]) == site.content_key(missing[1]) == ("soft404",)
-    pages = [site.render(u) for u in missing]
+    pages = [site.render(u, noise=7) for u in missing]  # the same request noise: only the page differs
     assert all(p.status == 200 for p in pages)
     a, b = (page_fingerprint(p) for p in pages)
     assert a.same(b)  # one "not found" page, whatever the id
@@ -85,3 +85,25 @@ def test_rare_patterns_are_rare_and_the_canonical_baseline_is_fooled_by_lies() -
     clean_test = clean_shop.urls(600, 2, valid_only=True)
     truthful = score(CANONICAL, clean_test, [baselines(clean)[CANONICAL](u) for u in clean_test], clean_shop, clean)
     assert truthful.precision == 1.0 and truthful.recall == 1.0
+
+
+def test_a_run_is_reproducible_from_its_seed_whatever_the_process_rendered_before() -> None:
+    """Render noise comes from each site's own counter: learning the same site of a fresh world with
+    the same seed gives the same map, even after other worlds were rendered in between."""
+    import asyncio
+
+    from tools.dedupe.evaluation import DomainRun, _learn
+    from tools.dedupe.model import LearnSettings
+
+    def learn() -> dict[str, object]:
+        world = World.generate(5, 9, "hard")
+        site = world.sites[0]
+        run = DomainRun(site, site.urls(800, 1), [])
+        learned = asyncio.run(_learn(run, LearnSettings(max_samples=5, top_patterns=10), world))
+        return learned.model_dump(exclude={"created_at"})
+
+    first = learn()
+    noise = World.generate(3, 1, "hard").sites[0]
+    for n in range(50):
+        noise.render(f"https://{noise.host}/product?{noise.names['identity']}={n + 1}")
+    assert learn() == first

@@ -86,6 +86,7 @@ class Site:
     per_page: int = 12
     neutral: list[tuple[str, Role]] = field(default_factory=list)
     profile: Profile = "clean"
+    _renders: Iterator[int] = field(default_factory=lambda: itertools.count(1), repr=False)
     _inventory: dict[tuple[str, str, str], list[tuple[str, int, str, int]]] = field(default_factory=dict, repr=False)
     _pages: dict[ContentKey, str] = field(default_factory=dict, repr=False)
 
@@ -382,15 +383,18 @@ class Site:
         return ("listing", category, "color", color or "*", "sort", sort, "page", page)
 
     def render(self, url: str, noise: int = 0) -> Page:
-        """The page at `url`, with request-dependent noise (`noise` varies it between renders)."""
+        """The page at `url`, with request-dependent noise: `noise` picks it, or (0) this site's
+        render counter does — per site, so a run's results depend on its seed, not on what the same
+        process rendered before."""
+        tick = noise or next(self._renders)
         key = self.content_key(url)
         if key[0] == "404":
             return Page(url, 404, f"<html><head><title>Not found</title></head><body><h1>{self.host}</h1>"
-                                  f"<p>Nothing here.</p>{_noise(noise)}</body></html>")  # fmt: skip
+                                  f"<p>Nothing here.</p>{_noise(tick)}</body></html>")  # fmt: skip
         html = self._pages.get(key)
         if html is None:
             html = self._pages[key] = self._page_html(key)
-        extra = _noise(noise) + (_recommendations(noise) if self.hard else "")
+        extra = _noise(tick) + (_recommendations(tick) if self.hard else "")
         return Page(url, 200, html.replace("</body>", extra + "</body>"))
 
     def canonical(self, key: ContentKey) -> str:
@@ -487,20 +491,15 @@ def asgi_app(site: Site) -> Any:
     return app
 
 
-_noise_counter = itertools.count()
-
-
-def _recommendations(noise: int) -> str:
+def _recommendations(tick: int) -> str:
     """Hard profile: a recommendation block that changes per request, from nothing to 120 words."""
-    tick = next(_noise_counter) if noise == 0 else noise
     rng = random.Random(_stable("recs", tick))
     words = " ".join(rng.choice(_WORDS) for _ in range(rng.choice([0, 0, 10, 30, 60, 120])))
     return f"<aside>recommended for you {words}</aside>" if words else ""
 
 
-def _noise(noise: int) -> str:
+def _noise(tick: int) -> str:
     """A timestamp and a rotating ad slot: different on every render, small against the content."""
-    tick = next(_noise_counter) if noise == 0 else noise
     ad = _WORDS[_stable("ad", tick) % len(_WORDS)]
     return f"<footer>rendered {1_790_000_000 + tick} sponsored {ad}</footer>"
 
