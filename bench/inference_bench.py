@@ -13,6 +13,7 @@ the background, as in `bastion serve`). Through the gateway: `make bench BENCH_A
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -122,7 +123,8 @@ def main() -> None:
             ]
         )
         samples[f"N={n} full"] = lat
-    service.close()
+    service.close()  # the feature log's writer flushes
+    shutil.rmtree(scratch, ignore_errors=True)
     render(
         f"Conversion model serving ({scorer.runtime}, {torch.get_num_threads()} threads): request-level dedup",
         ["case", "path", "candidates/s", "p50 ms", "p99 ms"],

@@ -450,8 +450,8 @@ def test_heldout_comparison_chooses_settings_on_one_half_and_scores_them_on_the_
     assert mine is not None and float(mine.mean()) == pytest.approx(0.125)
 
 
-def test_heldout_levels_come_from_the_validation_half() -> None:
+def test_ndcg_levels_sit_just_below_the_lower_of_the_two_pools_best() -> None:
     from tools.rerank.evaluation import ndcg_levels_for
 
-    levels = ndcg_levels_for({"ndcg": [0.30, 0.25, 0.28], "ours": [True, False, False]})
+    levels = ndcg_levels_for([0.30, 0.25, 0.28], [True, False, False])
     assert levels == sorted(levels) and levels[-1] <= 0.28 - 0.005 + 1e-9 and levels[0] >= 0.28 - 0.025 - 1e-4

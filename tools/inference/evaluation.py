@@ -23,14 +23,14 @@ from rich.table import Table
 from tools.datasets import movielens_100k
 from tools.inference.contracts import ModelConfig
 from tools.inference.data import movielens
-from tools.inference.features import SURFACES, FeatureSchema
+from tools.inference.features import FeatureSchema
 from tools.inference.training import (
     Arrays,
     TrainSettings,
     auc,
     calibrated,
     evaluate,
-    platt,
+    platt_per_surface,
     predict,
     split_by_time,
     task_metrics,
@@ -184,7 +184,7 @@ def baselines(schema: FeatureSchema, fit: Arrays, validation: Arrays, test: Arra
     out: dict[str, Any] = {}
     # The feature as a logit: Platt scaling on it is then a one-feature logistic regression.
     p_val, p_test = (1 / (1 + np.exp(-a.item_dense[:, 0].astype(np.float64))) for a in (validation, test))
-    table = _platt_table(p_val, validation)
+    table = platt_per_surface(p_val, validation.conversion, validation.surface, names)
     out["popularity only"] = {
         "conversion": task_metrics(test.conversion, calibrated(p_test, test.surface, table, names))
     }
@@ -199,22 +199,13 @@ def baselines(schema: FeatureSchema, fit: Arrays, validation: Arrays, test: Arra
             best = (score, lr)
     assert best is not None
     model = best[1]
-    table = _platt_table(model.predict_proba(x_val)[:, 1], validation)
+    table = platt_per_surface(model.predict_proba(x_val)[:, 1], validation.conversion, validation.surface, names)
     p = calibrated(model.predict_proba(x_test)[:, 1], test.surface, table, names)
     out["logistic regression, same features"] = {
         "conversion": task_metrics(test.conversion, p),
         "selected": {"C": float(model.C), "validation_auc": best[0], "grid": grid},
     }
     return out
-
-
-def _platt_table(p: np.ndarray[Any, Any], data: Arrays) -> dict[str, tuple[float, float]]:
-    table = {}
-    for s, surface in enumerate(SURFACES):
-        mask = data.surface == s
-        if mask.sum() >= 50 and data.conversion[mask].sum() > 0:
-            table[surface] = platt(p[mask], data.conversion[mask])
-    return table
 
 
 def _one_hot(schema: FeatureSchema, *parts: Arrays) -> list[Any]:

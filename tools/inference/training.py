@@ -188,13 +188,22 @@ def train(
     calibration = Calibration()
     if len(held):
         held_conv, held_click = predict(model, held)
-        for s, surface in enumerate(schema.surfaces):
-            mask = held.surface == s
-            if mask.sum() >= 50 and held.conversion[mask].sum() > 0:
-                calibration.conversion[surface] = platt(held_conv[mask], held.conversion[mask])
-            if held_click is not None and mask.sum() >= 50 and held.click[mask].sum() > 0:
-                calibration.click[surface] = platt(held_click[mask], held.click[mask])
+        calibration.conversion = platt_per_surface(held_conv, held.conversion, held.surface, schema.surfaces)
+        if held_click is not None:
+            calibration.click = platt_per_surface(held_click, held.click, held.surface, schema.surfaces)
     return model, calibration
+
+
+def platt_per_surface(
+    p: np.ndarray[Any, Any], y: np.ndarray[Any, Any], surfaces: np.ndarray[Any, Any], names: list[str]
+) -> dict[str, tuple[float, float]]:
+    """Platt scaling fitted per surface, where a surface has ≥ 50 rows and a positive."""
+    table = {}
+    for s, surface in enumerate(names):
+        mask = surfaces == s
+        if mask.sum() >= 50 and y[mask].sum() > 0:
+            table[surface] = platt(p[mask], y[mask])
+    return table
 
 
 def calibrated(

@@ -239,10 +239,15 @@ def score(results: list[Scenario], which: str) -> dict[str, float]:
         if r.kind in ("clean", "benign"):
             alarms += len(flagged)
             checks += len(FEATURES) + 1
+    precision, recall, f1 = precision_recall_f1(tp, fp, fn)
+    return {"precision": precision, "recall": recall, "f1": f1, "false_alarm_rate": alarms / checks if checks else 0}
+
+
+def precision_recall_f1(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
+    """Nothing flagged and nothing to find counts as perfect precision and recall."""
     precision = tp / (tp + fp) if tp + fp else 1.0
     recall = tp / (tp + fn) if tp + fn else 1.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1, "false_alarm_rate": alarms / checks if checks else 0}
+    return precision, recall, (2 * precision * recall / (precision + recall) if precision + recall else 0.0)
 
 
 def render(results: list[Scenario], console: Console) -> None:

@@ -28,8 +28,8 @@ from rich.progress import Progress
 from rich.table import Table
 
 from tools.parity.audit import audit
-from tools.parity.evaluation import FEATURES, _evidently, _prepare
-from tools.parity.keyed_diff import RATES, RTOLS, KeyedDiff
+from tools.parity.evaluation import FEATURES, _evidently, _prepare, precision_recall_f1
+from tools.parity.keyed_diff import RATES, RTOLS, KeyedDiff, join
 from tools.parity.model import Tolerances
 
 STRENGTHS = {"0.1%": 0.001, "1%": 0.01, "10%": 0.1}
@@ -183,9 +183,7 @@ def _f1(pairs: list[Pair], flagged: list[list[str]]) -> tuple[float, int]:
         tp += len(set(found) & set(pair.truth))
         fp += len(set(found) - set(pair.truth))
         fn += len(set(pair.truth) - set(found))
-    precision = tp / (tp + fp) if tp + fp else 1.0
-    recall = tp / (tp + fn) if tp + fn else 1.0
-    return (2 * precision * recall / (precision + recall) if precision + recall else 0.0), fp
+    return precision_recall_f1(tp, fp, fn)[2], fp
 
 
 def _diff_for(pair: Pair, base: KeyedDiff) -> KeyedDiff:
@@ -193,29 +191,27 @@ def _diff_for(pair: Pair, base: KeyedDiff) -> KeyedDiff:
     return base.model_copy(update={"rtol": max(base.rtol, NOISY_RTOL)}) if pair.noisy else base
 
 
-def tune_keyed_diff(con: duckdb.DuckDBPyConnection, training: Any, console: Console | None = None) -> dict[str, Any]:
-    """The keyed diff's (rtol, min_mismatch_rate), selected on validation pairs: the same bug kinds
-    and strengths on other rows (another salt) and clean pairs with other seeds."""
+def tune_on_validation(con: duckdb.DuckDBPyConnection, training: Any) -> dict[str, Any]:
+    """The keyed diff's (rtol, min_mismatch_rate) and our audit's min_mismatch_rate, selected on
+    validation pairs: the same bug kinds and strengths on other rows (another salt) and clean pairs
+    with other seeds. Each pair is joined once; every setting reads the same join."""
     cases = _cases(VALIDATION_SALT, range(100, 100 + VALIDATION_CLEAN_PAIRS))
     servings = [con.execute(sql).df() for _, sql in cases]
     pairs = [pair for pair, _ in cases]
+    joined = [join(training, s, ["id"], COLUMNS) for s in servings]
     grid: list[dict[str, Any]] = []
     for rtol in RTOLS:
-        for rate in RATES:
-            base = KeyedDiff(rtol=rtol, min_mismatch_rate=rate)
-            flagged = [
-                _diff_for(p, base).flagged(training, s, ["id"], COLUMNS) for p, s in zip(pairs, servings, strict=True)
-            ]
+        rates = [
+            _diff_for(p, KeyedDiff(rtol=rtol)).mismatch_rates(j, COLUMNS) for p, j in zip(pairs, joined, strict=True)
+        ]
+        for threshold in RATES:
+            flagged = [KeyedDiff(min_mismatch_rate=threshold).over_threshold(r) for r in rates]
             f1, fp = _f1(pairs, flagged)
-            grid.append({"rtol": rtol, "min_mismatch_rate": rate, "f1": f1, "false_alarms": fp})
+            grid.append({"rtol": rtol, "min_mismatch_rate": threshold, "f1": f1, "false_alarms": fp})
     best = _best(grid)
     ours_grid: list[dict[str, Any]] = []
     for rate in RATES:
-        flagged = [
-            sorted(set(audit(training, s, ["id"], time_column="timestamp",
-                             tolerances=_tolerances(p, rate)).flagged_features) & set(COLUMNS))
-            for p, s in zip(pairs, servings, strict=True)
-        ]  # fmt: skip
+        flagged = [_ours(training, s, _tolerances(p, rate)) for p, s in zip(pairs, servings, strict=True)]
         f1, fp = _f1(pairs, flagged)
         ours_grid.append({"rtol": 0.0, "min_mismatch_rate": rate, "f1": f1, "false_alarms": fp})
     return {"selected": best, "grid": grid, "validation_pairs": len(pairs),
@@ -225,6 +221,11 @@ def tune_keyed_diff(con: duckdb.DuckDBPyConnection, training: Any, console: Cons
 def _best(grid: list[dict[str, Any]]) -> dict[str, Any]:
     """Best validation F1; ties: fewer false alarms, then the most lenient setting (fewest alarms later)."""
     return max(grid, key=lambda g: (g["f1"], -g["false_alarms"], g["rtol"], g["min_mismatch_rate"]))
+
+
+def _ours(training: Any, serving: Any, tolerances: Tolerances) -> list[str]:
+    report = audit(training, serving, ["id"], time_column="timestamp", tolerances=tolerances)
+    return sorted(set(report.flagged_features) & set(COLUMNS))
 
 
 def _tolerances(pair: Pair, min_mismatch_rate: float | None = None) -> Tolerances:
@@ -237,8 +238,9 @@ def run_hard_suite(csv: Path, with_evidently: bool = True, console: Console | No
     _prepare(con, csv)
     training = con.execute("SELECT * FROM training").df()
     training_features = training[COLUMNS] if with_evidently else None
-    tuned = tune_keyed_diff(con, training, console)
+    tuned = tune_on_validation(con, training)
     chosen = KeyedDiff(rtol=tuned["selected"]["rtol"], min_mismatch_rate=tuned["selected"]["min_mismatch_rate"])
+    tuned_rate = tuned["ours_selected"]["min_mismatch_rate"]
     cases = _cases(TEST_SALT, range(CLEAN_PAIRS))
     pairs: list[Pair] = []
     with Progress(console=console or Console(), transient=True) as progress:
@@ -246,12 +248,9 @@ def run_hard_suite(csv: Path, with_evidently: bool = True, console: Console | No
         for pair, sql in cases:
             serving = con.execute(sql).df()
             began = time.perf_counter()
-            report = audit(training, serving, ["id"], time_column="timestamp", tolerances=_tolerances(pair))
+            pair.ours = _ours(training, serving, _tolerances(pair))
             pair.seconds = round(time.perf_counter() - began, 3)
-            pair.ours = sorted(set(report.flagged_features) & set(COLUMNS))
-            tuned_rate = tuned["ours_selected"]["min_mismatch_rate"]
-            report = audit(training, serving, ["id"], time_column="timestamp", tolerances=_tolerances(pair, tuned_rate))
-            pair.ours_tuned = sorted(set(report.flagged_features) & set(COLUMNS))
+            pair.ours_tuned = _ours(training, serving, _tolerances(pair, tuned_rate))
             pair.keyed_diff = _diff_for(pair, chosen).flagged(training, serving, ["id"], COLUMNS)
             if training_features is not None:
                 pair.evidently = _evidently(training_features, serving, COLUMNS)

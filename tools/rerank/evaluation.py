@@ -327,6 +327,7 @@ def heldout(
         y_mine, y_theirs = mixed(per_user[y_key], mine, test), mixed(per_user[y_key], theirs, test)
         diff = y_mine - y_theirs
         delta, se = float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(len(diff)))
+        verdict = _verdict(delta, se)
         rows.append(
             {
                 "level": level,
@@ -340,8 +341,8 @@ def heldout(
                                        configs[theirs[1]].family + " " + configs[theirs[1]].label, theirs[2]],
                 "delta": delta,
                 "se": se,
-                "verdict": _verdict(delta, se),
-                "ok": _verdict(delta, se) != "WORSE",
+                "verdict": verdict,
+                "ok": verdict != "WORSE",
             }
         )  # fmt: skip
     return rows
@@ -356,19 +357,13 @@ def split_users(n: int, seed: int) -> tuple[np.ndarray[Any, Any], np.ndarray[Any
     return np.sort(order[: n // 2]), np.sort(order[n // 2 :])
 
 
-def _halves(configs: list[Config], per_user: dict[str, np.ndarray[Any, Any]], seed: int) -> dict[str, Any]:
-    """Per-setting means over the validation half of split `seed` (as `heldout` draws it)."""
-    val, _ = split_users(per_user["ndcg"].shape[1], seed)
-    return {"ndcg": per_user["ndcg"][:, val].mean(axis=1), "ours": np.asarray([c.ours for c in configs])}
-
-
-def ndcg_levels_for(means: dict[str, Any]) -> list[float]:
+def ndcg_levels_for(ndcg: Any, ours: Any) -> list[float]:
     """Five nDCG levels from 0.025 to 0.005 below the lower of the two pools' best nDCG.
 
     Levels stop short of the top: there each frontier is a single setting (on MovieLens the same
     one, pyversity's SSD at d=0.5 being ours at γ=1), not a trade-off. Rounding down keeps every
-    level within both frontiers' reach."""
-    ndcg, ours = np.asarray(means["ndcg"]), np.asarray(means["ours"], dtype=bool)
+    level within both frontiers' reach. `ndcg`: per-setting means; `ours`: which settings are ours."""
+    ndcg, ours = np.asarray(ndcg), np.asarray(ours, dtype=bool)
     top = min(float(ndcg[ours].max()), float(ndcg[~ours].max()))
     return [math.floor(float(y) * 1e4) / 1e4 for y in np.linspace(top - 0.025, top - 0.005, 5)]
 
@@ -407,7 +402,8 @@ def _verdict(delta: float, se: float) -> str:
 
 
 def evaluate(cache: Path, users: int | None, console: Console) -> dict[str, Any]:
-    data = load(movielens_100k(cache))
+    folder = movielens_100k(cache)
+    data = load(folder)
     top, top_scores, factors = candidates_and_embeddings(data)
     user_ids = np.arange(len(data.test))
     if users is not None and users < len(user_ids):
@@ -429,7 +425,6 @@ def evaluate(cache: Path, users: int | None, console: Console) -> dict[str, Any]
             progress.advance(task)
     for row, c in enumerate(configs):
         c.results = {key: float(per_user[key][row].mean()) for key in keys}
-    folder = movielens_100k(cache)
     stamp = provenance(
         [0], {"movielens_100k": data_version(folder / f for f in MOVIELENS_FILES)},
         users=len(user_ids), user_sample_seed=0 if users is not None else None, split_seeds=list(SPLIT_SEEDS),
@@ -515,10 +510,12 @@ def report(outcome: dict[str, Any], out_dir: Path, console: Console) -> dict[str
         return rows_
 
     # The headline: settings chosen on a validation half of the users, compared on the other half.
-    splits = {seed: _halves(configs, per_user, seed) for seed in SPLIT_SEEDS}
+    users = per_user["ndcg"].shape[1]
+    validation_ndcg = {s: per_user["ndcg"][:, split_users(users, s)[0]].mean(axis=1) for s in SPLIT_SEEDS}
     heldout_ilad = {s: heldout(configs, per_user, "ilad", "ndcg", ILAD_LEVELS, s) for s in SPLIT_SEEDS}
     heldout_windowed = {
-        s: heldout(configs, per_user, "ndcg", "wilad", ndcg_levels_for(splits[s]), s) for s in SPLIT_SEEDS
+        s: heldout(configs, per_user, "ndcg", "wilad", ndcg_levels_for(validation_ndcg[s], ours), s)
+        for s in SPLIT_SEEDS
     }
     _render_heldout(
         console, heldout_ilad, "ilad", ".4f",
@@ -541,7 +538,7 @@ def report(outcome: dict[str, Any], out_dir: Path, console: Console) -> dict[str
     windowed = compare(
         "ndcg",
         "wilad",
-        ndcg_levels_for({"ndcg": [c.results["ndcg"] for c in configs], "ours": ours}),
+        ndcg_levels_for([c.results["ndcg"] for c in configs], ours),
         f"in-sample — windowed ILAD (window {FEED_WINDOW}) at equal nDCG@10 on each frontier; Δ paired over users",
         ".3f",
     )

@@ -61,14 +61,6 @@ def database_catalogs(directory: Path) -> dict[str, Catalog]:
     return catalogs
 
 
-def _first(tree: exp.Expr, kind: type[exp.Expr], ctes: set[str]) -> Any:
-    for node in tree.find_all(kind):
-        if isinstance(node, exp.Table) and (node.name.lower() in ctes or not isinstance(node.this, exp.Identifier)):
-            continue
-        return node
-    return None
-
-
 class Inapplicable(Exception):
     """This mutation does not apply to this query (e.g. JOIN ON in a query without a join)."""
 
