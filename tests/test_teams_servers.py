@@ -39,6 +39,19 @@ def test_team_with_servers_cannot_be_deleted(client: TestClient, api: Api, token
     assert "still owns 1 server" in response.json()["error"]
 
 
+def test_team_that_owned_servers_before_is_kept(client: TestClient, api: Api, tokens: Tokens) -> None:
+    """A 500 (foreign key of the ownership history) before: now a 409 that says why."""
+    api.team("ads-eng")
+    api.team("search")
+    api.server("dev.bastion/ads", "ads-eng")
+    moved = client.patch("/admin/v1/servers/dev.bastion/ads", json={"team": "search"}, headers=tokens.admin)
+    assert moved.status_code == 200, moved.text
+    response = client.delete("/admin/v1/teams/ads-eng", headers=tokens.admin)
+    assert response.status_code == 409
+    assert "ownership history" in response.json()["error"]
+    assert client.get("/admin/v1/teams/ads-eng", headers=tokens.admin).status_code == 200
+
+
 @pytest.mark.parametrize(
     ("patch", "field", "reason"),
     [

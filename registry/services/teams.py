@@ -7,7 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from governance import Principal
-from registry.db.models import Server, Team
+from registry.db.models import Server, ServerOwnership, Team
 from registry.errors import Conflict, Forbidden
 from registry.schemas.admin import TeamCreate, TeamOut, TeamUpdate
 from registry.schemas.base import Page
@@ -63,6 +63,15 @@ def delete_team(session: Session, actor: Principal, name: str) -> None:
     owned = session.scalar(select(func.count()).select_from(Server).where(Server.team_id == team.id))
     if owned:
         raise Conflict(f"team {name!r} still owns {owned} server(s); move or delete them first", field="name")
+    owned_before = session.scalar(
+        select(func.count()).select_from(ServerOwnership).where(ServerOwnership.team_id == team.id)
+    )
+    if owned_before:
+        # Separation of duties reads every past owner of a server: that history is kept, so is the team.
+        raise Conflict(
+            f"team {name!r} owned servers before (ownership history of {owned_before} server(s)); it is kept",
+            field="name",
+        )
     session.delete(team)
     record_event(session, actor, "team.delete", name)
 
