@@ -13,6 +13,16 @@ $(STAMP): pyproject.toml
 	# torch first, pinned: the CPU build on this disk (a later, unpinned resolve would pull CUDA).
 	$(BIN)/python -m pip install --quiet 'torch==2.13.0'
 	$(BIN)/python -m pip install --quiet -e '.[dev,eval]'
+	# A Chromium for the chat panel's browser test (tests/test_chat_web.py); optional where apt is not ours.
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing chromium (apt) for the browser tests"; \
+		{ apt-get install -y -qq chromium >/dev/null 2>&1 || \
+		  { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1; }; } || \
+		echo "could not install chromium with apt; tests/test_chat_web.py will be skipped"; \
+	else \
+		echo "no /usr/bin/chromium (and not root with apt-get): tests/test_chat_web.py will be skipped"; \
+	fi
 	@touch $(STAMP)
 
 install: $(STAMP)

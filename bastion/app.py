@@ -7,12 +7,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from fastapi import FastAPI
 from mcp.server.mcpserver import MCPServer
 
 import registry.api
 from bastion import __version__
 from bastion.builtins import build_all
+from bastion.chat_api import ChatRuntime
+from bastion.chat_api import router as chat_router
 from registry.context import RegistryContext
 from registry.gateway import Gateway
 from registry.settings import RegistrySettings
@@ -31,10 +34,14 @@ def create_app(
         ctx, builtins if builtins is not None else build_all(ctx), version=__version__, freeze_heap=freeze_heap
     )
 
+    chat = ChatRuntime(ctx)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with gateway.run():
+        async with gateway.run(), anyio.create_task_group() as tasks:
+            await tasks.start(chat.run)
             yield
+            tasks.cancel_scope.cancel()
         ctx.db.dispose()
 
     app = FastAPI(
@@ -46,4 +53,6 @@ def create_app(
     app.state.registry = ctx
     registry.api.install(app)
     gateway.install(app)
+    app.state.chat = chat
+    app.include_router(chat_router)
     return app

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bastion import inference_cli, knowledge_cli, parity_cli, sql_cli
+from bastion import chat_cli, inference_cli, knowledge_cli, parity_cli, sql_cli
 from bastion.console import err, fail, out
 from bastion.dedupe_cli import dedupe_app
 from governance import SYSTEM, Classification, Role
@@ -29,6 +29,7 @@ eval_app = typer.Typer(no_args_is_help=True, help="Evaluations (tables and plots
 app.add_typer(eval_app, name="eval")
 app.add_typer(mcp_app, name="mcp")
 app.add_typer(audit_app, name="audit")
+app.command("chat")(chat_cli.chat)
 app.add_typer(dedupe_app, name="dedupe")
 app.add_typer(knowledge_cli.demo_app, name="demo")
 app.add_typer(knowledge_cli.search_app, name="search")
@@ -82,6 +83,15 @@ def serve(
     out.print(f"  admin API     {base}/admin/v1")
     out.print(f"  health        {base}/healthz")
     out.print(f"  metrics       {base}/metrics")
+    out.print(f"  chat          {base}/v1/chat (terminal: BASTION_TOKEN=… bastion chat; web: the page's Chat panel)")
+    from embeddings.settings import LLMSettings
+
+    llm = LLMSettings()
+    if llm.configured:
+        out.print(f"  LLM           {llm.model} at {llm.base_url}", highlight=False)
+    else:
+        out.print("  LLM           none (BASTION_LLM_BASE_URL, BASTION_LLM_MODEL): chat in direct tool mode (/call), "
+                  "sql__ask retrieval-only")  # fmt: skip
     if print_dev_token:
         admin = settings.admin_groups[0] if settings.admin_groups else "bastion-admins"
         token = mint_token(settings, user="dev-admin", groups=[admin], clearance="restricted")
@@ -337,6 +347,23 @@ def audit_tail(
         for event in fetch(last):
             show(event)
             last = event.id
+
+
+@eval_app.command("chat")
+def eval_chat(
+    only: Annotated[str | None, typer.Option(help="Only scenarios whose name contains this")] = None,
+    results: Annotated[Path, typer.Option("--out", help="Where the JSON goes")] = Path("bench/results"),
+) -> None:
+    """The chat agent's scenarios: against BASTION_LLM_* when set, else the scripted LLM (labelled as such)."""
+    from bastion.chat_eval import evaluate, report
+
+    result = evaluate(RegistrySettings().data_dir, only)
+    if not result["scenarios"]:
+        fail("no scenario matched --only")
+    report(result)
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "eval_chat.json").write_text(json.dumps(result, indent=2, default=str))
+    out.print(f"[dim]{results / 'eval_chat.json'}[/]")
 
 
 @eval_app.command("rerank")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from bench import (
+    chat_bench,
     dedupe_bench,
     embeddings_bench,
     fullpath_bench,
@@ -26,6 +27,7 @@ BENCHMARKS = {
     "parity": parity_bench.main,
     "inference": inference_bench.main,
     "fullpath": fullpath_bench.main,
+    "chat": chat_bench.main,
 }
 
 

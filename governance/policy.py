@@ -6,6 +6,7 @@ the first failing check names the rule that denied it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
@@ -107,23 +108,24 @@ def evaluate(
     server: ServerFacts,
     rules: list[PolicyRule],
     tool: ToolFacts | None = None,
-    client: ClientRule | None = None,
+    client: ClientRule | Sequence[ClientRule] | None = None,
 ) -> Decision:
-    """Decide whether ``principal`` may use ``server`` (and ``tool`` when given)."""
+    """Decide whether ``principal`` may use ``server`` (and ``tool`` when given).
+
+    ``client`` may be several rules (a platform client calling on behalf of another): each must allow."""
     trail = _Trail()
 
     if server.published_version is None:
         return trail.deny("lifecycle", f"server {server.name} has no approved version")
     trail.ok(f"server {server.name} is approved (version {server.published_version})")
 
-    if client is not None:
-        if client.servers is not None and server.name not in client.servers:
-            return trail.deny("client.scope", f"client {client.client_id} is limited to {_groups_text(client.servers)}")
-        if client.environment is Environment.PROD and server.environment is Environment.DEV:
-            return trail.deny(
-                "client.environment", f"client {client.client_id} is a prod client; {server.name} is a dev server"
-            )
-        trail.ok(f"client {client.client_id} may reach {server.name}")
+    for client_rule in [client] if isinstance(client, ClientRule) else list(client or []):
+        name = client_rule.client_id
+        if client_rule.servers is not None and server.name not in client_rule.servers:
+            return trail.deny("client.scope", f"client {name} is limited to {_groups_text(client_rule.servers)}")
+        if client_rule.environment is Environment.PROD and server.environment is Environment.DEV:
+            return trail.deny("client.environment", f"client {name} is a prod client; {server.name} is a dev server")
+        trail.ok(f"client {name} may reach {server.name}")
 
     if principal.server_scope is not None:
         if server.name not in principal.server_scope:

@@ -29,6 +29,9 @@ class Principal(BaseModel):
     # The OAuth client (`azp`/`client_id`) or the API key the call came through.
     client_id: str | None = None
     auth_method: Literal["jwt", "api_key", "system"] = "jwt"
+    # When one of the platform's own clients (the chat agent) calls on the user's behalf, `client_id` is that
+    # client and this is the client the user came through; the rules of both apply.
+    origin_client_id: str | None = None
     # An API key may be scoped to named servers; None means no key-level restriction.
     server_scope: frozenset[str] | None = None
 

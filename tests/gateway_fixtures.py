@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from bastion.app import create_app
+from bastion.live import free_port
 from registry.context import RegistryContext
 from registry.settings import RegistrySettings
-from tests.gateway_harness import Gateway, LiveServer, RemoteUpstream, free_port, ops_server, ops_state
+from tests.gateway_harness import Gateway, LiveServer, RemoteUpstream, ops_server, ops_state
 
 GATEWAY_TOKEN = "gateway-own-credential-" + "z" * 20
 

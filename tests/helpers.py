@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -99,3 +100,36 @@ class Api:
             else f"/admin/v1/servers/{server}/policy"
         )
         return self._ok(self.client.put(path, json=body, headers=self.tokens.admin), 200)
+
+
+def serve_with_dev_token(env: dict[str, str], port: int, cwd: Path, log: Any = None) -> tuple[Any, str, str]:
+    """`bastion serve --print-dev-token` as `make run` starts it: (process, base URL, dev admin token), healthy."""
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bastion", "serve", "--print-dev-token"],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=log if log is not None else subprocess.STDOUT,
+        text=True,
+    )
+    token = ""
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "dev admin token" in line:
+            token = proc.stdout.readline().strip()
+            break
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{base}/healthz").status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.2)
+    return proc, base, token

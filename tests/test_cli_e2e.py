@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 
 from registry.db.models import Base, Server, ServerVersion
+from tests.helpers import serve_with_dev_token
 
 ROOT = Path(__file__).parent.parent
 BASTION = [sys.executable, "-m", "bastion"]
@@ -95,30 +95,7 @@ def served(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[str
     env = env_for(tmp_path, **extra)
     assert run(env, "db", "upgrade").returncode == 0
     assert run(env, "registry", "seed").returncode == 0
-    proc = subprocess.Popen(
-        [*BASTION, "serve", "--print-dev-token"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    lines: list[str] = []
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        lines.append(line)
-        if "dev admin token" in line:
-            lines.append(proc.stdout.readline())
-            break
-    token = lines[-1].strip()
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz").status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.2)
+    proc, base, token = serve_with_dev_token(env, port, ROOT)
     yield base, token, env
     proc.terminate()
     proc.wait(timeout=10)

@@ -13,6 +13,7 @@ import duckdb
 import httpx
 import pytest
 
+from bastion.live import free_port
 from embeddings.bm25 import BM25, tokenize
 from embeddings.connectors import SourceError, read_schema
 from embeddings.demo import warehouse
@@ -27,7 +28,6 @@ from embeddings.retrieval import RetrievalError, Retriever, TableFilters
 from embeddings.settings import DEMO_DIR, LLMSettings
 from embeddings.store import VectorStore, client_for
 from governance.catalog import Catalog, Column, Table
-from tests.gateway_harness import free_port
 from tests.knowledge_fixtures import Demo, Knowledge, demo_settings, index_settings
 from tests.llm_server import scripted_llm
 

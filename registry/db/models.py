@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -314,6 +315,8 @@ class AuditEvent(Base):
     subject: Mapped[str] = mapped_column(String(200))
     groups: Mapped[list[str]] = mapped_column(JSONType, default=list)
     client_id: Mapped[str | None] = mapped_column(String(200))
+    # The client the user came through when a platform client (the chat agent) called on their behalf.
+    origin_client_id: Mapped[str | None] = mapped_column(String(200))
     server: Mapped[str | None] = mapped_column(String(200))
     tool: Mapped[str | None] = mapped_column(String(64))
     arguments: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
@@ -384,3 +387,61 @@ class AdminEvent(Base):
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str] = mapped_column(String(300))
     details: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+
+class ChatSession(Base):
+    """A conversation with the chat agent: one user's, optionally limited to some servers (its scope)."""
+
+    __tablename__ = "chat_sessions"
+    __table_args__ = (Index("ix_chat_sessions_owner_updated", "owner", "updated_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(String(200), default="")
+    # Server names the session may use; None: whatever the user may use.
+    scope: Mapped[list[str] | None] = mapped_column(JSONType)
+    # idle | awaiting_approval (proposals wait for a decision)
+    status: Mapped[str] = mapped_column(String(32), default="idle")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class ChatMessage(Base):
+    """One message of a session, in the OpenAI chat format (user, assistant with tool calls, tool, notice)."""
+
+    __tablename__ = "chat_messages"
+    __table_args__ = (Index("ix_chat_messages_session_seq", "session_id", "seq", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("chat_sessions.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(16))
+    body: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ChatToolCall(Base):
+    """A tool call the agent made or proposed in a session, with its outcome through the gateway."""
+
+    __tablename__ = "chat_tool_calls"
+    __table_args__ = (Index("ix_chat_tool_calls_session_status", "session_id", "status"),)
+
+    id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("chat_sessions.id", ondelete="CASCADE"))
+    turn: Mapped[int] = mapped_column(Integer)
+    # The model's id for the call (the tool message in the conversation answers it).
+    call_id: Mapped[str] = mapped_column(String(80))
+    tool: Mapped[str] = mapped_column(String(200))
+    # Redacted for display.
+    arguments: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # The exact arguments of a call still waiting for a decision (cleared once it is decided).
+    pending_arguments: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # ok | error | denied | not_run | awaiting_user | awaiting_approval | rejected
+    status: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(String(1000), default="")
+    rule: Mapped[str | None] = mapped_column(String(200))
+    approval_id: Mapped[str | None] = mapped_column(String(36))
+    request_state: Mapped[str | None] = mapped_column(String(4000))
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -9,6 +9,7 @@ and unknown ones too), authorised again, approved by a person when policy or ann
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -33,7 +34,7 @@ from registry.gateway.probes import Probes
 from registry.gateway.ratelimit import Bucket, RateLimiter
 from registry.gateway.upstreams import Upstream, error_result
 from registry.schemas.names import namespaced_tool_name, split_namespaced_tool_name
-from registry.services.facts import MISSING, ServerEntry, ToolEntry, client_rule
+from registry.services.facts import MISSING, ServerEntry, ToolEntry, client_rule, client_rules
 
 log = logging.getLogger("bastion.gateway")
 
@@ -145,7 +146,7 @@ class GatewayCore:
         return f"gateway:view:{principal_key(principal)}:{short or '*'}:{self.probes.drift_epoch}"
 
     def build_view(self, session: Session, principal: Principal, short: str | None) -> View:
-        client = client_rule(self.ctx.facts, session, principal.client_id)
+        client = client_rules(self.ctx.facts, session, principal)
         entries = self.entries_for(session, short)
         routes: dict[str, Route] = {}
         tools: list[types.Tool] = []
@@ -241,7 +242,7 @@ class GatewayCore:
             tool = entry.tools.get(tool_name)
             if tool is None:
                 return "unknown-tool", f"unknown tool {label}: {entry.name} has no published tool {shown(tool_name)}"
-            client = client_rule(self.ctx.facts, session, principal.client_id)
+            client = client_rules(self.ctx.facts, session, principal)
             decision = evaluate(principal, entry.facts, list(entry.rules), tool.facts, client)
             if not decision.allowed:
                 return decision.denied_by or "policy", f"denied by rule {decision.denied_by}: {decision.reasons[-1]}"
@@ -277,6 +278,7 @@ class GatewayCore:
             "subject": principal.subject if principal else "gateway",
             "groups": sorted(principal.groups) if principal else [],
             "client_id": principal.client_id if principal else None,
+            "origin_client_id": principal.origin_client_id if principal else None,
             "server": server,
             "tool": tool,
             "arguments": stored,
@@ -459,10 +461,17 @@ class GatewayCore:
             self.metrics.errors.labels(entry.name, tool.name, kind).inc()
         return result
 
+    def _client_rule(self, client_id: str, session: Session) -> ClientRule | None:
+        return client_rule(self.ctx.facts, session, client_id)
+
     async def _decide(self, principal: Principal, entry: ServerEntry, tool: ToolEntry) -> Decision:
-        key = f"client:{principal.client_id}"
-        client = self.ctx.facts.peek(key) if principal.client_id else None
-        if client is MISSING:
-            client = await self._db(lambda s: client_rule(self.ctx.facts, s, principal.client_id))
-        rule: ClientRule | None = client
-        return evaluate(principal, entry.facts, list(entry.rules), tool.facts, rule)
+        rules: list[ClientRule] = []
+        for client_id in (principal.client_id, principal.origin_client_id):
+            if client_id is None:
+                continue
+            found: ClientRule | None = self.ctx.facts.peek(f"client:{client_id}")
+            if found is MISSING:
+                found = await self._db(functools.partial(self._client_rule, client_id))
+            if found is not None:
+                rules.append(found)
+        return evaluate(principal, entry.facts, list(entry.rules), tool.facts, rules)

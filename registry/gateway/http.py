@@ -14,11 +14,12 @@ from starlette.types import Receive, Scope, Send
 from governance import Principal, evaluate
 from registry.auth import authenticate
 from registry.auth.apikeys import looks_like_key
+from registry.auth.internal import INTERNAL_CLIENT_HEADER, internal_client
 from registry.auth.principals import bearer_token, principal_from_claims
 from registry.errors import RegistryError, Unauthorized
 from registry.gateway.core import GatewayCore, principal_key
 from registry.gateway.server import PRINCIPAL_KEY, VIEW_KEY
-from registry.services.facts import client_rule
+from registry.services.facts import client_rules
 
 WELL_KNOWN = "/.well-known/oauth-protected-resource"
 
@@ -80,8 +81,9 @@ class GatewayEndpoint:
                 entry = facts.server(session, name) if name else None
                 if entry is None:
                     return 404, f"no server with short name {short!r}"
-                client = client_rule(facts, session, principal.client_id)
-                decision = evaluate(principal, entry.facts, list(entry.rules), None, client)
+                decision = evaluate(
+                    principal, entry.facts, list(entry.rules), None, client_rules(facts, session, principal)
+                )
             if decision.allowed:
                 return None
             return 403, f"denied by rule {decision.denied_by}: {decision.reasons[-1]}"
@@ -95,6 +97,12 @@ class GatewayEndpoint:
         resource_path = path
         try:
             principal = await self.authenticate(headers.get("authorization"))
+            if (proof := headers.get(INTERNAL_CLIENT_HEADER)) is not None:
+                # The chat service, calling as the user: audited and governed as its own client.
+                client = internal_client(self.core.settings, proof, bearer_token(headers.get("authorization")))
+                # Its calls are audited and governed as its own client's, and the rules of the client the
+                # user came through still apply (governance.Principal.origin_client_id).
+                principal = principal.model_copy(update={"client_id": client, "origin_client_id": principal.client_id})
         except Unauthorized as exc:
             challenge = (
                 f'Bearer resource_metadata="{metadata_url(self.core.settings.effective_public_url, resource_path)}"'

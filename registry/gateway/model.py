@@ -49,7 +49,7 @@ class Outcome:
 
 def principal_key(p: Principal) -> str:
     scope = ",".join(sorted(p.server_scope)) if p.server_scope is not None else "*"
-    raw = f"{p.subject}|{','.join(sorted(p.groups))}|{p.clearance.value}|{p.client_id}|{scope}"
+    raw = f"{p.subject}|{','.join(sorted(p.groups))}|{p.clearance.value}|{p.client_id}|{p.origin_client_id}|{scope}"
     return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
 

@@ -427,6 +427,9 @@ class AuditEventOut(ApiModel):
     subject: str
     groups: list[str]
     client_id: str | None
+    origin_client_id: str | None = Field(
+        None, description="The client the user came through, when the chat agent called on their behalf"
+    )
     server: str | None
     tool: str | None
     arguments: dict[str, Any] | None

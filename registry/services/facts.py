@@ -17,7 +17,16 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from governance import Classification, ClientRule, Environment, PolicyRule, ServerFacts, TeamFacts, ToolFacts
+from governance import (
+    Classification,
+    ClientRule,
+    Environment,
+    PolicyRule,
+    Principal,
+    ServerFacts,
+    TeamFacts,
+    ToolFacts,
+)
 from registry.db import revision
 from registry.db.models import ClientPolicy, Policy, Server, ServerVersion, Team, Tool, ToolSetting
 from registry.schemas.tools import annotations_from_mcp
@@ -202,6 +211,12 @@ class AccessFacts:
             if self._revision == seen:
                 self._other[key] = value
         return value
+
+
+def client_rules(facts: AccessFacts, session: Session, principal: Principal) -> list[ClientRule]:
+    """The rules of every client the call comes through: the client, and the one its user came through."""
+    ids = [principal.client_id, principal.origin_client_id]
+    return [rule for cid in ids if cid is not None and (rule := client_rule(facts, session, cid)) is not None]
 
 
 def client_rule(facts: AccessFacts, session: Session, client_id: str | None) -> ClientRule | None:
