@@ -100,12 +100,17 @@ def test_a_slow_tool_is_cut_at_the_call_timeout_and_the_user_is_told(
 
 def test_one_turn_at_a_time_per_session(with_llm: tuple[Gateway, ScriptedLLM, RemoteUpstream]) -> None:
     gw, llm, _ = with_llm
-    llm.script(tool_call("remote__slow", {"seconds": 0.4}), "Done.")
+
+    def slow(body: dict[str, object]) -> str:
+        time.sleep(3.0)  # the LLM thinks: the turn runs for 3 s
+        return "Done."
+
+    llm.script(slow)
     chat = ChatClient(gw.url, gw.token("pat", ["platform-eng"]))
     sid = chat.new()
     first = threading.Thread(target=chat.send, args=(sid, "slow please"))
     first.start()
-    time.sleep(0.2)
+    time.sleep(1.0)
     second = chat.send(sid, "are you there?")
     first.join()
     assert second.status_code == 409 and "already running" in second.body["error"]

@@ -150,10 +150,10 @@ def _slow_llm(env: Env, seconds: float) -> None:
 def test_fixed_busy_check_before_ownership_reveals_other_users_session(env: Env) -> None:
     ann, bob = env.chat("ann"), env.chat("bob")
     sid = ann.new()
-    _slow_llm(env, 1.5)
+    _slow_llm(env, 3.0)
     running = threading.Thread(target=ann.send, args=(sid, "think slowly"))
     running.start()
-    time.sleep(0.5)
+    time.sleep(1.0)  # well inside the 3 s turn, even on a loaded machine
     try:
         answer = bob.send(sid, "is anyone there?")
         assert answer.status_code == 404, (answer.status_code, answer.body)
