@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from mcp.server.mcpserver import MCPServer
 
 import registry.api
+import registry.api.docs
 from bastion import __version__
 from bastion.builtins import build_all
 from bastion.chat_api import ChatRuntime
@@ -49,9 +50,12 @@ def create_app(
         version=__version__,
         description="Governed MCP tool registry and gateway.",
         lifespan=lifespan,
+        docs_url=None,  # served from local assets: registry.api.docs
+        redoc_url=None,
     )
     app.state.registry = ctx
     registry.api.install(app)
+    registry.api.docs.install(app)
     gateway.install(app)
     app.state.chat = chat
     app.include_router(chat_router)

@@ -9,13 +9,36 @@ from typing import Annotated, Any
 
 import typer
 
-from bastion import chat_cli, inference_cli, knowledge_cli, parity_cli, sql_cli
+from bastion import admin_cli, chat_cli, inference_cli, knowledge_cli, parity_cli, sql_cli
 from bastion.console import err, fail, out
 from bastion.dedupe_cli import dedupe_app
 from governance import SYSTEM, Classification, Role
 from registry.errors import RegistryError
 from registry.settings import RegistrySettings
 
+
+def _quiet_help() -> None:
+    """Help as people write it: `QUESTION` and `[QUESTION]` in usage lines, no `<bool>` after a flag.
+
+    Typer 0.29 prints `{question}` for a required argument and a type after every flag; both are presentation
+    only, overridden here for every command of this CLI."""
+    from typer import core
+
+    def usage_name(self: core.TyperArgument) -> str:
+        name = self.display_name_raw.upper()
+        name = name if self.required else f"[{name}]"
+        return name + ("..." if self.nargs != 1 else "")
+
+    flag_type = core.TyperOption.display_type_rich
+
+    def option_type(self: core.TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag and not self.count else flag_type(self, ctx)
+
+    core.TyperArgument._usage_display_name = usage_name  # type: ignore[method-assign]
+    core.TyperOption.display_type_rich = option_type  # type: ignore[method-assign]
+
+
+_quiet_help()
 app = typer.Typer(no_args_is_help=True, help="Bastion: governed MCP tool registry and gateway.")
 db_app = typer.Typer(no_args_is_help=True, help="Database migrations.")
 keys_app = typer.Typer(no_args_is_help=True, help="API keys.")
@@ -30,6 +53,29 @@ app.add_typer(eval_app, name="eval")
 app.add_typer(mcp_app, name="mcp")
 app.add_typer(audit_app, name="audit")
 app.command("chat")(chat_cli.chat)
+app.command("status")(admin_cli.status)
+app.add_typer(admin_cli.servers_app, name="servers")
+app.add_typer(admin_cli.reviews_app, name="reviews")
+app.add_typer(admin_cli.approvals_app, name="approvals")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from bastion import __version__
+
+        out.print(f"bastion {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit")
+    ] = False,
+) -> None:
+    """Bastion: governed MCP tool registry and gateway."""
+
+
 app.add_typer(dedupe_app, name="dedupe")
 app.add_typer(knowledge_cli.demo_app, name="demo")
 app.add_typer(knowledge_cli.search_app, name="search")
@@ -198,6 +244,43 @@ def token(
     )
 
 
+@keys_app.command("list")
+def keys_list(
+    revoked: Annotated[bool, typer.Option("--revoked", help="Include revoked keys")] = False,
+) -> None:
+    """API keys: name, role, groups, scope, when last used (never the secret)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from registry.services import keys
+
+    ctx = _context()
+    with ctx.db.read() as session:
+        page = _guard(lambda: keys.list_keys(session, SYSTEM, 100, None))
+    shown = [k for k in page.items if revoked or k.revoked_at is None]
+    table = Table(title=f"{len(shown)} key(s)")
+    for column in ("name", "id", "role", "groups", "scope", "last used", "expires", "revoked"):
+        table.add_column(column)
+    for k in shown:
+        table.add_row(escape(k.name), k.key_id, k.role, escape(",".join(k.groups) or "—"),
+                      escape(",".join(k.server_scope) if k.server_scope is not None else "all"),
+                      k.last_used_at.isoformat(timespec="minutes") if k.last_used_at else "never",
+                      k.expires_at.isoformat(timespec="minutes") if k.expires_at else "—",
+                      k.revoked_at.isoformat(timespec="minutes") if k.revoked_at else "")  # fmt: skip
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name")]) -> None:
+    """Revoke an API key: every request with it is refused from now on."""
+    from registry.services import keys
+
+    ctx = _context()
+    with ctx.db.transaction() as session:
+        revoked = _guard(lambda: keys.revoke_key(session, SYSTEM, name))
+    out.print(f"revoked {revoked.name} ({revoked.key_id})")
+
+
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Option(help="Unique key name")],
@@ -287,7 +370,10 @@ def registry_export(
 
 @mcp_app.command("stdio")
 def mcp_stdio(
-    url: Annotated[str, typer.Option(envvar="BASTION_URL", help="Gateway MCP URL")] = "http://127.0.0.1:8400/mcp",
+    url: Annotated[
+        str | None,
+        typer.Option(envvar="BASTION_URL", help="Gateway MCP URL (default: BASTION_PUBLIC_URL or BASTION_PORT)"),
+    ] = None,
     token: Annotated[
         str, typer.Option(envvar="BASTION_TOKEN", help="Bearer token or API key", show_default=False)
     ] = "",
@@ -297,7 +383,7 @@ def mcp_stdio(
 
     if not token:
         fail("set BASTION_TOKEN (a JWT from your identity provider, or a Bastion API key)")
-    bridge(url, token)
+    bridge(url or f"{RegistrySettings().effective_public_url}/mcp", token)
 
 
 @audit_app.command("tail")

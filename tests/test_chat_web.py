@@ -306,3 +306,30 @@ def test_without_llm_direct_calls_and_parked_approvals(
     finally:
         gw.live.stop()
         ctx.db.dispose()
+
+
+def test_api_docs_render_with_no_network_but_this_server(browser: Browser, stack: Stack) -> None:
+    """/docs and /redoc render in a browser that may reach nothing but the server (air-gapped)."""
+    context = browser.new_context()
+    elsewhere: list[str] = []
+
+    def only_loopback(route: Any) -> None:
+        url = route.request.url
+        if url.startswith(stack.gw.url):
+            route.continue_()
+        else:
+            elsewhere.append(url)
+            route.abort()
+
+    context.route("**/*", only_loopback)
+    page = context.new_page()
+    try:
+        page.goto(f"{stack.gw.url}/docs")
+        page.wait_for_selector(".opblock-summary", timeout=30_000)  # Swagger UI drew the operations
+        assert page.locator(".opblock-summary").count() > 50
+        page.goto(f"{stack.gw.url}/redoc")
+        page.wait_for_selector("h1", timeout=30_000)
+        assert "Bastion" in page.locator("h1").first.inner_text()
+    finally:
+        context.close()
+    assert elsewhere == []
