@@ -10,7 +10,7 @@ from governance import Principal
 from registry.context import RegistryContext
 from registry.services import approvals
 from registry.settings import RegistrySettings
-from tests.test_cli_e2e import env_for, run
+from tests.test_cli_e2e import ROOT, env_for, run
 
 
 def test_operator_commands(tmp_path: Path) -> None:
@@ -37,8 +37,12 @@ def test_operator_commands(tmp_path: Path) -> None:
     doc["version"] = "1.0.1"
     (tmp_path / "next.json").write_text(json.dumps(doc))
     assert run(env, "registry", "import", str(tmp_path / "next.json"), "--submit").returncode == 0
+    example = run(env, "registry", "import", str(ROOT / "examples" / "server.json"), "--submit")
+    assert example.returncode == 0, example.stderr
+    assert "com.example/campaign-insights@1.0.0 (in_review, 2 tools)" in example.stdout
     queue = run(env, "reviews", "list").stdout
     assert "dev.bastion/registry" in queue and "1.0.1" in queue and "security" in queue
+    assert "com.example/campaign-insights" in queue
     own = run(env, "reviews", "decide", "dev.bastion/registry", "1.0.1", "--kind", "security", "--decision",
               "approve", "--as", "pat", "--groups", "platform-eng,bastion-reviewers")  # fmt: skip
     assert own.returncode == 1 and "separation of duties" in own.stderr
