@@ -140,7 +140,7 @@ def status(
         rows.append(("model", "serving" if serving else "none serving", f"conversion {serving or '—'}"))
     else:
         rows.append(("model", "missing", "bastion train conversion"))
-    redis_url = getattr(settings, "redis_url", None)
+    redis_url = settings.redis_url
     if redis_url:
         try:
             import redis

@@ -339,7 +339,7 @@ class _Turn:
             with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
                 await send.send(sse(event))
 
-        extra: list[dict[str, Any]] = run.pop("extra", [])
+        extra: list[dict[str, Any]] = []  # messages of this turn the agent did not write
         result = TurnResult(status="complete")
         try:
             async with send:

@@ -36,3 +36,17 @@ def test_eval_chat_counts_a_wrong_tool_choice(tmp_path: Path, monkeypatch: pytes
     result = evaluate(tmp_path)
     assert result["task_success"] == 0.0
     assert result["tool_precision"] == 0.0 and result["tool_recall"] == 0.0
+
+
+def test_eval_chat_accepts_an_alternative_tool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`a|b` accepts either tool, and the status check reads the one that was called (it read `a` only)."""
+    step = scenarios.Step(
+        user="Which of these are the same page?",
+        script=[scenarios._call("dedupe__dedupe_urls", {"urls": ["https://example.com/", "https://Example.com/"]}),
+                "Both are one page."],
+        expect=["dedupe__normalize_urls|dedupe__dedupe_urls"],
+    )  # fmt: skip
+    monkeypatch.setattr(scenarios, "SCENARIOS", [scenarios.Scenario(name="dedupe, the other way", steps=[step])])
+    monkeypatch.setattr("bastion.chat_eval.SCENARIOS", scenarios.SCENARIOS)
+    result = evaluate(tmp_path)
+    assert result["task_success"] == 1.0 and result["tool_precision"] == 1.0

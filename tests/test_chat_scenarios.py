@@ -166,8 +166,13 @@ def test_dedupe_of_a_pasted_url_list(s: Served) -> None:
     turn = s.alice.send(sid, "dedupe these:\n" + "\n".join(urls))
     [result] = turn.results
     assert result["status"] == "ok", result
-    seen = last_tool_message(s.llm)
-    assert "https://example.com/a" in seen and "utm_source" not in seen.split("normalized", 1)[-1][:0] + ""
+    # What the model was shown: the first two URLs normalise to one page, the third to another.
+    body = json.loads(last_tool_message(s.llm).split("\n", 1)[1].rsplit("\n", 1)[0])
+    assert [r["normalized"] for r in body["results"]] == [
+        "https://example.com/a",
+        "https://example.com/a",
+        "https://example.com/b",
+    ]
     assert turn.text == "Two distinct pages: /a and /b."
     assert s.audit(tool="normalize_urls", subject="alice")[0]["clientId"] == "bastion-chat"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable
@@ -83,8 +84,6 @@ def spec_of(tool: types.Tool) -> ToolSpec:
 def _text(result: types.CallToolResult) -> str:
     parts = [c.text for c in result.content if isinstance(c, types.TextContent)]
     if not parts and result.structured_content is not None:
-        import json
-
         parts = [json.dumps(result.structured_content, default=str)]
     return "\n".join(parts)
 

@@ -99,7 +99,7 @@ def current_turn(session: Session, session_id: str) -> int:
     )
 
 
-def append(session: Session, chat: ChatSession, messages: Iterable[dict[str, Any]]) -> None:
+def append(session: Session, chat: ChatSession, messages: list[dict[str, Any]]) -> None:
     seq = int(
         session.scalar(select(func.coalesce(func.max(ChatMessage.seq), 0)).where(ChatMessage.session_id == chat.id))
         or 0
@@ -142,7 +142,8 @@ def record_calls(
         row.rule = (r.rule or None) and r.rule[:200]
         row.approval_id = r.approval_id
         row.request_state = r.request_state if waiting else None
-        row.latency_ms = r.latency_ms if row.latency_ms is None or not waiting else row.latency_ms
+        if not waiting or row.latency_ms is None:  # a decided call keeps the latency of its run
+            row.latency_ms = r.latency_ms
     chat.updated_at = now
 
 
