@@ -20,7 +20,7 @@ from registry.db.models import Base
 from registry.settings import RegistrySettings, normalize_database_url
 from tests.helpers import Api, Tokens
 
-pytest_plugins = ["tests.gateway_fixtures", "tests.knowledge_fixtures"]
+pytest_plugins = ["tests.gateway_fixtures", "tests.knowledge_fixtures", "tests.browser"]
 
 TEST_SECRET = "test-secret-" + "x" * 40
 

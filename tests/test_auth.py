@@ -19,7 +19,7 @@ from bastion.app import create_app
 from registry.context import RegistryContext
 from registry.db.models import AdminEvent, ApiKey
 from registry.settings import RegistrySettings
-from tests.helpers import Tokens
+from tests.helpers import Api, Tokens
 
 
 def test_missing_token_is_401_with_challenge(client: TestClient) -> None:
@@ -57,7 +57,9 @@ def test_garbage_and_alg_none_are_refused(client: TestClient) -> None:
     assert "not accepted" in response.json()["error"]
 
 
-def test_token_claims_become_the_principal(client: TestClient, tokens: Tokens) -> None:
+def test_token_claims_become_the_principal(client: TestClient, tokens: Tokens, api: Api) -> None:
+    api.team("ads", groups=["ads-eng"])
+    api.team("growth", members=["bob"])
     me = client.get("/v1/me", headers=tokens("alice", ["ads-eng", "analysts"], clearance="confidential")).json()
     assert me == {
         "subject": "alice",
@@ -66,8 +68,10 @@ def test_token_claims_become_the_principal(client: TestClient, tokens: Tokens) -
         "roles": ["user"],
         "clientId": None,
         "authMethod": "jwt",
+        "teams": ["ads"],  # by group; ownership of the team's servers follows from it
     }
     assert client.get("/v1/me", headers=tokens.admin).json()["roles"] == ["admin", "user"]
+    assert client.get("/v1/me", headers=tokens("bob")).json()["teams"] == ["growth"]
 
 
 def test_authenticated_but_not_allowed_is_403(client: TestClient, tokens: Tokens) -> None:

@@ -8,7 +8,6 @@ to the agent the way a person would: typing, clicking Approve / Reject, reading 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -19,22 +18,16 @@ from typing import Any
 
 import anyio
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
+from tests.browser import require_chromium
 from tests.gateway_fixtures import start_gateway
 from tests.gateway_harness import Gateway, builtin_tools, ops_server, ops_state
 from tests.llm_server import ScriptedLLM, scripted_llm
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]  # fmt: skip
 SCREENSHOT = Path("/tmp/chat-panel.png")
 
-if not CHROMIUM.exists():
-    _reason = f"{CHROMIUM} is missing: the chat panel's browser tests need Chromium (`make install` adds it as root)"
-    if os.environ.get("BASTION_TEST_REQUIRE_SERVICES") == "1":
-        pytest.fail(_reason, pytrace=False)
-    pytest.skip(_reason, allow_module_level=True)
+require_chromium()  # skips the module (fails under BASTION_TEST_REQUIRE_SERVICES=1) without the browser
 
 expect.set_options(timeout=15_000)
 
@@ -83,23 +76,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> It
             ctx.db.dispose()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
 def open_page(browser: Browser, url: str, token: str, width: int = 1280, height: int = 900) -> tuple[Page, list[str]]:
     """The registry page, signed in through its token field; also the page's uncaught errors."""
     context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(f"{url}/ui/")
+    page.goto(f"{url}/ui/#/chat")
     page.get_by_label("token", exact=True).fill(token)
     page.get_by_role("button", name="Use token").click()
     expect(page.locator("#who")).to_contain_text("ann")

@@ -165,6 +165,7 @@ async def test_time_saved_report(gw: Gateway) -> None:
     assert report == [
         {
             "month": time.strftime("%Y-%m", time.gmtime()),
+            "week": None,  # grouped by month (the default)
             "team": "ads-eng",
             "server": OPS,
             "tool": "read_metric",

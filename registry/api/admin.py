@@ -11,6 +11,7 @@ from registry.api.convertors import ServerName
 from registry.api.deps import AuthenticatedRoute, Caller, DbSession, Requirements
 from registry.api.errors import error_responses
 from registry.db.models import AdminEvent
+from registry.errors import NotFound
 from registry.schemas.admin import (
     AdminEventOut,
     ApiKeyCreate,
@@ -19,6 +20,7 @@ from registry.schemas.admin import (
     PolicyOut,
     PolicyPut,
     ReviewCreate,
+    ReviewQueueItem,
     ServerCreate,
     ServerOut,
     ServerUpdate,
@@ -27,12 +29,13 @@ from registry.schemas.admin import (
     TeamOut,
     TeamUpdate,
     VersionCreate,
+    VersionDiff,
     VersionOut,
     VersionSummary,
     VersionUpdate,
 )
 from registry.schemas.base import JsonObject, Page
-from registry.services import keys, policies, servers, teams, transfer, versions
+from registry.services import keys, policies, reviews, servers, teams, transfer, versions
 from registry.services.common import (
     MAX_LIMIT,
     check_limit,
@@ -129,6 +132,26 @@ def get_version(
     session: DbSession, caller: Caller, requirements: Requirements, name: ServerName, version: str
 ) -> VersionOut:
     return versions.read_version(session, caller, name, version, requirements)
+
+
+@router.get(
+    "/servers/{name:server}/versions/{version}/diff",
+    response_model=VersionDiff,
+    summary="Each tool against the previous approved version, with poisoning-lint findings",
+    responses=error_responses(404, 422),
+)
+def diff_version(session: DbSession, caller: Caller, name: ServerName, version: str) -> VersionDiff:
+    return reviews.version_diff(session, caller, name, version)
+
+
+@router.get(
+    "/reviews",
+    response_model=list[ReviewQueueItem],
+    summary="Versions in review, with the reviews they still need and whether you may review them",
+    responses=error_responses(403),
+)
+def review_queue(session: DbSession, caller: Caller, requirements: Requirements) -> list[ReviewQueueItem]:
+    return reviews.review_queue(session, caller, requirements)
 
 
 @router.patch(
@@ -279,14 +302,35 @@ def revoke_key(session: DbSession, caller: Caller, name: str) -> ApiKeyOut:
     "/events",
     response_model=Page[AdminEventOut],
     summary="Administrative change log (newest first)",
-    responses=error_responses(400, 403, 422),
+    responses=error_responses(400, 403, 404, 422),
 )
 def list_events(
-    session: DbSession, caller: Caller, limit: int = Limit, cursor: str | None = Cursor
+    session: DbSession,
+    caller: Caller,
+    limit: int = Limit,
+    cursor: str | None = Cursor,
+    server: str | None = Query(
+        None,
+        min_length=1,
+        max_length=200,
+        description="Only this server's changes (owners and reviewers may read these)",
+    ),
 ) -> Page[AdminEventOut]:
-    require_admin(caller, "read the change log")
     limit = check_limit(limit)
     stmt = select(AdminEvent).order_by(AdminEvent.id.desc()).limit(limit + 1)
+    if server is None:
+        require_admin(caller, "read the whole change log")
+    else:
+        try:
+            name = visible_server_or_404(session, caller, server).name
+        except NotFound as exc:
+            raise NotFound(exc.message, field="server") from None
+        escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        stmt = stmt.where(  # the server, its versions (name@version) and its tools' policies (name/tool)
+            (AdminEvent.target == name)
+            | AdminEvent.target.like(f"{escaped}@%", escape="\\")
+            | AdminEvent.target.like(f"{escaped}/%", escape="\\")
+        )
     after = decode_cursor(cursor, int)
     if after:
         stmt = stmt.where(AdminEvent.id < after[0])

@@ -6,12 +6,12 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from registry.api.deps import AuthenticatedRoute, Caller, bearer_scheme
+from registry.api.deps import AuthenticatedRoute, bearer_scheme
 from registry.api.errors import error_responses
 from registry.api.handler import respond
 from registry.errors import Unauthorized
 from registry.schemas.clients import AuthzCheckRequest, AuthzCheckResponse, CatalogOut, WhoAmI
-from registry.services.common import MAX_LIMIT
+from registry.services.common import MAX_LIMIT, team_names_of
 
 router = APIRouter(
     prefix="/v1",
@@ -52,13 +52,18 @@ async def authz_check(request: Request, body: AuthzCheckRequest) -> Response:
     return await respond(request, lambda session, caller: access.check(session, _required(caller), body))
 
 
-@router.get("/me", summary="Who the registry thinks you are", response_model=WhoAmI)
-async def me(caller: Caller) -> WhoAmI:
-    return WhoAmI(
-        subject=caller.subject,
-        groups=sorted(caller.groups),
-        clearance=caller.clearance,
-        roles=sorted(r.value for r in caller.roles),
-        client_id=caller.client_id,
-        auth_method=caller.auth_method,
-    )
+@router.get("/me", summary="Who the registry thinks you are, and the teams you belong to", response_model=WhoAmI)
+async def me(request: Request) -> Response:
+    def who(session: Any, caller: Any) -> WhoAmI:
+        caller = _required(caller)
+        return WhoAmI(
+            subject=caller.subject,
+            groups=sorted(caller.groups),
+            clearance=caller.clearance,
+            roles=sorted(r.value for r in caller.roles),
+            client_id=caller.client_id,
+            auth_method=caller.auth_method,
+            teams=team_names_of(session, caller),
+        )
+
+    return await respond(request, who)

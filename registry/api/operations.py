@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Literal
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
@@ -62,7 +62,12 @@ async def _flush_audit(request: Request) -> None:
 def list_approvals(
     session: DbSession,
     caller: Caller,
-    status_filter: str | None = Query(None, alias="status", pattern="^(pending|approved|rejected|consumed|expired)$"),
+    status_filter: str | None = Query(
+        None,
+        alias="status",
+        pattern="^(pending|approved|rejected|consumed|expired|decided)$",
+        description="decided: every approval someone approved or rejected (the history)",
+    ),
     server: str | None = Query(None),
     limit: int = Limit,
     cursor: str | None = Cursor,
@@ -142,16 +147,17 @@ async def export_audit(request: Request, f: audit.AuditFilter = Depends(_filter)
 
 @router.get(
     "/reports/time-saved",
-    summary="Minutes saved per month, team and tool",
+    summary="Minutes saved per month (or week), team and tool",
     responses={200: {"model": list[TimeSavedRow]}, **error_responses(403, 422)},
 )
 async def time_saved(
     request: Request,
     since: Instant | None = Query(None, description="RFC 3339 time: calls at or after it"),
     until: Instant | None = Query(None, description="RFC 3339 time: calls before it"),
+    by: Literal["month", "week"] = Query("month", description="Group by calendar month or ISO week"),
 ) -> Response:
     await _flush_audit(request)
-    return await respond(request, lambda session, caller: audit.time_saved(session, caller, since, until))  # type: ignore[arg-type]
+    return await respond(request, lambda session, caller: audit.time_saved(session, caller, since, until, by))  # type: ignore[arg-type]
 
 
 # --- client policies and tool settings -------------------------------------------------------

@@ -17,12 +17,14 @@ from datetime import UTC, datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from governance import SYSTEM
 from registry.db import Database, revision
 from registry.db.models import Server
 from registry.gateway import dbio
 from registry.gateway.model import Served
 from registry.gateway.upstreams import Upstream, UpstreamError
 from registry.schemas.tools import served_hash
+from registry.services.common import record_event
 from registry.services.facts import ServerEntry, ToolEntry
 
 log = logging.getLogger("bastion.gateway")
@@ -120,3 +122,14 @@ def _store(session: Session, entry: ServerEntry, status: str, latency: float, er
     if previous != status:
         # Discovery shows health; a changed status must not wait for an unrelated change.
         revision.mark_changed(session)
+        # The change log keeps the server's health history (transitions, not every probe).
+        record_event(
+            session,
+            SYSTEM,
+            "server.health",
+            entry.name,
+            status=status,
+            previous=previous,
+            latencyMs=round(latency, 1),
+            error=error[:500] if error else None,
+        )

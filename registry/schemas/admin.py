@@ -181,7 +181,9 @@ class ServerOut(ServerFields):
     short_name: str
     team: str
     effective_support_channel: str
-    latest_version: str | None = None
+    latest_version: str | None = Field(None, description="The version clients get (latest approved)")
+    newest_version: str | None = Field(None, description="The highest version, whatever its status")
+    newest_status: VersionStatus | None = None
     health: Health
     created_at: datetime
     updated_at: datetime
@@ -412,6 +414,9 @@ class ApprovalOut(ApiModel):
     decided_at: datetime | None
     note: str | None
     consumed_at: datetime | None
+    call_outcome: str | None = Field(
+        None, description="Outcome of the call the approval let through (ok, error, ...), once it ran"
+    )
 
 
 class ApprovalDecision(ApiModel):
@@ -447,9 +452,57 @@ class AuditEventOut(ApiModel):
 
 
 class TimeSavedRow(ApiModel):
-    month: str
+    month: str = Field(description="YYYY-MM; with by=week, the month the week starts in")
+    week: str | None = Field(None, description="ISO week (YYYY-Www) when grouped by week")
     team: str
     server: str
     tool: str
     calls: int
     minutes_saved: float
+
+
+# --- reviews ----------------------------------------------------------------------------------------------
+
+
+class ReviewQueueItem(ApiModel):
+    server: str
+    version: str
+    team: str
+    classification: Classification
+    tool_count: int
+    submitted_by: str
+    submitted_at: datetime
+    required_reviews: list[ReviewKind]
+    missing_reviews: list[ReviewKind]
+    reviewed_by: list[str]
+    can_review: bool = Field(description="Whether the caller may review it")
+    cannot_review_reason: str | None = Field(None, description="Why not (separation of duties)")
+
+
+class FieldChange(ApiModel):
+    field: str
+    before: Any = None
+    after: Any = None
+
+
+class LintFindingOut(ApiModel):
+    field: str
+    rule: str
+    message: str
+
+
+class ToolChange(ApiModel):
+    name: str
+    change: Literal["added", "removed", "changed", "unchanged"]
+    before_hash: str | None = None
+    after_hash: str | None = None
+    fields: list[FieldChange] = Field(default_factory=list)
+    lint: list[LintFindingOut] = Field(default_factory=list, description="Poisoning-lint findings on its texts now")
+
+
+class VersionDiff(ApiModel):
+    server: str
+    version: str
+    status: VersionStatus
+    against: str | None = Field(description="The previous approved version compared with; null for a first version")
+    tools: list[ToolChange]

@@ -63,3 +63,4 @@ class WhoAmI(ApiModel):
     roles: list[str]
     client_id: str | None
     auth_method: Literal["jwt", "api_key", "system"]
+    teams: list[str] = Field(default_factory=list, description="Teams you belong to (you own their servers)")

@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from governance import Principal, arguments_hash, redact
-from registry.db.models import Approval, Server
+from registry.db.models import Approval, AuditEvent, Server
 from registry.errors import Conflict, Forbidden, NotFound
 from registry.schemas.admin import ApprovalDecision, ApprovalOut
 from registry.schemas.base import Page
@@ -31,6 +31,7 @@ from registry.services.common import (
 )
 
 PENDING, APPROVED, REJECTED, CONSUMED, EXPIRED = "pending", "approved", "rejected", "consumed", "expired"
+DECIDED = "decided"  # a filter, not a status: every approval someone decided
 
 
 def park(
@@ -66,13 +67,27 @@ def park(
     return approval
 
 
-def _out(approval: Approval) -> ApprovalOut:
+def _out(approval: Approval, call_outcome: str | None = None) -> ApprovalOut:
     status = approval.status
     if status in (PENDING, APPROVED) and approval.expires_at <= datetime.now(UTC):
         status = EXPIRED
     out = ApprovalOut.model_validate(approval)
     out.status = status
+    out.call_outcome = call_outcome
     return out
+
+
+def _call_outcomes(session: Session, ids: list[str]) -> dict[str, str]:
+    """The outcome of the call each (consumed) approval let through, from the audit log."""
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(AuditEvent.approval_id, AuditEvent.outcome)
+        .where(AuditEvent.approval_id.in_(ids), AuditEvent.kind == "call")
+        .order_by(AuditEvent.id)
+    )
+    # The last row wins: the one written when the approved call ran.
+    return {approval_id: outcome for approval_id, outcome in rows if approval_id}
 
 
 def list_approvals(
@@ -85,6 +100,8 @@ def list_approvals(
         stmt = stmt.where(Approval.status.in_([PENDING, APPROVED]), Approval.expires_at <= now)
     elif status in (PENDING, APPROVED):
         stmt = stmt.where(Approval.status == status, Approval.expires_at > now)
+    elif status == DECIDED:
+        stmt = stmt.where(Approval.decided_at.is_not(None))
     elif status is not None:
         stmt = stmt.where(Approval.status == status)
     if server:
@@ -99,8 +116,9 @@ def list_approvals(
             (Approval.created_at < after[0]) | ((Approval.created_at == after[0]) & (Approval.id < after[1]))
         )
     rows, next_cursor = page_of(list(session.scalars(stmt)), limit, lambda a: [a.created_at.isoformat(), a.id])
+    outcomes = _call_outcomes(session, [a.id for a in rows if a.consumed_at is not None])
     return Page[ApprovalOut](
-        items=[_out(a) for a in rows],
+        items=[_out(a, outcomes.get(a.id)) for a in rows],
         next_cursor=next_cursor,
     )
 

@@ -6,8 +6,8 @@ import csv
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime, timedelta
+from typing import Any, Literal
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
@@ -136,16 +136,21 @@ def export_csv(session: Session, actor: Principal, f: AuditFilter, batch: int = 
 
 
 def time_saved(
-    session: Session, actor: Principal, since: datetime | None, until: datetime | None
+    session: Session,
+    actor: Principal,
+    since: datetime | None,
+    until: datetime | None,
+    by: Literal["month", "week"] = "month",
 ) -> list[TimeSavedRow]:
-    """Minutes saved by successful calls, per month, team and tool (owners' own estimates)."""
+    """Minutes saved by successful calls, per month (or ISO week), team and tool (owners' own estimates)."""
+    # Grouped by day in SQL, folded into periods here: ISO weeks are spelled differently by each database.
     if session.get_bind().dialect.name == "postgresql":
-        month = func.to_char(AuditEvent.at, "YYYY-MM")
+        day = func.to_char(AuditEvent.at, "YYYY-MM-DD")
     else:
-        month = func.strftime("%Y-%m", AuditEvent.at)
+        day = func.strftime("%Y-%m-%d", AuditEvent.at)
     stmt = (
         select(
-            month.label("month"),
+            day.label("day"),
             Team.name.label("team"),
             AuditEvent.server,
             AuditEvent.tool,
@@ -155,16 +160,33 @@ def time_saved(
         .join(Server, Server.name == AuditEvent.server)
         .join(Team, Team.id == Server.team_id)
         .where(AuditEvent.kind == "call", AuditEvent.outcome == "ok")
-        .group_by(month, Team.name, AuditEvent.server, AuditEvent.tool)
-        .order_by(month, Team.name, AuditEvent.server, AuditEvent.tool)
+        .group_by(day, Team.name, AuditEvent.server, AuditEvent.tool)
     )
     stmt = _scoped(session, actor, stmt, AuditFilter(since=since, until=until))
+    totals: dict[tuple[str, str | None, str, str, str], list[float]] = {}
+    for r in session.execute(stmt):
+        month, week = _period(r.day, by)
+        total = totals.setdefault((month, week, r.team, r.server, r.tool), [0, 0.0])
+        total[0] += r.calls
+        total[1] += float(r.minutes)
     return [
-        TimeSavedRow(
-            month=r.month, team=r.team, server=r.server, tool=r.tool, calls=r.calls, minutes_saved=float(r.minutes)
-        )
-        for r in session.execute(stmt)
+        TimeSavedRow(month=month, week=week, team=team, server=server, tool=tool, calls=int(calls), minutes_saved=mins)
+        for (month, week, team, server, tool), (calls, mins) in sorted(totals.items(), key=lambda kv: _order(kv[0]))
     ]
+
+
+def _period(day: str, by: str) -> tuple[str, str | None]:
+    if by == "month":
+        return day[:7], None
+    start = date.fromisoformat(day)
+    start -= timedelta(days=start.weekday())
+    year, week, _ = start.isocalendar()
+    return start.strftime("%Y-%m"), f"{year}-W{week:02d}"
+
+
+def _order(key: tuple[str, str | None, str, str, str]) -> tuple[str, str, str, str, str]:
+    month, week, team, server, tool = key
+    return (week or month, month, team, server, tool)
 
 
 __all__ = ["CSV_COLUMNS", "AuditFilter", "decode_cursor", "encode_cursor", "export_csv", "query", "time_saved"]

@@ -104,6 +104,12 @@ def team_ids_of(session: Session, principal: Principal) -> set[int]:
     return set(session.scalars(select(TeamMember.team_id).where(TeamMember.principal.in_(keys)).distinct()))
 
 
+def team_names_of(session: Session, principal: Principal) -> list[str]:
+    """Names of the teams the principal belongs to (server ownership follows from these)."""
+    ids = team_ids_of(session, principal)
+    return sorted(session.scalars(select(Team.name).where(Team.id.in_(ids)))) if ids else []
+
+
 def sync_memberships(team: Team) -> None:
     """Keep the team_members index equal to the team's members and groups."""
     wanted = {f"user:{m}" for m in team.members or []} | {f"group:{g}" for g in team.groups or []}

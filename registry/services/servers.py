@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from governance import PUBLISHED, Classification, Principal, ReviewRequirements
+from governance import PUBLISHED, Classification, Principal, ReviewRequirements, VersionStatus
 from registry.db.models import Server, ServerVersion
 from registry.errors import Conflict, Forbidden, Invalid
 from registry.schemas.admin import Health, ServerCreate, ServerOut, ServerUpdate
@@ -31,7 +31,21 @@ from registry.services.lifecycle import reconcile, record_owner
 GOVERNED_FIELDS = {"team", "environment", "classification", "allowed_groups"}
 
 
-def server_out(server: Server, latest_version: str | None) -> ServerOut:
+def newest_versions(session: Session, server_ids: list[int]) -> dict[int, tuple[str, str]]:
+    """Each server's highest version (any status) and its status: what its owners are working on."""
+    newest: dict[int, tuple[str, str, str]] = {}
+    rows = session.execute(
+        select(ServerVersion.server_id, ServerVersion.version_key, ServerVersion.version, ServerVersion.status).where(
+            ServerVersion.server_id.in_(server_ids)
+        )
+    )
+    for server_id, key, version, status in rows:
+        if server_id not in newest or key > newest[server_id][0]:
+            newest[server_id] = (key, version, status)
+    return {server_id: (version, status) for server_id, (_, version, status) in newest.items()}
+
+
+def server_out(server: Server, latest_version: str | None, newest: tuple[str, str] | None = None) -> ServerOut:
     return ServerOut(
         name=server.name,
         short_name=server.short_name,
@@ -48,6 +62,8 @@ def server_out(server: Server, latest_version: str | None) -> ServerOut:
         website_url=server.website_url,
         repository=server.repository,
         latest_version=latest_version,
+        newest_version=newest[0] if newest else None,
+        newest_status=VersionStatus(newest[1]) if newest else None,
         health=Health(
             status=server.health_status,
             latency_ms=server.health_latency_ms,
@@ -140,13 +156,13 @@ def update_server(
     record_event(session, actor, "server.update", name, **body.model_dump(exclude_unset=True, mode="json"),
                  returned_to_review=returned)  # fmt: skip
     latest = latest_published(session, server.id)
-    return server_out(server, latest.version if latest else None)
+    return server_out(server, latest.version if latest else None, newest_versions(session, [server.id]).get(server.id))
 
 
 def read_server(session: Session, actor: Principal, name: str) -> ServerOut:
     server = visible_server_or_404(session, actor, name)
     latest = latest_published(session, server.id)
-    return server_out(server, latest.version if latest else None)
+    return server_out(server, latest.version if latest else None, newest_versions(session, [server.id]).get(server.id))
 
 
 def list_servers(
@@ -169,8 +185,9 @@ def list_servers(
             )
         ).all()
     )
+    newest = newest_versions(session, [s.id for s in rows])
     return Page[ServerOut](
-        items=[server_out(s, latest.get(s.id)) for s in rows],
+        items=[server_out(s, latest.get(s.id), newest.get(s.id)) for s in rows],
         next_cursor=next_cursor,
     )
 

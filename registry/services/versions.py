@@ -53,7 +53,7 @@ from registry.services.lifecycle import decisions, recompute_latest, require_sep
 from registry.services.servers import check_tool_names_fit
 
 
-def _schema_texts(schema: Any, path: str) -> list[tuple[str, str]]:
+def schema_texts(schema: Any, path: str) -> list[tuple[str, str]]:
     """Every string a model may read inside a JSON Schema — descriptions and titles, but also enum values,
     defaults, examples, constants and property names — with where it sits (iteratively: schemas nest)."""
     found: list[tuple[str, str]] = []
@@ -77,9 +77,9 @@ def lint_tools(definitions: list[ToolDefinition]) -> None:
     """Refuse tool definitions whose text tries to steer the model (tool poisoning), wherever the text is."""
     for index, tool in enumerate(definitions):
         texts = [(f"tools[{index}].description", tool.description), (f"tools[{index}].title", tool.title or "")]
-        texts += _schema_texts(tool.input_schema, f"tools[{index}].inputSchema")
-        texts += _schema_texts(tool.output_schema or {}, f"tools[{index}].outputSchema")
-        texts += _schema_texts(tool.annotations or {}, f"tools[{index}].annotations")
+        texts += schema_texts(tool.input_schema, f"tools[{index}].inputSchema")
+        texts += schema_texts(tool.output_schema or {}, f"tools[{index}].outputSchema")
+        texts += schema_texts(tool.annotations or {}, f"tools[{index}].annotations")
         for field, text in texts:
             findings = lint_description(text)
             if findings:
@@ -192,7 +192,7 @@ def update_version(
     return version_out(version, requirements)
 
 
-def _load_version(session: Session, server: Server, version_str: str) -> ServerVersion:
+def load_version(session: Session, server: Server, version_str: str) -> ServerVersion:
     row = session.scalar(
         select(ServerVersion)
         .where(ServerVersion.server_id == server.id, ServerVersion.version == version_str)
@@ -211,7 +211,7 @@ def read_version(
     session: Session, actor: Principal, server_name: str, version_str: str, requirements: ReviewRequirements
 ) -> VersionOut:
     server = visible_server_or_404(session, actor, server_name)
-    return version_out(_load_version(session, server, version_str), requirements)
+    return version_out(load_version(session, server, version_str), requirements)
 
 
 def list_versions(
@@ -316,7 +316,7 @@ def change_status(
     server = get_server(session, server_name, lock=True)
     if not can_see_unpublished(actor, server):
         raise NotFound(f"server {server_name!r} does not exist", field="name")
-    version = _load_version(session, server, version_str)
+    version = load_version(session, server, version_str)
     _authorise_transition(actor, server, VersionStatus(version.status), target)
     if target is VersionStatus.IN_REVIEW and not version.tools:
         raise Invalid("a version must declare at least one tool before review", field="tools")
@@ -337,7 +337,7 @@ def add_review(
     require_reviewer(actor, "review versions")
     if is_owner(actor, server):
         raise Forbidden(f"separation of duties: members of team {server.team.name} cannot review its servers")
-    version = _load_version(session, server, version_str)
+    version = load_version(session, server, version_str)
     require_separation(session, actor, server, version)
     if version.status != VersionStatus.IN_REVIEW.value:
         raise Conflict(
