@@ -4,37 +4,33 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The step runner: standard library only, so the system Python runs it before the venv exists.
+STEPS = $(shell command -v $(PYTHON) || command -v python3) scripts/steps.py
 
-.PHONY: run test bench lint format typecheck install clean
+.PHONY: run test bench screenshots lint format typecheck install clean
 
+# Each step prints its name and its duration; pip's steps show what pip is doing meanwhile (scripts/steps.py).
+# Torch goes first, pinned: the CPU build on this disk (a later, unpinned resolve would pull CUDA).
 $(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	# torch first, pinned: the CPU build on this disk (a later, unpinned resolve would pull CUDA).
-	$(BIN)/python -m pip install --quiet 'torch==2.13.0'
-	$(BIN)/python -m pip install --quiet -e '.[dev,eval]'
-	# A Chromium for the chat panel's browser test (tests/test_chat_web.py); optional where apt is not ours.
-	@if [ -x /usr/bin/chromium ]; then :; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "installing chromium (apt) for the browser tests"; \
-		{ apt-get install -y -qq chromium >/dev/null 2>&1 || \
-		  { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1; }; } || \
-		echo "could not install chromium with apt; tests/test_chat_web.py will be skipped"; \
-	else \
-		echo "no /usr/bin/chromium (and not root with apt-get): tests/test_chat_web.py will be skipped"; \
-	fi
+	@$(STEPS) --title install \
+		"virtualenv $(VENV)" "test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)" \
+		"pip" "$(BIN)/python -m pip install --upgrade pip" \
+		"torch (CPU build)" "$(BIN)/python -m pip install 'torch==2.13.0'" \
+		"bastion and its dependencies" "$(BIN)/python -m pip install -e '.[dev,eval]'" \
+		"chromium for the browser tests" "sh scripts/install-chromium.sh"
 	@touch $(STAMP)
 
 install: $(STAMP)
 
 ## run: create the venv, install, migrate, seed, and start the platform on BASTION_HOST:BASTION_PORT
 run: $(STAMP)
-	$(BIN)/bastion db upgrade
-	$(BIN)/bastion registry seed
-	$(BIN)/bastion demo prepare
-	$(BIN)/bastion index
-	$(BIN)/bastion train conversion --if-missing
-	$(BIN)/bastion serve --print-dev-token
+	@$(STEPS) --title run \
+		"database migrations" "$(BIN)/bastion db upgrade" \
+		"registry seed" "$(BIN)/bastion registry seed" \
+		"demo warehouse and query history" "$(BIN)/bastion demo prepare" \
+		"knowledge index" "$(BIN)/bastion index" \
+		"conversion model" "$(BIN)/bastion train conversion --if-missing"
+	@$(BIN)/bastion serve --print-dev-token
 
 ## test: create/update the venv and run the whole suite
 test: $(STAMP)
@@ -43,6 +39,10 @@ test: $(STAMP)
 ## bench: run the benchmarks (tables printed; results also written under bench/results)
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+## screenshots: each console page, from the browser tests, into bench/results/ui (shown in the README)
+screenshots: $(STAMP)
+	BASTION_UI_SCREENSHOTS=bench/results/ui $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_console_web.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

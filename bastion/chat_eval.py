@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from rich.progress import Progress
 
 from agents.chat.scenarios import SCENARIOS, Scenario, Step
 from bastion.console import out
+from tools.progress import bar
 
 
 def _matches(expected: list[str], called: list[str]) -> tuple[int, int, int]:
@@ -178,7 +178,7 @@ def evaluate(data_dir: Path, only: str | None = None) -> dict[str, Any]:
             )
             outcomes = []
             started = time.perf_counter()
-            with Progress(transient=True) as progress:
+            with bar() as progress:
                 task = progress.add_task("chat scenarios", total=len(chosen))
                 for i, scenario in enumerate(chosen):
                     outcomes.append(run.scenario(i, scenario, scripted))

@@ -466,7 +466,7 @@ def eval_rerank(
     from tools.rerank.evaluation import evaluate, report
 
     try:
-        outcome = evaluate(IndexSettings().datasets_dir, users, out)
+        outcome = evaluate(IndexSettings().datasets_dir, users, err)  # its progress bar: stderr
     except RuntimeError as exc:
         fail(str(exc))
     report(outcome, results, out)
@@ -487,7 +487,7 @@ def eval_dedupe(
     if profile not in ("clean", "hard", "both"):
         fail("--profile must be clean, hard or both")
     for chosen in ("clean", "hard") if profile == "both" else (profile,):
-        report(evaluate(domains=domains, console=out, profile=chosen), results, out)
+        report(evaluate(domains=domains, console=err, profile=chosen), results, out)  # progress on stderr
 
 
 def _read(path: Path) -> str:

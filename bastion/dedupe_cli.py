@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.markup import escape
-from rich.progress import Progress
 
 from bastion.console import err, fail, out
 from governance import current_principal
+from tools.progress import bar
 
 if TYPE_CHECKING:
     from tools.dedupe.service import DedupeService
@@ -101,11 +101,11 @@ def learn(
         fail(str(exc))
 
     async def run() -> object:
-        with Progress(console=err, transient=True) as progress:
-            task = progress.add_task(f"learning {domain}", total=None)
+        with bar(err) as progress:
+            task = progress.add_task(f"learning {domain}: patterns", total=None)
 
             def advance(done: int, total: int) -> None:
-                progress.update(task, completed=done, total=total, description=f"{domain}: {done}/{total} patterns")
+                progress.update(task, completed=done, total=total)
 
             try:
                 return await service.learn(

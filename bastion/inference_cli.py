@@ -44,8 +44,6 @@ def train_conversion(
     if if_missing and _Registry(_registry_dir(registry)).serving() is not None:
         out.print(f"a conversion model already serves from {_registry_dir(registry)} (omit --if-missing to retrain)")
         return
-    from rich.progress import Progress
-
     from embeddings.settings import IndexSettings
     from tools.inference.contracts import ModelConfig
     from tools.inference.data import arrays_from_parquet, movielens_funnel
@@ -53,6 +51,7 @@ def train_conversion(
     from tools.inference.features import FeatureSchema, InferenceError
     from tools.inference.registry import ModelRegistry
     from tools.inference.training import TrainSettings, evaluate, train
+    from tools.progress import bar
 
     try:
         config = ModelConfig(structure=structure, heads=heads, experts=experts, embedding_init=embedding_init)
@@ -60,7 +59,8 @@ def train_conversion(
         fail(str(exc))
     try:
         if data == "movielens":
-            feature_schema, train_set, test_set, rates = movielens_funnel(fetch(IndexSettings().datasets_dir))
+            with err.status("MovieLens-100K: the funnel's features (the data is fetched once)"):
+                feature_schema, train_set, test_set, rates = movielens_funnel(fetch(IndexSettings().datasets_dir))
         else:
             if schema is None:
                 raise InferenceError("bad_data", "--schema is required with a .parquet --data")
@@ -71,15 +71,15 @@ def train_conversion(
             rates = {"conversion_rate": float(everything.conversion.mean())}
     except (InferenceError, OSError) as exc:
         fail(str(exc))
-    with Progress(console=err, transient=True) as progress:
-        task = progress.add_task("training", total=epochs)
-        model, calibration = train(
-            feature_schema,
-            config,
-            train_set,
-            TrainSettings(epochs=epochs),
-            progress=lambda e, s, n: progress.update(task, completed=e + (s + 1) / n),
-        )
+    progress = bar(err)
+
+    def batches(epoch: int, step: int, steps: int) -> None:
+        progress.update(task, completed=epoch * steps + step + 1, total=epochs * steps,
+                        description=f"training, epoch {epoch + 1}/{epochs} (batches)")  # fmt: skip
+
+    with progress:
+        task = progress.add_task(f"training, epoch 1/{epochs} (batches)", total=None)
+        model, calibration = train(feature_schema, config, train_set, TrainSettings(epochs=epochs), progress=batches)
     metrics = {"test": evaluate(model, calibration, test_set), "rates": rates}
     artifact = ModelRegistry(_registry_dir(registry)).save(model, calibration, metrics, len(train_set), serve=serve)
     out.print(

@@ -8,9 +8,8 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bastion.console import err, fail, out
+from bastion.console import bars, err, fail, out
 
 demo_app = typer.Typer(no_args_is_help=True, help="The embedded demo warehouse.")
 search_app = typer.Typer(no_args_is_help=True, help="Search the knowledge index (tables, past queries).")
@@ -29,29 +28,14 @@ def demo_prepare(force: Annotated[bool, typer.Option(help="Rebuild even if prese
         out.print(f"demo warehouse present: {target} (use --force to rebuild)")
         return
     started = time.monotonic()
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err, transient=True) as progress:  # fmt: skip
-        task = progress.add_task("warehouse tables", total=len(warehouse.TABLES))
-        counts = warehouse.build(target, progress=lambda name: progress.update(task, advance=1, description=name))
-        progress.add_task("query history", total=None)
-        queries = history.write(log, target)
+    progress, advance = bars()
+    with progress:
+        counts = warehouse.build(target, progress=lambda name: advance("warehouse tables", 1, len(warehouse.TABLES)))
+        queries = history.write(log, target, progress=lambda done, total: advance("query history", 1, total))
     out.print(
         f"demo warehouse: {len(counts)} tables, {sum(counts.values()):,} rows → {target}; "
         f"{queries} historical queries → {log} ({time.monotonic() - started:.1f}s)"
     )
-
-
-def _progress() -> tuple[Progress, Any]:
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=err, transient=True)  # fmt: skip
-    tasks: dict[str, Any] = {}
-
-    def advance(stage: str, n: int, total: int | None) -> None:
-        if stage not in tasks:
-            tasks[stage] = progress.add_task(stage, total=total)
-        progress.update(tasks[stage], advance=n, total=total)
-
-    return progress, advance
 
 
 def index() -> None:
@@ -64,7 +48,7 @@ def index() -> None:
     settings = IndexSettings()
     if settings.warehouse_url is None and not settings.demo_warehouse.exists():
         fail(f"no schema source: set BASTION_WAREHOUSE_URL or run `bastion demo prepare` ({settings.demo_warehouse})")
-    progress, advance = _progress()
+    progress, advance = bars()
     started = time.monotonic()
     try:
         with progress:
@@ -111,39 +95,58 @@ def search_tables(
     domain: Annotated[list[str] | None, typer.Option(help="Only these domains (repeatable)")] = None,
     no_deprecated: Annotated[bool, typer.Option(help="Leave deprecated tables out")] = False,
 ) -> None:
-    """Tables that answer QUESTION, with the reasons they rank where they do."""
-    from embeddings.retrieval import RetrievalError, TableFilters
+    """Tables that answer QUESTION, with the reasons they rank where they do (the running server's, when up)."""
+    from bastion.remote import ToolFailed, from_server
 
-    filters = TableFilters(tiers=tier or None, domains=domain or None, include_deprecated=not no_deprecated)
     try:
-        hits = _retriever().search_tables(question, k=k, filters=filters)
-    except RetrievalError as exc:
-        fail(str(exc))
+        found = from_server("sql__search_tables", {"question": question, "k": k, "tiers": tier or None,
+                            "domains": domain or None, "include_deprecated": not no_deprecated})  # fmt: skip
+    except ToolFailed as exc:
+        fail(exc.message)
+    if found is not None:
+        hits: list[dict[str, Any]] = found["tables"]
+    else:
+        from embeddings.retrieval import RetrievalError, TableFilters
+
+        filters = TableFilters(tiers=tier or None, domains=domain or None, include_deprecated=not no_deprecated)
+        try:
+            hits = [h.model_dump() for h in _retriever().search_tables(question, k=k, filters=filters)]
+        except RetrievalError as exc:
+            fail(str(exc))
     for hit in hits:
-        tier_text = f"T{hit.tier}" if hit.tier else "T?"
-        out.print(f"{hit.rank}. [bold]{hit.table}[/] ({tier_text}, score {hit.score:.3f})")
-        for reason in hit.reasons:
+        tier_text = f"T{hit['tier']}" if hit["tier"] else "T?"
+        out.print(f"{hit['rank']}. [bold]{hit['table']}[/] ({tier_text}, score {hit['score']:.3f})")
+        for reason in hit["reasons"]:
             out.print(f"     - {escape(reason)}")
 
 
 @search_app.command("queries")
 def search_queries(question: str, k: Annotated[int, typer.Option(help="How many queries")] = 3) -> None:
-    """Past queries whose questions match QUESTION, most trustworthy first."""
-    from embeddings.retrieval import RetrievalError
+    """Past queries whose questions match QUESTION, most trustworthy first (the running server's, when up)."""
+    from bastion.remote import ToolFailed, from_server
 
     try:
-        hits = _retriever().search_queries(question, k=k)
-    except RetrievalError as exc:
-        fail(str(exc))
+        found = from_server("sql__search_queries", {"question": question, "k": k})
+    except ToolFailed as exc:
+        fail(exc.message)
+    if found is not None:
+        hits: list[dict[str, Any]] = [query["hit"] for query in found["queries"]]
+    else:
+        from embeddings.retrieval import RetrievalError
+
+        try:
+            hits = [h.model_dump() for h in _retriever().search_queries(question, k=k)]
+        except RetrievalError as exc:
+            fail(str(exc))
     if not hits:
         out.print("no past queries in the index")
     for hit in hits:
-        out.print(f"{hit.rank}. {escape(hit.summary)} (score {hit.score:.3f})")
-        for reason in hit.reasons:
+        out.print(f"{hit['rank']}. {escape(hit['summary'])} (score {hit['score']:.3f})")
+        for reason in hit["reasons"]:
             out.print(f"     - {escape(reason)}")
-        for warning in hit.warnings:
+        for warning in hit["warnings"]:
             out.print(f"     [yellow]! {escape(warning)}[/]")
-        out.print(escape(hit.sql), highlight=False)
+        out.print(escape(hit["sql"]), highlight=False)
 
 
 def eval_retrieval(
@@ -159,7 +162,9 @@ def eval_retrieval(
     bird = None
     if not skip_bird:
         try:
-            bird = evaluate_bird(embedder, out)
+            progress, advance = bars()
+            with progress:
+                bird = evaluate_bird(embedder, advance)
         except FileNotFoundError as exc:
             err.print(f"[yellow]BIRD skipped:[/] {escape(str(exc))}")
     from embeddings.evaluation import METADATA_QUESTIONS
@@ -167,8 +172,10 @@ def eval_retrieval(
     from tools.provenance import data_version, provenance
 
     retriever = _retriever()
-    demo = evaluate_demo(retriever)
-    metadata = evaluate_demo(retriever, METADATA_QUESTIONS)
+    progress, advance = bars()
+    with progress:
+        demo = evaluate_demo(retriever, progress=advance)
+        metadata = evaluate_demo(retriever, METADATA_QUESTIONS, advance)
     files = [DEMO_DIR / "metadata.yaml", DEMO_DIR / "questions.yaml", DEMO_DIR / METADATA_QUESTIONS]
     stamp = provenance([], {"demo": data_version(files)}, embedder=type(embedder).__name__, bird=bird is not None)
     report(bird, demo, results, out, metadata=metadata, stamp=stamp)

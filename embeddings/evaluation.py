@@ -24,13 +24,12 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, Field
 from rich.console import Console
-from rich.progress import Progress
 from rich.table import Table as RichTable
 
 from embeddings.bm25 import BM25
 from embeddings.documents import table_document
 from embeddings.embedder import Embedder
-from embeddings.index import IndexSummary, Snapshot, documents
+from embeddings.index import IndexSummary, Progress, Snapshot, documents
 from embeddings.retrieval import Retriever
 from embeddings.settings import DEMO_DIR
 from embeddings.store import VectorStore, client_for
@@ -117,10 +116,12 @@ def recall_at(rankings: list[list[str]], gold: list[list[str]]) -> dict[int, flo
     return {k: sum(set(g) <= set(r[:k]) for r, g in zip(rankings, gold, strict=True)) / len(gold) for k in KS}
 
 
-def _retriever_for(catalog: Catalog, embedder: Embedder, workdir: Path, namespace: str) -> Retriever:
+def _retriever_for(
+    catalog: Catalog, embedder: Embedder, workdir: Path, namespace: str, progress: Progress | None = None
+) -> Retriever:
     store = VectorStore(client_for(None, workdir), embedder, namespace=namespace)
     for name, docs in documents(catalog, []).items():
-        store.sync(name, docs)
+        store.sync(name, docs, progress=_stage(progress, f"embedding {name}", len(docs)))
     summary = IndexSummary(
         built_at=datetime.now(UTC), source=namespace, tables=len(catalog.tables), queries=0, intents=0,
         unparsed_queries=0, describer="none", embedder=embedder.name,
@@ -128,7 +129,17 @@ def _retriever_for(catalog: Catalog, embedder: Embedder, workdir: Path, namespac
     return Retriever(Snapshot(catalog, [], summary), store, embedder)
 
 
-def evaluate_bird(embedder: Embedder, console: Console | None = None) -> dict[str, Any]:
+def _stage(progress: Progress | None, stage: str, total: int) -> Callable[[int], None] | None:
+    if progress is None:
+        return None
+    report = progress
+    return lambda n: report(stage, n, total)
+
+
+def evaluate_bird(embedder: Embedder, progress: Progress | None = None) -> dict[str, Any]:
+    """Recall@k of table retrieval on BIRD mini-dev, ours beside BM25 and vectors alone.
+
+    `progress(stage, advance, total)` as the documents are embedded and the questions answered."""
     directory = bird_dir()
     catalog = bird_catalog(directory)
     questions = bird_questions(directory)
@@ -139,39 +150,35 @@ def evaluate_bird(embedder: Embedder, console: Console | None = None) -> dict[st
     # Baseline 2: BM25 over our table documents (descriptions, values).
     rich = BM25([table_document(catalog.tables[n], catalog) for n in names])
     with tempfile.TemporaryDirectory() as workdir:
-        retriever = _retriever_for(catalog, embedder, Path(workdir), "bird")
+        retriever = _retriever_for(catalog, embedder, Path(workdir), "bird", progress)
         vectors = embedder.embed([q.question for q in questions])
         table_vectors = embedder.embed([table_document(catalog.tables[n], catalog) for n in names])
         runs: dict[str, list[list[str]]] = {"BM25, names only (README baseline)": [], "BM25, our documents": [],
                                             "vectors only (MiniLM)": [], "ours: hybrid + joins": []}  # fmt: skip
-        progress = Progress(console=console, transient=True) if console else None
-        task = progress.add_task("BIRD questions", total=len(questions)) if progress else None
-        if progress:
-            progress.start()
-        try:
-            for q, vector in zip(questions, vectors, strict=True):
-                runs["BM25, names only (README baseline)"].append(
-                    [names[i] for i in np.argsort(-plain.scores(q.question))[:10]]
-                )
-                runs["BM25, our documents"].append([names[i] for i in np.argsort(-rich.scores(q.question))[:10]])
-                runs["vectors only (MiniLM)"].append([names[i] for i in np.argsort(-(table_vectors @ vector))[:10]])
-                runs["ours: hybrid + joins"].append([h.table for h in retriever.search_tables(q.question, k=10)])
-                if progress and task is not None:
-                    progress.advance(task)
-        finally:
-            if progress:
-                progress.stop()
+        for q, vector in zip(questions, vectors, strict=True):
+            runs["BM25, names only (README baseline)"].append(
+                [names[i] for i in np.argsort(-plain.scores(q.question))[:10]]
+            )
+            runs["BM25, our documents"].append([names[i] for i in np.argsort(-rich.scores(q.question))[:10]])
+            runs["vectors only (MiniLM)"].append([names[i] for i in np.argsort(-(table_vectors @ vector))[:10]])
+            runs["ours: hybrid + joins"].append([h.table for h in retriever.search_tables(q.question, k=10)])
+            if progress is not None:
+                progress("BIRD questions", 1, len(questions))
     return {name: recall_at(rankings, gold) for name, rankings in runs.items()} | {"_questions": len(questions),
                                                                                    "_tables": len(names)}  # fmt: skip
 
 
-def evaluate_demo(retriever: Retriever, file: str = "questions.yaml") -> dict[str, Any]:
+def evaluate_demo(
+    retriever: Retriever, file: str = "questions.yaml", progress: Progress | None = None
+) -> dict[str, Any]:
     questions = demo_questions(file)
     rankings = []
     bad_first: list[str] = []
     misses: list[str] = []
     for q in questions:
         hits = retriever.search_tables(q.question, k=10)
+        if progress is not None:
+            progress(f"demo questions ({file})", 1, len(questions))
         names = [h.table for h in hits]
         rankings.append(names)
         first = retriever.catalog.tables.get(names[0]) if names else None

@@ -93,6 +93,8 @@ class VectorStore:
         wanted = {d.id for d in docs}
         changed = [d for d in docs if existing.get(d.id) != d.hash]
         stats = SyncStats(unchanged=len(docs) - len(changed))
+        if progress is not None:
+            progress(stats.unchanged)  # done already; and the stage shows while the model loads for the first batch
         for start in range(0, len(changed), BATCH):
             batch = changed[start : start + BATCH]
             # Templated documents repeat (the same question asked of many tables): embed each text once.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,3 +79,19 @@ def knowledge(demo: Demo, embedder: MiniLMEmbedder, tmp_path_factory: pytest.Tem
     snapshot = Snapshot.read(Snapshot.directory(settings))
     store = VectorStore(client_for(None, settings.chroma_dir()), embedder)
     yield Knowledge(settings, summary, snapshot, Retriever(snapshot, store, embedder), embedder)
+
+
+def demo_serve_env(demo: Demo, knowledge: Knowledge, database: Path, port: int) -> dict[str, str]:
+    """The environment of a `bastion` process over the demo index: this process's without its BASTION_*
+    settings, plus the demo warehouse, catalog, query log and index, a seeded registry's database and a port."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BASTION_")}
+    env.update({
+        "BASTION_DATA_DIR": str(knowledge.settings.data_dir),
+        "BASTION_DATABASE_URL": f"sqlite:///{database}",
+        "BASTION_SEED_FILE": str(Path(__file__).parent.parent / "seed/registry.yaml"),
+        "BASTION_PORT": str(port),
+        "BASTION_WAREHOUSE_URL": str(demo.warehouse),
+        "BASTION_CATALOG_METADATA": str(DEMO_DIR / "metadata.yaml"),
+        "BASTION_QUERY_LOG": str(demo.query_log),
+    })  # fmt: skip
+    return env

@@ -23,7 +23,7 @@ import pytest
 
 from tests.chat_harness import ChatClient, tool_call, tool_calls
 from tests.helpers import serve_with_dev_token
-from tests.knowledge_fixtures import DEMO_DIR, Demo, Knowledge
+from tests.knowledge_fixtures import Demo, Knowledge, demo_serve_env
 from tests.llm_server import ScriptedLLM, scripted_llm
 
 ROOT = Path(__file__).parent.parent
@@ -71,16 +71,9 @@ def served(demo: Demo, knowledge: Knowledge, tmp_path_factory: pytest.TempPathFa
     tmp = tmp_path_factory.mktemp("chat-serve")
     port = free_port()
     with scripted_llm() as (llm, llm_url):
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BASTION_")}
+        env = demo_serve_env(demo, knowledge, tmp / "registry.db", port)
         env.update(
             {
-                "BASTION_DATA_DIR": str(knowledge.settings.data_dir),
-                "BASTION_DATABASE_URL": f"sqlite:///{tmp / 'registry.db'}",
-                "BASTION_SEED_FILE": str(ROOT / "seed/registry.yaml"),
-                "BASTION_PORT": str(port),
-                "BASTION_WAREHOUSE_URL": str(demo.warehouse),
-                "BASTION_CATALOG_METADATA": str(DEMO_DIR / "metadata.yaml"),
-                "BASTION_QUERY_LOG": str(demo.query_log),
                 "BASTION_LLM_BASE_URL": llm_url,
                 "BASTION_LLM_MODEL": "scripted",
                 "BASTION_CHAT_MAX_TOOL_CALLS": str(MAX_CALLS),

@@ -164,6 +164,12 @@ def test_servers_filter_and_server_page(browser: Browser, stack: Stack) -> None:
         expect(page.get_by_role("heading", name="Health history")).to_be_visible()
         expect(page.locator("table").filter(has_text="server.create")).to_be_visible()
         shot(page, "server")
+        # A draft is submitted from its server page.
+        page.goto(f"{stack.gw.url}/ui/#/servers/dev.test%2Fdraft")
+        page.get_by_role("button", name="Submit").click()
+        page.get_by_role("dialog").get_by_role("button", name="Submit").click()
+        expect(page.get_by_role("status").first).to_contain_text("0.1.0: submitted for review")
+        expect(page.get_by_role("link", name="Review this version")).to_be_visible()
     finally:
         close(page)
 
@@ -217,6 +223,44 @@ def test_register_submit_and_review_to_approved_with_separation_of_duties(browse
         finally:
             close(page)
     assert stack.gw.ok(stack.gw.admin.get(f"/admin/v1/servers/{name}/versions/1.0.0"))["status"] == "approved"
+
+
+def test_an_owner_deprecates_and_reinstates_a_version(browser: Browser, stack: Stack) -> None:
+    gw = stack.gw
+    gw.publish("dev.test/old", "old", "ads-eng", [tool("lookup")])
+    page = open_console(browser, stack, stack.token("olga", ["ads-eng"]), "servers/dev.test%2Fold")
+    try:
+        page.get_by_role("button", name="Deprecate").click()
+        dialog = page.get_by_role("dialog")
+        expect(dialog).to_contain_text("calls to its tools are refused")
+        dialog.get_by_label("Note (optional)").fill("replaced by dev.test/ops")
+        dialog.get_by_role("button", name="Deprecate").click()
+        expect(page.get_by_role("status").first).to_contain_text("1.0.0: deprecated")
+        assert gw.ok(gw.admin.get("/admin/v1/servers/dev.test/old/versions/1.0.0"))["status"] == "deprecated"
+        # Cancel leaves it as it is.
+        page.get_by_role("button", name="Reinstate").click()
+        page.get_by_role("dialog").get_by_role("button", name="Cancel").click()
+        expect(page.get_by_role("dialog")).to_have_count(0)
+        assert gw.ok(gw.admin.get("/admin/v1/servers/dev.test/old/versions/1.0.0"))["status"] == "deprecated"
+        page.get_by_role("button", name="Reinstate").click()
+        page.get_by_role("dialog").get_by_role("button", name="Reinstate").click()
+        expect(page.get_by_role("status").first).to_contain_text("1.0.0: reinstated")
+        expect(page.get_by_role("table").filter(has_text="replaced by dev.test/ops")).to_be_visible()
+    finally:
+        close(page)
+    # Someone outside the owning team gets no buttons, and the API refuses them anyway.
+    outsider = open_console(browser, stack, stack.token("dora", ["data-eng"]), "servers/dev.test%2Fold")
+    try:
+        expect(outsider.get_by_role("heading", name="Tools")).to_be_visible()
+        expect(outsider.get_by_role("button", name="Deprecate")).to_have_count(0)
+    finally:
+        close(outsider)
+    refused = gw.admin.post(
+        "/admin/v1/servers/dev.test/old/versions/1.0.0/status",
+        json={"status": "deprecated"},
+        headers=gw.auth("dora", ["data-eng"]),
+    )
+    assert refused.status_code in (403, 404), refused.text
 
 
 def test_a_new_version_is_reviewed_as_a_diff(browser: Browser, stack: Stack) -> None:

@@ -2,7 +2,9 @@
 
 classify → retrieve (tables + verified past queries, re-validated) → one of:
   discovery/docs answers from retrieval; execution validates the given SQL;
-  text-to-SQL reuses a past query that answers the question, else generates with the LLM →
+  text-to-SQL reuses a past query that answers the question — re-parameterised with the question's period, ids
+  and values (`reparam`: literals rewritten in the syntax tree, then guard + EXPLAIN again; unchanged, and said
+  why, when they cannot all be placed) — else generates with the LLM →
   validate (guard + EXPLAIN) → retry with the structured errors (at most 3 attempts) →
   execute if asked → answer with the SQL, the tables and reused queries, warnings and rows.
 Without an LLM: retrieval-only, labelled as such; no SQL is ever invented.
@@ -14,11 +16,15 @@ import re
 import time
 from typing import Any, Literal, TypedDict
 
+import sqlglot
 from langgraph.graph import END, START, StateGraph
+from sqlglot import exp
+from sqlglot.errors import ParseError, TokenError
 
-from agents.text2sql.answer import Answer
+from agents.text2sql.answer import Answer, Reuse
 from agents.text2sql.classify import classify, sql_in
 from agents.text2sql.prompt import build_messages
+from agents.text2sql.reparam import Rewrite, reparameterise
 from embeddings.bm25 import tokenize
 from embeddings.retrieval import MAX_QUESTION
 from embeddings.settings import LLMSettings
@@ -38,6 +44,7 @@ class State(TypedDict, total=False):
     answer: Answer
     sql: str | None
     feedback: list[tuple[str, str]]
+    imposed_limit: int | None  # the LIMIT the guard added (or capped) to the answer's SQL, not its author
 
 
 _FENCE = re.compile(r"```(?:sql)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
@@ -46,6 +53,45 @@ _FENCE = re.compile(r"```(?:sql)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
 def extract_sql(text: str) -> str:
     match = _FENCE.search(text)
     return (match.group(1) if match else text).strip().rstrip(";").strip()
+
+
+def outer_limit(sql: str, dialect: str) -> int | None:
+    """The row count of the query's outermost LIMIT, when it is a plain integer."""
+    try:
+        tree = sqlglot.parse_one(sql, read=dialect)
+    except (ParseError, TokenError):
+        return None
+    limit = tree.args.get("limit") if isinstance(tree, exp.Query) else None
+    value = limit.expression if isinstance(limit, exp.Limit) else None
+    return int(value.this) if isinstance(value, exp.Literal) and value.is_int else None
+
+
+def imposed_limit(original: str, original_dialect: str, checked: str, checked_dialect: str) -> int | None:
+    """The LIMIT the guard put on `checked` that `original` did not ask for (added, or capped lower)."""
+    final = outer_limit(checked, checked_dialect)
+    own = outer_limit(original, original_dialect)
+    return final if final is not None and (own is None or own > final) else None
+
+
+def reuse_message(rewrite: Rewrite, status: str, why: list[str], as_of: str) -> str | None:
+    """The sentence said first about a reused query: what was re-parameterised, or that (and why) it was not."""
+    kept = f" Kept as the past query had it: {'; '.join(rewrite.kept)}." if rewrite.kept else ""
+    if status == "reparameterised":
+        return (f"Re-parameterised a verified past query for your question: {'; '.join(rewrite.changes)}; "
+                f"re-validated by the SQL guard.{kept}")  # fmt: skip
+    if why:
+        dates = (f" Its dates ({rewrite.before}) are its own, not your question's"
+                 + (f" (“{rewrite.period.text}”: {rewrite.period.span()})" if rewrite.period else "") + "."
+                 if rewrite.has_dates and rewrite.before else "")  # fmt: skip
+        reasons = "; ".join(why)
+        return f"Reused a verified past query UNCHANGED: it could not be re-parameterised — {reasons}.{dates}{kept}"
+    if rewrite.dates_differ and rewrite.before:
+        return (f"Reused a verified past query as it was: its dates ({rewrite.before}) are its own — your question "
+                f"names no period (the data runs to {as_of}); name one (“last week”, “in October”, “since "
+                f"September 1”) to have them replaced.{kept}")  # fmt: skip
+    if rewrite.period is not None and rewrite.after:
+        return f"Reused a verified past query: its dates ({rewrite.after}) already match your question.{kept}"
+    return f"Reused a verified past query as it was.{kept}" if kept else None
 
 
 class Text2SQLAgent:
@@ -163,12 +209,42 @@ class Text2SQLAgent:
         answer.reused_queries = [best.hit.id]
         answer.tables = list(best.hit.tables)
         answer.warnings.extend(best.hit.warnings)
+        started = time.perf_counter()
+        source_dialect = self.service.index.query_dialect
+        catalog = self.service.catalog
+        rewrite = reparameterise(state["question"], best.hit.sql, catalog, source_dialect)
+        why = list(rewrite.unresolved)
+        status: Literal["reparameterised", "unchanged", "as_is"] = "unchanged" if why else "as_is"
+        original = best.hit.sql
+        if rewrite.changed and not why:
+            try:
+                validation = self.service.validate(rewrite.sql, source_dialect, state["clearance"])
+            except SqlError as exc:
+                why.append(f"the re-parameterised query could not be validated ({exc.code}: {exc.message[:160]})")
+            else:
+                if validation.ok and validation.guard.sql is not None:
+                    answer.sql, status, original = validation.guard.sql, "reparameterised", rewrite.sql
+                    answer.tables = validation.guard.tables
+                else:
+                    problems = [str(e) for e in validation.guard.errors[:2]] or [str(validation.explain_error)[:160]]
+                    why.append("the re-parameterised query did not pass validation: " + "; ".join(problems))
+            status = "reparameterised" if not why else "unchanged"
+        as_of = str(catalog.as_of) if catalog.as_of else "today"
+        message = reuse_message(rewrite, status, why, as_of)
+        done = status == "reparameterised"
+        answer.reuse = Reuse(
+            query_id=best.hit.id, status=status, message=message, dates_differ=rewrite.dates_differ and not done,
+            dates_before=rewrite.before, dates_after=rewrite.after if done else None,
+            changes=rewrite.changes if done else [], kept=rewrite.kept, why=why,
+        )  # fmt: skip
+        if message:
+            answer.notes.insert(0, message)  # up front: before the mode note and the rest
+        self._timed(answer, "reparameterise", started)
         if answer.mode == "retrieval_only":
-            answer.notes.append(
-                f"The closest verified past query (score {best.hit.score:.2f}): “{best.hit.summary}”. "
-                "Check it answers your question; its dates are its own."
-            )
-        return {"answer": answer, "sql": best.sql}
+            answer.notes.append(f"The closest verified past query (score {best.hit.score:.2f}): “{best.hit.summary}”. "
+                                "Check it answers your question.")  # fmt: skip
+        limit = imposed_limit(original, source_dialect, answer.sql, answer.dialect)
+        return {"answer": answer, "sql": answer.sql, "imposed_limit": limit}
 
     def _after_reuse(self, state: State) -> str:
         return "execute" if state["execute"] else "finish"
@@ -208,7 +284,8 @@ class Text2SQLAgent:
             answer.tables = validation.guard.tables
             answer.errors = []
             answer.warnings.extend(w.message for w in validation.guard.warnings)
-            return {"answer": answer, "sql": validation.guard.sql}
+            limit = imposed_limit(sql, answer.dialect, validation.guard.sql, answer.dialect)
+            return {"answer": answer, "sql": validation.guard.sql, "imposed_limit": limit}
         errors = list(validation.guard.errors)
         if validation.explain_error is not None:
             errors.append(Issue(code="explain_failed", message=validation.explain_error,
@@ -236,9 +313,20 @@ class Text2SQLAgent:
             answer.errors.append(Issue(code=exc.code, message=exc.message))
             answer.errors.extend(exc.issues)
         else:
-            answer.rows, answer.executed = result.result, True
-            if result.result.row_count == 0:
+            rows = result.result
+            answer.rows, answer.executed = rows, True
+            if rows.row_count == 0:
                 answer.warnings.append("the query returned no rows: check literal values against describe_table")
+            imposed = state.get("imposed_limit")
+            hint = "narrow the question or ask for a top N"
+            if rows.truncated:
+                answer.truncated = True
+                why = f"the first {rows.row_count:,} rows only (the row cap); more rows exist"
+                answer.warnings.insert(0, f"the result was truncated: {why} — {hint}")
+            elif imposed is not None and rows.row_count >= imposed:
+                answer.truncated = True
+                why = f"it stops at the LIMIT {imposed:,} the guard adds; there may be more rows"
+                answer.warnings.insert(0, f"the result was truncated: {why} — {hint}")
         self._timed(answer, "execute", started)
         return {"answer": answer}
 

@@ -14,6 +14,23 @@ from tools.sql.engine import Rows
 from tools.sql.service import ReusableQuery
 
 
+class Reuse(BaseModel):
+    """How a verified past query was reused: re-parameterised for the question, or unchanged and why."""
+
+    query_id: str
+    status: Literal["reparameterised", "unchanged", "as_is"] = Field(
+        description="reparameterised: the question's literals put in and re-validated; unchanged: they could not "
+        "be (see `why`), the past query is reused as it was; as_is: there was nothing to change"
+    )
+    message: str | None = Field(None, description="What to know first about the reused query, in one sentence")
+    dates_differ: bool = Field(False, description="The past query's dates are not the question's (said up front)")
+    dates_before: str | None = Field(None, description="The past query's period")
+    dates_after: str | None = Field(None, description="The period the answer's SQL covers, when re-parameterised")
+    changes: list[str] = Field(default_factory=list, description="Literals rewritten: old → new")
+    kept: list[str] = Field(default_factory=list, description="Literals the question does not name, kept")
+    why: list[str] = Field(default_factory=list, description="Why it could not be re-parameterised")
+
+
 class Answer(BaseModel):
     question: str
     kind: Kind
@@ -31,6 +48,8 @@ class Answer(BaseModel):
     attempts: int = 0
     executed: bool = False
     rows: Rows | None = None
+    truncated: bool = Field(False, description="The rows stop at a row cap or at the LIMIT the guard added")
+    reuse: Reuse | None = Field(None, description="How the past query was reused, when it was")
     definitions: list[str] = Field(default_factory=list, description="Glossary terms and metrics the question names")
     notes: list[str] = Field(default_factory=list)
     timings_ms: dict[str, float] = Field(default_factory=dict)

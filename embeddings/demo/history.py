@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -673,8 +674,12 @@ def generate(count: int = 420, seed: int = 7) -> list[Run]:
     return runs
 
 
-def write(path: Path, warehouse: Path, count: int = 420, seed: int = 7) -> int:
-    """Run every query on the warehouse (read-only) and write the log as JSON lines; returns the count."""
+def write(
+    path: Path, warehouse: Path, count: int = 420, seed: int = 7, progress: Callable[[int, int], None] | None = None
+) -> int:
+    """Run every query on the warehouse (read-only) and write the log as JSON lines; returns the count.
+
+    `progress(done, total)` after each query."""
     runs = generate(count, seed)
     rng = random.Random(seed + 1)
     con = duckdb.connect(str(warehouse), read_only=True)
@@ -707,6 +712,8 @@ def write(path: Path, warehouse: Path, count: int = 420, seed: int = 7) -> int:
                     }
                 )
             )
+            if progress is not None:
+                progress(len(lines), len(runs))
     finally:
         con.close()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -441,7 +441,9 @@ TABLES: list[tuple[str, str]] = [
 
 
 def build(path: Path, progress: Callable[[str], None] | None = None) -> dict[str, int]:
-    """Write the warehouse to `path` (atomically: a temp file renamed at the end); row counts by table."""
+    """Write the warehouse to `path` (atomically: a temp file renamed at the end); row counts by table.
+
+    `progress(name)` after each table is written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.duckdb")
     tmp.unlink(missing_ok=True)
@@ -453,10 +455,10 @@ def build(path: Path, progress: Callable[[str], None] | None = None) -> dict[str
         for schema in sorted({name.split(".")[0] for name, _ in TABLES}):
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         for name, select in TABLES:
-            if progress is not None:
-                progress(name)
             con.execute(f"CREATE TABLE {name} AS {select}")
             counts[name] = int(con.execute(f"SELECT count(*) FROM {name}").fetchone()[0])  # type: ignore[index]
+            if progress is not None:
+                progress(name)
         for macro in MACROS:  # the macros are a generator detail, not part of the warehouse
             con.execute(f"DROP MACRO IF EXISTS {macro.split()[4].split('(')[0]}")
         con.execute("CHECKPOINT")

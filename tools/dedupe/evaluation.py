@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import Progress
 from rich.table import Table
 
 from tools.dedupe.fingerprint import Fingerprint, page_fingerprint
@@ -34,6 +33,7 @@ from tools.dedupe.normalizer import Normalizer
 from tools.dedupe.sampling import sample
 from tools.dedupe.simulator import Profile, Site, World
 from tools.dedupe.syntax import URLError, canonicalize, split
+from tools.progress import bar
 from tools.provenance import provenance
 
 # (T, S, K) configurations tried on the training domains: thresholds at the default budget, then
@@ -239,7 +239,7 @@ def evaluate(domains: int = 20, log_urls: int = 3000, test_urls: int = 1500, see
     )  # fmt: skip
     methods = {"fixed": FIXED, "group": OURS}
     tried: dict[str, list[tuple[Scores, LearnSettings]]] = {m: [] for m in methods}
-    with Progress(console=console, transient=True) as progress:
+    with bar(console) as progress:
         task = progress.add_task(f"{profile} profile: tuning on training domains", total=len(methods) * len(GRID))
         for method, label in methods.items():
             for threshold, samples, patterns in GRID:

@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
-from rich.progress import Progress
 from rich.table import Table
 
 from tools.datasets import movielens_100k
@@ -36,6 +35,7 @@ from tools.inference.training import (
     task_metrics,
     train,
 )
+from tools.progress import bar
 from tools.provenance import data_version, provenance
 
 USER_FILES = ("ml-100k.inter", "ml-100k.item", "ml-100k.user")
@@ -96,7 +96,7 @@ def run(
         "configs": {}, "per_seed": {}, "selected": {}, "baselines": baselines(schema, fit, validation, test_set),
     }  # fmt: skip
     curves: dict[str, Any] = {}
-    with Progress(console=console or Console(), transient=True) as progress:
+    with bar(console) as progress:
         for name in wanted:
             task = progress.add_task(f"budget: {name}", total=len(learning_rates) * max_epochs)
             scores: dict[tuple[float, int], float] = {}
@@ -255,7 +255,7 @@ def tune_structures(
     settings = TrainSettings(epochs=epochs)
     _, validation = split_by_time(train_set, settings.calibration_share)  # the slice train() calibrates on
     results: dict[str, Any] = {}
-    with Progress(console=console or Console(), transient=True) as progress:
+    with bar(console) as progress:
         for structure in ("parallel", "stacked"):
             task = progress.add_task(f"tuning {structure}", total=len(STRUCTURE_GRID) + len(seeds))
             points: list[dict[str, Any]] = []

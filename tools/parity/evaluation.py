@@ -17,12 +17,12 @@ import duckdb
 import numpy as np
 from pydantic import BaseModel
 from rich.console import Console
-from rich.progress import Progress
 from rich.table import Table
 
 from tools.datasets import from_wheel
 from tools.parity.audit import audit
 from tools.parity.vectors import compare_embeddings
+from tools.progress import bar
 
 NANNYML = "nannyml==0.13.1"
 DATA_MEMBER = "nannyml/datasets/data/synthetic_car_loan_reference.csv"
@@ -156,7 +156,7 @@ def run_suite(csv: Path, with_evidently: bool = True, console: Console | None = 
         )
     results: list[Scenario] = []
     training = con.execute("SELECT * FROM training").df()
-    with Progress(console=console or Console(), transient=True) as progress:
+    with bar(console) as progress:
         task = progress.add_task("parity suite", total=len(cases) + 2)
         for name, kind, sql, truth, preserving in cases:
             serving = con.execute(sql).df()

@@ -24,13 +24,13 @@ import duckdb
 import numpy as np
 from pydantic import BaseModel
 from rich.console import Console
-from rich.progress import Progress
 from rich.table import Table
 
 from tools.parity.audit import audit
 from tools.parity.evaluation import FEATURES, _evidently, _prepare, precision_recall_f1
 from tools.parity.keyed_diff import RATES, RTOLS, KeyedDiff, join
 from tools.parity.model import Tolerances
+from tools.progress import bar
 
 STRENGTHS = {"0.1%": 0.001, "1%": 0.01, "10%": 0.1}
 COLUMNS = [*FEATURES, "repaid_share"]
@@ -243,7 +243,7 @@ def run_hard_suite(csv: Path, with_evidently: bool = True, console: Console | No
     tuned_rate = tuned["ours_selected"]["min_mismatch_rate"]
     cases = _cases(TEST_SALT, range(CLEAN_PAIRS))
     pairs: list[Pair] = []
-    with Progress(console=console or Console(), transient=True) as progress:
+    with bar(console) as progress:
         task = progress.add_task("parity: harder suite", total=len(cases))
         for pair, sql in cases:
             serving = con.execute(sql).df()

@@ -18,10 +18,10 @@ from typing import Any, TypeVar
 
 import numpy as np
 from rich.console import Console
-from rich.progress import Progress
 from rich.table import Table
 
 from tools.datasets import MOVIELENS_FILES, movielens_100k
+from tools.progress import bar
 from tools.provenance import data_version, provenance
 from tools.rerank import dpp, mmr, ssd
 
@@ -411,7 +411,7 @@ def evaluate(cache: Path, users: int | None, console: Console) -> dict[str, Any]
     configs = configurations()
     keys = ("ndcg", "ilad", "ilmd", "wilad", "genre_coverage", "genre_ilad")
     per_user = {key: np.zeros((len(configs), len(user_ids))) for key in keys}
-    with Progress(console=console, transient=True) as progress:
+    with bar(console) as progress:
         task = progress.add_task("re-ranking MovieLens-100K feeds", total=len(user_ids))
         for col, u in enumerate(user_ids):
             X = factors[top[u]]

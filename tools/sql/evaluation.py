@@ -3,28 +3,31 @@
 Validator (no LLM): every gold query of the three dialects must pass (false rejections = 0); each
 mutation kind must be caught (≥ 99%). Mutations are made on the parsed gold with sqlglot, so they are
 real queries that differ in exactly one way. End to end: the demo's labelled questions with gold SQL,
-compared by result set; with no LLM configured, the retrieval-only hit rate.
+compared by result set; with no LLM configured, the retrieval-only hit rate. The labelled questions are split in
+two halves with a fixed seed (`SPLIT_SEED`): rules are developed looking at the dev half only, and both halves are
+reported, the held-out one apart, so a figure tuned on what it is measured on shows.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import random
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import sqlglot
 from pydantic import BaseModel
 from rich.console import Console
-from rich.progress import Progress
 from rich.table import Table as RichTable
 from sqlglot import exp
 
-from embeddings.evaluation import bird_catalog, bird_dir, demo_questions
+from embeddings.evaluation import Labelled, bird_catalog, bird_dir, demo_questions
 from governance.catalog import Catalog
 from governance.sqlguard import GuardPolicy, check
+from tools.progress import bar
 
 DIALECT_FILES = {"sqlite": "mini_dev_sqlite.json", "postgres": "mini_dev_postgresql.json",
                  "mysql": "mini_dev_mysql.json"}  # fmt: skip
@@ -234,7 +237,7 @@ def evaluate_validator(directory: Path | None = None, console: Console | None = 
     catalogs = database_catalogs(directory)
     policy = GuardPolicy(partition_filter_min_rows=None)
     reports: list[ValidatorReport] = []
-    with Progress(console=console or Console(), transient=True) as progress:
+    with bar(console) as progress:
         for dialect, file in DIALECT_FILES.items():
             items = json.loads((directory / file).read_text())
             task = progress.add_task(f"guard on BIRD {dialect}", total=len(items))
@@ -285,6 +288,45 @@ def _canonical(rows: list[list[Any]]) -> Counter[tuple[Any, ...]]:
     return Counter(tuple(cell(v) for v in row) for row in rows)
 
 
+def _without_limit(sql: str, dialect: str) -> str | None:
+    try:
+        tree = sqlglot.parse_one(sql, read=dialect)
+    except sqlglot.errors.SqlglotError:
+        return None
+    if not isinstance(tree, exp.Query) or tree.args.get("limit") is None:
+        return None
+    tree.set("limit", None)
+    return tree.sql(dialect=dialect)
+
+
+SPLIT_SEED = 17  # the dev / held-out split of the demo's labelled questions
+Half = Literal["dev", "held_out"]
+
+
+def split(ids: list[str], seed: int = SPLIT_SEED) -> tuple[list[str], list[str]]:
+    """(dev, held-out): the ids shuffled with `seed`, the first half to develop on, the rest held out."""
+    ordered = sorted(ids)
+    random.Random(seed).shuffle(ordered)
+    half = len(ordered) // 2
+    return sorted(ordered[:half]), sorted(ordered[half:])
+
+
+class Outcome(BaseModel):
+    id: str
+    half: Half
+    answered: bool
+    correct: bool
+    truncated: bool = False
+    correct_uncapped: bool = False  # the same SQL without the LIMIT the guard added gives the gold result
+    reuse: str | None = None  # reparameterised / unchanged / as_is
+
+
+class HalfScore(BaseModel):
+    questions: int = 0
+    correct: int = 0
+    correct_uncapped: int = 0
+
+
 class EndToEnd(BaseModel):
     mode: str
     questions: int
@@ -292,28 +334,70 @@ class EndToEnd(BaseModel):
     correct: int = 0
     first_shot_valid: int = 0
     refused_or_failed: int = 0
+    truncated: int = 0
+    correct_uncapped: int = 0  # diagnostic: correct, or right once the LIMIT the guard added is taken off
+    reparameterised: int = 0
     overhead_ms: list[float] = []
+    split_seed: int = SPLIT_SEED
+    dev: HalfScore = HalfScore()
+    held_out: HalfScore = HalfScore()
+    outcomes: list[Outcome] = []
 
 
-def evaluate_end_to_end(ask: Callable[[str], Any], run_gold: Callable[[str], list[list[Any]]], mode: str,
-                        console: Console | None = None) -> EndToEnd:  # fmt: skip
-    labelled = [q for q in demo_questions() if q.sql]
-    report = EndToEnd(mode=mode, questions=len(labelled))
-    with Progress(console=console or Console(), transient=True) as progress:
+def evaluate_end_to_end(
+    ask: Callable[[str], Any],
+    run_gold: Callable[[str], list[list[Any]]],
+    mode: str,
+    console: Console | None = None,
+    *,
+    seed: int = SPLIT_SEED,
+    half: Literal["all", "dev", "held_out"] = "all",
+    questions: list[Labelled] | None = None,
+    dialect: str = "duckdb",
+) -> EndToEnd:
+    """Each labelled question asked, its rows compared with the gold query's (as multisets, floats to 4 places);
+    scored per half of the `seed` split. `half` runs one half only (developing on "dev").
+
+    A truncated answer is not the gold result. As a diagnostic apart (`correct_uncapped`), a truncated answer's
+    SQL is also run without its outer LIMIT (the one the guard added), with `run_gold`'s row cap: how many
+    answers are right but cut for display."""
+    labelled = [q for q in (questions if questions is not None else demo_questions()) if q.sql]
+    dev, _ = split([q.id for q in labelled], seed)
+    halves: dict[str, Half] = {q.id: "dev" if q.id in dev else "held_out" for q in labelled}
+    if half != "all":
+        labelled = [q for q in labelled if halves[q.id] == half]
+    report = EndToEnd(mode=mode, questions=len(labelled), split_seed=seed)
+    with bar(console) as progress:
         task = progress.add_task(f"demo questions ({mode})", total=len(labelled))
         for question in labelled:
             assert question.sql is not None
             answer = ask(question.question)
             llm_ms = answer.timings_ms.get("llm", 0.0)
             report.overhead_ms.append(sum(answer.timings_ms.values()) - llm_ms)
+            correct = uncapped = False
+            reuse = answer.reuse.status if getattr(answer, "reuse", None) is not None else None
+            truncated = bool(getattr(answer, "truncated", False))
             if answer.sql is not None:
                 report.answered += 1
                 report.first_shot_valid += int(answer.attempts <= 1)
                 if answer.rows is not None:
-                    gold = run_gold(question.sql)
-                    report.correct += int(_canonical(answer.rows.rows) == _canonical(gold))
+                    gold = _canonical(run_gold(question.sql))
+                    correct = uncapped = _canonical(answer.rows.rows) == gold
+                    if truncated and not correct and (whole := _without_limit(answer.sql, dialect)) is not None:
+                        uncapped = _canonical(run_gold(whole)) == gold
             else:
                 report.refused_or_failed += 1
+            outcome = Outcome(id=question.id, half=halves[question.id], answered=answer.sql is not None,
+                              correct=correct, truncated=truncated, correct_uncapped=uncapped, reuse=reuse)  # fmt: skip
+            report.outcomes.append(outcome)
+            report.correct += int(correct)
+            report.correct_uncapped += int(uncapped)
+            report.truncated += int(truncated)
+            report.reparameterised += int(reuse == "reparameterised")
+            score = report.dev if outcome.half == "dev" else report.held_out
+            score.questions += 1
+            score.correct += int(correct)
+            score.correct_uncapped += int(uncapped)
             progress.advance(task)
     return report
 
@@ -342,10 +426,30 @@ def render(validator: list[ValidatorReport], end_to_end: EndToEnd | None, consol
                 console.print(f"  missed ({report.dialect}, {kind}): {examples[0][:160]}", markup=False)
     if end_to_end is not None:
         e2e = RichTable(title=f"Text-to-SQL on the demo warehouse's labelled questions ({end_to_end.mode})")
-        for column in ["questions with gold SQL", "answered", "same result as gold", "first-shot valid", "no SQL"]:
+        for column in ["questions with gold SQL", "answered", "same result as gold", "first-shot valid", "no SQL",
+                       "re-parameterised", "truncated"]:  # fmt: skip
             e2e.add_column(column, justify="right")
-        n = end_to_end.questions
-        e2e.add_row(str(n), f"{end_to_end.answered} ({end_to_end.answered / n:.0%})",
+        n = max(end_to_end.questions, 1)
+        e2e.add_row(str(end_to_end.questions), f"{end_to_end.answered} ({end_to_end.answered / n:.0%})",
                     f"{end_to_end.correct} ({end_to_end.correct / n:.0%})",
-                    f"{end_to_end.first_shot_valid}", str(end_to_end.refused_or_failed))  # fmt: skip
+                    f"{end_to_end.first_shot_valid}", str(end_to_end.refused_or_failed),
+                    str(end_to_end.reparameterised), str(end_to_end.truncated))  # fmt: skip
         console.print(e2e)
+        halves = RichTable(title=f"Same result as gold, per half of the split (seed {end_to_end.split_seed})",
+                           caption="rules developed on the dev half only; the held-out half unseen")  # fmt: skip
+        for column in ("dev", "held-out", "total"):
+            halves.add_column(column, justify="right")
+
+        def cell(score: HalfScore) -> str:
+            return f"{score.correct}/{score.questions}" if score.questions else "—"
+
+        total = HalfScore(questions=end_to_end.dev.questions + end_to_end.held_out.questions,
+                          correct=end_to_end.dev.correct + end_to_end.held_out.correct)  # fmt: skip
+        halves.add_row(cell(end_to_end.dev), cell(end_to_end.held_out), cell(total))
+        console.print(halves)
+        if end_to_end.correct_uncapped > end_to_end.correct:
+            dev, held = end_to_end.dev.correct_uncapped, end_to_end.held_out.correct_uncapped
+            cut = end_to_end.correct_uncapped - end_to_end.correct
+            console.print(f"Diagnostic, not the score: {end_to_end.correct_uncapped} answers (dev {dev}, held-out "
+                          f"{held}) give the gold result when their SQL runs without the LIMIT the guard adds — "
+                          f"{cut} right but truncated for display.")  # fmt: skip

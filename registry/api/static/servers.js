@@ -113,7 +113,7 @@ async function transition(name, version, status, verb) {
   if (!ok) return false;
   await api("/admin/v1/servers/" + name + "/versions/" + encodeURIComponent(version) + "/status",
             { method: "POST", json: { status, reason: note || null } });
-  setStatus(name + " " + version + ": " + verb.toLowerCase() + "d", "ok");
+  setStatus(name + " " + version + ": " + ({ in_review: "submitted for review", deprecated: "deprecated", approved: "reinstated" }[status] || status), "ok");
   return true;
 }
 
