@@ -10,6 +10,7 @@ from bench import (
     embeddings_bench,
     fullpath_bench,
     gateway_bench,
+    identity_bench,
     inference_bench,
     parity_bench,
     registry_bench,
@@ -28,6 +29,7 @@ BENCHMARKS = {
     "inference": inference_bench.main,
     "fullpath": fullpath_bench.main,
     "chat": chat_bench.main,
+    "identity": identity_bench.main,
 }
 
 

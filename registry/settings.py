@@ -80,6 +80,24 @@ class RegistrySettings(BaseSettings):
         None, description="The gateway's own bearer credential for remote upstreams (callers' tokens never are)."
     )
     health_interval: float = Field(30.0, gt=0, description="Seconds between health probes of remote upstreams.")
+    assertion_keys: Annotated[list[Path], NoDecode] = Field(
+        [],
+        description="Comma-separated PEM files of Ed25519 private keys signing caller assertions to remote "
+        "upstreams; the first signs, the others stay in the JWKS for verification (rotation). Default: "
+        "generated once into DATA_DIR/assertion-key.pem. Share them across replicas.",
+    )
+    assertion_ttl: int = Field(60, ge=5, le=600, description="Seconds a caller assertion sent to an upstream is valid.")
+    token_exchange_url: str | None = Field(
+        None,
+        description="Token endpoint of the authorization server for servers in `token-exchange` identity mode "
+        "(RFC 8693).",
+    )
+    token_exchange_client_id: str | None = Field(
+        None, description="The gateway's client id at the token endpoint (HTTP Basic authentication)."
+    )
+    token_exchange_client_secret: SecretStr | None = Field(
+        None, description="The gateway's client secret at the token endpoint."
+    )
     audit_pii_keys: Annotated[list[str], NoDecode] = Field(
         ["email", "phone", "ssn", "ip_address", "device_id", "address"],
         description="Comma-separated argument names redacted (like secrets) in audit rows and approvals.",
@@ -117,6 +135,7 @@ class RegistrySettings(BaseSettings):
         "audit_pii_keys",
         "authorization_servers",
         "extra_builtins",
+        "assertion_keys",
         mode="before",
     )
     @classmethod
@@ -151,6 +170,23 @@ class RegistrySettings(BaseSettings):
         """Keys sealing MCP request state: configured, or generated once into the data directory."""
         return list(self.gateway_state_keys) or [self._generated_secret("gateway-state-key")]
 
+    def assertion_key_pems(self) -> list[bytes]:
+        """Private keys (PEM) for caller assertions: configured, or one generated once into the data directory.
+        The first signs; the others are published for verification only."""
+        if self.assertion_keys:
+            return [path.read_bytes() for path in self.assertion_keys]
+        path = self.data_dir / "assertion-key.pem"
+        if not path.exists():
+            from cryptography.hazmat.primitives import serialization
+            from cryptography.hazmat.primitives.asymmetric import ed25519
+
+            key = ed25519.Ed25519PrivateKey.generate()
+            pem = key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+            self._write_once(path, pem)
+        return [path.read_bytes()]
+
     @property
     def effective_replica_id(self) -> str:
         return self.replica_id or f"{socket.gethostname()}:{os.getpid()}"
@@ -159,14 +195,16 @@ class RegistrySettings(BaseSettings):
         path = self.data_dir / name
         if path.exists():
             return path.read_text().strip()
+        self._write_once(path, secrets.token_urlsafe(48).encode())
+        return path.read_text().strip()
+
+    def _write_once(self, path: Path, content: bytes) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        secret = secrets.token_urlsafe(48)
         # Write-then-rename so a concurrent reader never sees a half-written secret.
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(secret)
+        tmp.write_bytes(content)
         tmp.chmod(0o600)
         tmp.replace(path)
-        return path.read_text().strip()
 
 
 def normalize_database_url(url: str) -> str:

@@ -68,6 +68,12 @@ def test_web_page_is_served(client: TestClient) -> None:
     assert home.status_code == 307 and home.headers["location"] == "/ui/"
     page = client.get("/ui/")
     assert page.status_code == 200
-    assert "Bastion registry" in page.text and "/ui/app.js" in page.text
-    script = client.get("/ui/app.js").text
-    assert "textContent" in script and "innerHTML" not in script  # user data never parsed as HTML
+    assert "<title>Bastion console</title>" in page.text and "/ui/app.js" in page.text
+    static = Path(__file__).parent.parent / "registry/api/static"
+    modules = sorted(p.name for p in static.glob("*.js"))
+    assert {"app.js", "core.js", "servers.js", "reviews.js", "approvals.js", "audit.js", "chat.js"} <= set(modules)
+    for name in modules:  # user data is never parsed as HTML, in any of the page's modules
+        script = client.get(f"/ui/{name}")
+        assert script.status_code == 200 and "javascript" in script.headers["content-type"], name
+        for sink in ("innerHTML", "outerHTML =", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
+            assert sink not in script.text, f"{name} uses {sink}"

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parent.parent
-OURS = {"governance", "registry", "agents", "tools", "embeddings", "bastion"}
+OURS = {"governance", "registry", "agents", "tools", "embeddings", "bastion", "bastion_sdk"}
 ALLOWED = {
     "governance": set(),
+    "bastion_sdk": {"governance"},
     "embeddings": {"governance"},
-    "tools": {"governance", "embeddings"},
+    "tools": {"governance", "embeddings", "bastion_sdk"},
     "agents": {"governance", "embeddings", "tools"},
     "registry": {"governance"},
 }

@@ -107,6 +107,8 @@ class Server(Base):
     environment: Mapped[str] = mapped_column(String(8))
     transport: Mapped[str] = mapped_column(String(32))
     endpoint: Mapped[str | None] = mapped_column(String(2000))
+    # What a remote upstream is told about the caller: none | assertion | token-exchange.
+    identity: Mapped[str] = mapped_column(String(16), default="assertion", server_default="assertion")
     classification: Mapped[str] = mapped_column(String(16))
     allowed_groups: Mapped[list[str]] = mapped_column(JSONType, default=list)
     website_url: Mapped[str | None] = mapped_column(String(2000))

@@ -16,12 +16,14 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from starlette.routing import Route
 
+from governance.assertion import JWKS_PATH
 from registry.context import RegistryContext
 from registry.errors import Forbidden, RegistryError
 from registry.gateway.audit_writer import AuditWriter
 from registry.gateway.core import GatewayCore
 from registry.gateway.heap import HeapFreezer
 from registry.gateway.http import WELL_KNOWN, GatewayEndpoint, resource_metadata
+from registry.gateway.identity import UpstreamIdentity
 from registry.gateway.metrics import GatewayMetrics
 from registry.gateway.ratelimit import create_limiter
 from registry.gateway.server import SessionTracker, build_server
@@ -46,10 +48,13 @@ class Gateway:
                                  max_rows=settings.audit_queue_max_rows)  # fmt: skip
         self.limiter = create_limiter(settings.redis_url)
         token = settings.upstream_token.get_secret_value() if settings.upstream_token else None
+        self.identity = UpstreamIdentity.from_settings(settings)
 
         def remote(entry: ServerEntry) -> Upstream:
             assert entry.endpoint is not None
-            return RemoteUpstream(entry.name, entry.endpoint, token, settings.upstream_timeout)
+            return RemoteUpstream(
+                entry.name, entry.endpoint, token, settings.upstream_timeout, self.identity, entry.identity
+            )
 
         upstreams: dict[str, Upstream] = {
             name: BuiltinUpstream(name, server, self.heap) for name, server in builtins.items()
@@ -76,6 +81,7 @@ class Gateway:
             finally:
                 for upstream in [*self.core.builtins.values(), *self.core.remotes.values()]:
                     await upstream.close()
+                await self.identity.close()
                 tg.cancel_scope.cancel()
                 self.heap.release()
         await self.limiter.close()
@@ -103,6 +109,11 @@ class Gateway:
         @app.get(WELL_KNOWN + "/servers/{short}/mcp", tags=["gateway"], summary="RFC 9728 metadata of one server")
         async def protected_server(short: str) -> JSONResponse:
             return JSONResponse(resource_metadata(self.core, f"/servers/{short}/mcp"))
+
+        @app.get(JWKS_PATH, tags=["gateway"], summary="Public keys of the caller assertions sent to upstreams (JWKS)")
+        async def jwks() -> JSONResponse:
+            # Upstreams cache it; a rotated key stays listed while BASTION_ASSERTION_KEYS names it.
+            return JSONResponse(self.identity.signer.jwks(), headers={"Cache-Control": "public, max-age=300"})
 
         @app.get(
             "/metrics",

@@ -84,7 +84,11 @@ class GatewayCore:
         if entry.transport == "builtin":
             return self.builtins.get(entry.short_name)
         current = self.remotes.get(entry.name)
-        if current is None or getattr(current, "url", None) != entry.endpoint:
+        if (
+            current is None
+            or getattr(current, "url", None) != entry.endpoint
+            or getattr(current, "identity_mode", None) != entry.identity
+        ):
             current = self.remote_factory(entry)
             if hasattr(current, "task_group"):
                 current.task_group = self.task_group
@@ -451,7 +455,7 @@ class GatewayCore:
             outcome.outcome, outcome.error = "error", f"no builtin server named {entry.short_name!r} is installed"
             self.metrics.errors.labels(entry.name, tool.name, "missing").inc()
             return error_result(outcome.error)
-        result = await upstream.call_tool(tool.name, arguments, principal)
+        result = await upstream.call_tool(tool.name, arguments, principal, outcome.approval_id)
         if result.is_error:
             structured = result.structured_content or {}
             kind = str(structured.get("error", "tool")) if route.entry.transport == "builtin" else "upstream"

@@ -1,14 +1,17 @@
 """Where tool calls go: builtin servers in-process, remote servers over Streamable HTTP.
 
 Remote upstreams are called with the gateway's own credential; a caller's token is never
-forwarded. Every remote call runs under a timeout and fails with a specific, readable error.
+forwarded. Who the caller is travels as the server's identity setting asks (`identity`): a signed
+assertion or an exchanged token, set on each HTTP request of that call only. Every remote call runs
+under a timeout and fails with a specific, readable error.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Generator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any, Protocol
 
 import anyio
@@ -23,7 +26,9 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED
 
 from governance import Principal, current_principal
+from governance.assertion import DEFAULT_IDENTITY_MODE
 from registry.gateway.heap import HeapFreezer
+from registry.gateway.identity import Headers, IdentityError, UpstreamIdentity
 
 log = logging.getLogger("bastion.gateway.upstream")
 
@@ -41,7 +46,9 @@ class Upstream(Protocol):
 
     async def list_tools(self) -> list[types.Tool]: ...
 
-    async def call_tool(self, tool: str, arguments: dict[str, Any], caller: Principal) -> types.CallToolResult: ...
+    async def call_tool(
+        self, tool: str, arguments: dict[str, Any], caller: Principal, approval_id: str | None = None
+    ) -> types.CallToolResult: ...
 
     async def close(self) -> None: ...
 
@@ -65,7 +72,9 @@ class BuiltinUpstream:
     async def list_tools(self) -> list[types.Tool]:
         return await self.server.list_tools()
 
-    async def call_tool(self, tool: str, arguments: dict[str, Any], caller: Principal) -> types.CallToolResult:
+    async def call_tool(
+        self, tool: str, arguments: dict[str, Any], caller: Principal, approval_id: str | None = None
+    ) -> types.CallToolResult:
         token = current_principal.set(caller)
         try:
             result = await self.server.call_tool(tool, arguments)
@@ -98,6 +107,26 @@ class BuiltinUpstream:
         return None
 
 
+# The caller's headers for the requests of the call in progress: (the upstream they are for, their maker).
+# The SDK client sends each request in a task that carries the calling task's context, so what a call sets
+# here reaches its own requests only; the long-lived connection's own requests (initialize, the event
+# stream) run in a task that clears it.
+_call_headers: ContextVar[tuple[RemoteUpstream, Headers] | None] = ContextVar("bastion_upstream_headers", default=None)
+
+
+class _CallerHeaders(httpx2.Auth):
+    """Adds the caller's headers of the call in progress (if any) to each request to one upstream."""
+
+    def __init__(self, upstream: RemoteUpstream) -> None:
+        self.upstream = upstream
+
+    def auth_flow(self, request: httpx2.Request) -> Generator[httpx2.Request, httpx2.Response, None]:
+        current = _call_headers.get()
+        if current is not None and current[0] is self.upstream:
+            request.headers.update(current[1]())
+        yield request
+
+
 class RemoteUpstream:
     """A Streamable HTTP MCP server elsewhere, reached through one long-lived client.
 
@@ -106,18 +135,29 @@ class RemoteUpstream:
     it is dropped and the next call opens a new one.
     """
 
-    def __init__(self, name: str, url: str, token: str | None, timeout: float) -> None:
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        token: str | None,
+        timeout: float,
+        identity: UpstreamIdentity | None = None,
+        identity_mode: str = DEFAULT_IDENTITY_MODE,
+    ) -> None:
         self.name = name
         self.url = url
         self.timeout = timeout
+        self.identity = identity
+        self.identity_mode = identity_mode
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(timeout))
+        self.http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(timeout), auth=_CallerHeaders(self))
         self.task_group: anyio.abc.TaskGroup | None = None
         self._client: Client | None = None
         self._release: anyio.Event | None = None
         self._lock = anyio.Lock()
 
     async def _hold(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        _call_headers.set(None)  # started from a call's task: the connection itself speaks for no caller
         release = anyio.Event()
         transport = streamable_http_client(self.url, http_client=self.http, terminate_on_close=True)
         try:
@@ -193,14 +233,25 @@ class RemoteUpstream:
         result: list[types.Tool] = await self._run("tools/list", work)
         return result
 
-    async def call_tool(self, tool: str, arguments: dict[str, Any], caller: Principal) -> types.CallToolResult:
+    async def call_tool(
+        self, tool: str, arguments: dict[str, Any], caller: Principal, approval_id: str | None = None
+    ) -> types.CallToolResult:
         async def work(client: Client) -> types.CallToolResult:
             return await client.call_tool(tool, arguments)
 
+        headers: Headers | None = None
+        if self.identity is not None:
+            try:
+                headers = await self.identity.headers(self.identity_mode, caller, self.name, approval_id)
+            except IdentityError as exc:
+                return error_result(str(exc), error="identity", upstream=self.name)
+        token = _call_headers.set((self, headers) if headers is not None else None)
         try:
             result: types.CallToolResult = await self._run(f"tools/call {tool}", work)
         except UpstreamError as exc:
             return error_result(str(exc), error=exc.kind, upstream=self.name)
+        finally:
+            _call_headers.reset(token)
         return result
 
     async def close(self) -> None:

@@ -26,6 +26,13 @@ from registry.schemas.names import (
 from registry.schemas.tools import ANNOTATIONS_SCHEMA, ToolDefinition, check_annotations
 
 Transport = Literal["builtin", "streamable-http"]
+# What a remote upstream is told about the caller (governance.assertion.IDENTITY_MODES).
+IdentityMode = Literal["none", "assertion", "token-exchange"]
+IDENTITY_DESCRIPTION = (
+    "What a remote upstream is told about the caller: `assertion` (a signed, short-lived JWT in "
+    "`X-Bastion-Assertion`), `token-exchange` (an RFC 8693 token from the configured authorization server) "
+    "or `none`. Builtin servers get the caller in-process."
+)
 # Formats the validators below enforce, with readable reasons; OpenAPI publishes them as JSON Schema.
 SERVER_NAME_SCHEMA: JsonDict = {
     "pattern": SERVER_NAME_PATTERN,
@@ -110,6 +117,7 @@ class ServerFields(ApiModel):
     environment: Environment = Environment.DEV
     transport: Transport = "streamable-http"
     endpoint: str | None = Field(None, max_length=2000, json_schema_extra=ENDPOINT_SCHEMA)
+    identity: IdentityMode = Field("assertion", description=IDENTITY_DESCRIPTION)
     classification: Classification = Classification.INTERNAL
     allowed_groups: list[Name] = Field(default_factory=list)
     website_url: str | None = Field(None, max_length=2000)
@@ -154,6 +162,7 @@ class ServerUpdate(ApiModel):
     support_channel: str | None = Field(None, max_length=200)
     environment: Annotated[Environment | SkipJsonSchema[None], NotNull] = None
     endpoint: str | None = Field(None, max_length=2000, json_schema_extra=ENDPOINT_SCHEMA)
+    identity: Annotated[IdentityMode | SkipJsonSchema[None], NotNull] = Field(None, description=IDENTITY_DESCRIPTION)
     classification: Annotated[Classification | SkipJsonSchema[None], NotNull] = None
     allowed_groups: Annotated[list[Name] | SkipJsonSchema[None], NotNull] = None
     website_url: str | None = Field(None, max_length=2000)

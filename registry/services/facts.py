@@ -27,6 +27,7 @@ from governance import (
     TeamFacts,
     ToolFacts,
 )
+from governance.assertion import DEFAULT_IDENTITY_MODE
 from registry.db import revision
 from registry.db.models import ClientPolicy, Policy, Server, ServerVersion, Team, Tool, ToolSetting
 from registry.schemas.tools import annotations_from_mcp
@@ -65,6 +66,7 @@ class ServerEntry:
     version_id: int | None
     tools: Mapping[str, ToolEntry] = field(default_factory=dict)
     rules: tuple[PolicyRule, ...] = ()
+    identity: str = DEFAULT_IDENTITY_MODE
 
     @property
     def published(self) -> bool:
@@ -126,6 +128,7 @@ def load_server(session: Session, name: str) -> ServerEntry | None:
         version_id=version.id if version is not None else None,
         tools=tools,
         rules=rules,
+        identity=server.identity,
     )
 
 

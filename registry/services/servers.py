@@ -57,6 +57,7 @@ def server_out(server: Server, latest_version: str | None, newest: tuple[str, st
         environment=server.environment,
         transport=server.transport,
         endpoint=server.endpoint,
+        identity=server.identity,
         classification=server.classification,
         allowed_groups=server.allowed_groups or [],
         website_url=server.website_url,
@@ -104,6 +105,7 @@ def create_server(session: Session, actor: Principal, body: ServerCreate) -> Ser
         environment=body.environment.value,
         transport=body.transport,
         endpoint=body.endpoint,
+        identity=body.identity,
         classification=body.classification.value,
         allowed_groups=body.allowed_groups,
         website_url=body.website_url,
@@ -135,7 +137,7 @@ def update_server(
         raise Forbidden(f"only reviewers or admins may change {', '.join(sorted(governed))}")
     if not governed and not (actor.is_admin or is_owner(actor, server)):
         raise Forbidden(f"only admins or members of team {server.team.name} may change this server")
-    for required in ("description", "environment", "classification", "team", "allowed_groups"):
+    for required in ("description", "environment", "classification", "team", "allowed_groups", "identity"):
         if required in changes and changes[required] is None:
             raise Invalid(f"{required} cannot be removed", field=required)
     previous_team, previous_classification = server.team, Classification(server.classification)

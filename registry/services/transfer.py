@@ -69,6 +69,7 @@ def import_server_json(
                 environment=meta.get("environment", "dev"),
                 transport=transport,
                 endpoint=remote.url if (remote and transport != "builtin") else None,
+                identity=meta.get("identity", "assertion"),
                 classification=meta.get("classification", "internal"),
                 allowed_groups=meta.get("allowedGroups", []),
                 website_url=sj.website_url,
@@ -143,5 +144,7 @@ def server_json_of(server: Server, version: ServerVersion) -> dict[str, Any]:
     }
     if server.support_channel:
         ours["supportChannel"] = server.support_channel
+    if server.transport != "builtin":
+        ours["identity"] = server.identity
     doc["_meta"] = {**carried.get("_meta", {}), BASTION_META: ours}
     return doc

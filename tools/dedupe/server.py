@@ -13,7 +13,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from governance import current_principal
+from bastion_sdk import current_caller
 from tools.dedupe.fingerprint import Fingerprinter
 from tools.dedupe.model import LearnSettings, MapDiff
 from tools.dedupe.normalizer import Explanation, NormalizeResult, URLProblem
@@ -158,7 +158,7 @@ def build(settings: DedupeSettings | None = None) -> MCPServer[Any]:
             threshold=threshold,
             min_samples=min_samples,
         )
-        caller = current_principal.get()
+        caller = current_caller()
 
         try:
             ctx.request_context  # noqa: B018 - raises outside a request (a direct call_tool)

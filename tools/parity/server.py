@@ -20,7 +20,8 @@ from mcp_types import ToolAnnotations
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from governance import Classification, current_principal
+from bastion_sdk import current_caller
+from governance import Classification
 from governance.catalog import Catalog
 from governance.sqlguard import GuardPolicy, check
 from tools.parity.audit import audit
@@ -136,7 +137,7 @@ def _quoted(name: str) -> str:
 
 
 def _clearance() -> Classification:
-    caller = current_principal.get()
+    caller = current_caller()
     return caller.clearance if caller is not None else Classification.INTERNAL
 
 

@@ -13,8 +13,9 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
+from bastion_sdk import current_caller
 from embeddings.retrieval import MAX_QUESTION, TableFilters, TableHit
-from governance import Classification, current_principal
+from governance import Classification
 from governance.sqlguard import SUPPORTED_DIALECTS, Issue
 from tools.sql.service import ReusableQuery, RunResult, SqlError, SqlService, TableDescription, Validation
 from tools.wire import lean
@@ -49,7 +50,7 @@ Asker = Callable[[str, bool, Classification, str | None], BaseModel]
 
 
 def _clearance() -> Classification:
-    caller = current_principal.get()
+    caller = current_caller()
     return caller.clearance if caller is not None else Classification.INTERNAL
 
 

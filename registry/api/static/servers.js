@@ -175,6 +175,8 @@ export async function renderServer(view, name) {
     ["Environment", server.environment], ["Classification", server.classification],
     ["Allowed groups", server.allowedGroups.length ? server.allowedGroups.join(", ") : "anyone with access to the classification"],
     ["Transport", server.transport + (server.endpoint ? " · " + server.endpoint : "")],
+    ["Caller identity", server.transport === "builtin" ? "in-process" : {
+      assertion: "signed assertion (X-Bastion-Assertion)", "token-exchange": "RFC 8693 token exchange", none: "not sent" }[server.identity] || server.identity],
     ["Latest approved", server.latestVersion || "none yet"],
     ["Health", h("span", {}, badge(health.status, health.status), health.latencyMs !== null ? " " + num(health.latencyMs, 1) + " ms" : "",
       health.checkedAt ? el("span", " · checked " + when(health.checkedAt), "muted") : null, health.error ? el("div", health.error, "error") : null)],
