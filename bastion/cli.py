@@ -122,14 +122,14 @@ def serve(
     base = settings.effective_public_url
     out.print(f"[bold]Bastion[/] on {base}")
     out.print(f"  MCP gateway   {base}/mcp")
-    out.print(f"  web page      {base}/ui/")
+    out.print(f"  console       {base}/ui/  (servers, reviews, approvals, audit, keys, chat)")
     out.print(f"  API docs      {base}/docs")
     out.print(f"  discovery     {base}/v0.1/servers")
     out.print(f"  catalog       {base}/v1/catalog")
     out.print(f"  admin API     {base}/admin/v1")
     out.print(f"  health        {base}/healthz")
     out.print(f"  metrics       {base}/metrics")
-    out.print(f"  chat          {base}/v1/chat (terminal: BASTION_TOKEN=… bastion chat; web: the page's Chat panel)")
+    out.print(f"  chat          {base}/v1/chat (terminal: BASTION_TOKEN=… bastion chat; web: {base}/ui/#/chat)")
     from embeddings.settings import LLMSettings
 
     llm = LLMSettings()
