@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 from fastapi import FastAPI
 from mcp.server.mcpserver import MCPServer
+from opentelemetry.trace import TracerProvider
 
 import registry.api
 import registry.api.docs
@@ -27,12 +28,17 @@ def create_app(
     ctx: RegistryContext | None = None,
     builtins: dict[str, MCPServer[Any]] | None = None,
     freeze_heap: bool = False,
+    tracer_provider: TracerProvider | None = None,
 ) -> FastAPI:
     settings = settings or RegistrySettings()
     ctx = ctx or RegistryContext.create(settings)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     gateway = Gateway(
-        ctx, builtins if builtins is not None else build_all(ctx), version=__version__, freeze_heap=freeze_heap
+        ctx,
+        builtins if builtins is not None else build_all(ctx),
+        version=__version__,
+        freeze_heap=freeze_heap,
+        tracer_provider=tracer_provider,
     )
 
     chat = ChatRuntime(ctx)

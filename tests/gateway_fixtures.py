@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.trace import TracerProvider
 
 from bastion.app import create_app
 from bastion.live import free_port
@@ -18,7 +19,9 @@ from tests.gateway_harness import Gateway, LiveServer, RemoteUpstream, ops_serve
 GATEWAY_TOKEN = "gateway-own-credential-" + "z" * 20
 
 
-def start_gateway(tmp_path: Path, db_url: str, **overrides: Any) -> tuple[Gateway, RegistryContext]:
+def start_gateway(
+    tmp_path: Path, db_url: str, *, tracer_provider: TracerProvider | None = None, **overrides: Any
+) -> tuple[Gateway, RegistryContext]:
     port = free_port()
     fields: dict[str, Any] = {
         "data_dir": tmp_path / f"data-{port}",
@@ -34,7 +37,7 @@ def start_gateway(tmp_path: Path, db_url: str, **overrides: Any) -> tuple[Gatewa
     fields.update(overrides)
     settings = RegistrySettings(**fields)
     ctx = RegistryContext.create(settings)
-    app = create_app(settings, ctx, builtins={"ops": ops_server()})
+    app = create_app(settings, ctx, builtins={"ops": ops_server()}, tracer_provider=tracer_provider)
     live = LiveServer(app, port).start()
     return Gateway(settings, live), ctx
 

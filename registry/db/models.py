@@ -336,6 +336,8 @@ class AuditEvent(Base):
     # Why a row was stored differently from what was queued (a field truncated to fit, a row isolated
     # after its batch failed); None for an ordinary row.
     flags: Mapped[str | None] = mapped_column(String(200))
+    # The OpenTelemetry trace of the request (32 hex digits) when the gateway traces; None otherwise.
+    trace_id: Mapped[str | None] = mapped_column(String(32))
 
 
 class RequestStateUse(Base):

@@ -9,10 +9,12 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import anyio
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from mcp.server.mcpserver import MCPServer
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from opentelemetry.trace import TracerProvider
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from starlette.routing import Route
 
@@ -27,6 +29,7 @@ from registry.gateway.identity import UpstreamIdentity
 from registry.gateway.metrics import GatewayMetrics
 from registry.gateway.ratelimit import create_limiter
 from registry.gateway.server import SessionTracker, build_server
+from registry.gateway.tracing import Tracing
 from registry.gateway.upstreams import BuiltinUpstream, RemoteUpstream, Upstream
 from registry.schemas.errors import ErrorOut
 from registry.services.facts import ServerEntry
@@ -38,9 +41,16 @@ METHODS = ["GET", "POST", "DELETE"]
 
 class Gateway:
     def __init__(
-        self, ctx: RegistryContext, builtins: dict[str, MCPServer[Any]], version: str = "", freeze_heap: bool = False
+        self,
+        ctx: RegistryContext,
+        builtins: dict[str, MCPServer[Any]],
+        version: str = "",
+        freeze_heap: bool = False,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         settings = ctx.settings
+        # Traces: the provider given, else one the OTEL_* variables describe, else none (the default).
+        self.tracing = Tracing.create(tracer_provider, version)
         self.heap = HeapFreezer(freeze_heap)
         self.ctx = ctx
         self.metrics = GatewayMetrics()
@@ -53,13 +63,19 @@ class Gateway:
         def remote(entry: ServerEntry) -> Upstream:
             assert entry.endpoint is not None
             return RemoteUpstream(
-                entry.name, entry.endpoint, token, settings.upstream_timeout, self.identity, entry.identity
+                entry.name,
+                entry.endpoint,
+                token,
+                settings.upstream_timeout,
+                self.identity,
+                entry.identity,
+                self.tracing,
             )
 
         upstreams: dict[str, Upstream] = {
             name: BuiltinUpstream(name, server, self.heap) for name, server in builtins.items()
         }
-        self.core = GatewayCore(ctx, upstreams, self.limiter, self.audit, self.metrics, remote)
+        self.core = GatewayCore(ctx, upstreams, self.limiter, self.audit, self.metrics, remote, self.tracing)
         self.sessions = SessionTracker(self.core)
         self.server = build_server(self.core, self.sessions, version)
         self.manager = StreamableHTTPSessionManager(self.server, stateless=settings.gateway_stateless)
@@ -82,6 +98,8 @@ class Gateway:
                 for upstream in [*self.core.builtins.values(), *self.core.remotes.values()]:
                     await upstream.close()
                 await self.identity.close()
+                if self.tracing.owned:
+                    await anyio.to_thread.run_sync(self.tracing.shutdown)
                 tg.cancel_scope.cancel()
                 self.heap.release()
         await self.limiter.close()

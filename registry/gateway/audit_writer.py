@@ -172,6 +172,7 @@ def _poisoned(row: dict[str, Any], reason: str) -> dict[str, Any]:
         "outcome": text("outcome", 32, "?"), "error": _cut(_clean(reason), 500), "approval_id": None,
         "latency_ms": number("latency_ms"), "result_size": int(number("result_size")),
         "minutes_saved": number("minutes_saved"), "protocol_version": None, "replica": text("replica", 32),
+        "trace_id": text("trace_id", 32),
         "flags": "poison: stored cut down after its insert failed",
     }  # fmt: skip
     return safe

@@ -17,8 +17,10 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import mcp_types as types
+from opentelemetry.trace import SpanKind
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -32,6 +34,7 @@ from registry.gateway.metrics import GatewayMetrics
 from registry.gateway.model import Outcome, Route, View, principal_key, shown
 from registry.gateway.probes import Probes
 from registry.gateway.ratelimit import Bucket, RateLimiter
+from registry.gateway.tracing import Tracing
 from registry.gateway.upstreams import Upstream, error_result
 from registry.schemas.names import namespaced_tool_name, split_namespaced_tool_name
 from registry.services.facts import MISSING, ServerEntry, ToolEntry, client_rule, client_rules
@@ -44,6 +47,8 @@ MAX_TOOL_NAME = 128  # names beyond this are refused as unknown, never looked up
 UNKNOWN_TOOL_LABEL = "(unknown)"
 AUDIT_WAIT = 5.0  # seconds a call waits for room in a full audit queue before it is refused
 ERROR_KINDS = frozenset({"tool", "upstream", "timeout", "unreachable", "invalid_arguments"})
+# How a call to an upstream can fail, as the gateway labels it (upstreams.UpstreamError kinds, identity).
+UPSTREAM_ERROR_KINDS = frozenset({"timeout", "unreachable", "protocol", "error", "identity", "invalid_arguments"})
 
 __all__ = ["APPROVAL_ARG", "APPROVAL_META", "APPROVAL_SCHEMA", "GatewayCore", "principal_key"]
 
@@ -57,8 +62,10 @@ class GatewayCore:
         audit: AuditWriter,
         metrics: GatewayMetrics,
         remote_factory: Callable[[ServerEntry], Upstream],
+        tracing: Tracing | None = None,
     ) -> None:
         self.ctx = ctx
+        self.tracing = tracing or Tracing(None)
         self.settings = ctx.settings
         self.builtins = upstreams
         self.remotes: dict[str, Upstream] = {}
@@ -298,23 +305,25 @@ class GatewayCore:
             "minutes_saved": minutes_saved if outcome.outcome == "ok" else 0.0,
             "protocol_version": protocol,
             "replica": self.settings.effective_replica_id,
+            "trace_id": self.tracing.trace_id(),
         }
 
     def record_list(self, principal: Principal, short: str | None, view: View, protocol: str | None) -> None:
         self.metrics.lists.inc()
-        self.audit.record(
-            self._row(
-                kind="list",
-                principal=principal,
-                server=None if short is None else self._server_of(view),
-                tool=None,
-                arguments=None,
-                outcome=Outcome(extra={"tools": len(view.tools)}),
-                latency_ms=0.0,
-                result_size=len(view.tools),
-                protocol=protocol,
+        with self.tracing.span("bastion.audit", {"bastion.audit.kind": "list"} if self.tracing.on else None):
+            self.audit.record(
+                self._row(
+                    kind="list",
+                    principal=principal,
+                    server=None if short is None else self._server_of(view),
+                    tool=None,
+                    arguments=None,
+                    outcome=Outcome(extra={"tools": len(view.tools)}),
+                    latency_ms=0.0,
+                    result_size=len(view.tools),
+                    protocol=protocol,
+                )
             )
-        )
 
     @staticmethod
     def _server_of(view: View) -> str | None:
@@ -352,7 +361,9 @@ class GatewayCore:
             elif (limited := await self._rate_limit(principal, route, outcome)) is not None:
                 result = limited
             elif route is None:
-                rule, message = await self.explain(principal, short, params.name)
+                with self.tracing.span("bastion.policy"):
+                    rule, message = await self.explain(principal, short, params.name)
+                    self.tracing.annotate({"bastion.decision": "denied", "bastion.rule": rule})
                 outcome = Outcome(decision="denied", rule=rule, outcome="denied", error=message)
                 self.metrics.denials.labels(rule).inc()
                 result = error_result(message, error="denied", rule=rule)
@@ -376,25 +387,38 @@ class GatewayCore:
                 outcome.outcome = "error"
         server_name = route.entry.name if route else None
         tool_name = route.tool.name if route else params.name
-        self.audit.record(
-            self._row(
-                kind="call",
-                principal=principal,
-                server=server_name,
-                tool=tool_name,
-                arguments=arguments,
-                outcome=outcome,
-                latency_ms=elapsed * 1000,
-                result_size=size,
-                protocol=protocol,
-                minutes_saved=route.tool.minutes_saved if route else 0.0,
+        if self.tracing.on:
+            self._annotate_request(route, outcome)
+        with self.tracing.span("bastion.audit", {"bastion.audit.kind": "call"} if self.tracing.on else None):
+            self.audit.record(
+                self._row(
+                    kind="call",
+                    principal=principal,
+                    server=server_name,
+                    tool=tool_name,
+                    arguments=arguments,
+                    outcome=outcome,
+                    latency_ms=elapsed * 1000,
+                    result_size=size,
+                    protocol=protocol,
+                    minutes_saved=route.tool.minutes_saved if route else 0.0,
+                )
             )
-        )
         # Metrics carry registered names only: a caller-chosen name would mint a series per call.
         labels = (route.entry.name, route.tool.name) if route else ("-", UNKNOWN_TOOL_LABEL)
         self.metrics.calls.labels(*labels, outcome.outcome).inc()
         self.metrics.latency.labels(*labels).observe(elapsed)
         return result
+
+    def _annotate_request(self, route: Route | None, outcome: Outcome) -> None:
+        """The call's decision and outcome on the request span (registered names only: no caller-chosen text)."""
+        attributes: dict[str, Any] = {"bastion.decision": outcome.decision, "bastion.outcome": outcome.outcome,
+                                      "bastion.rule": outcome.rule}  # fmt: skip
+        if route is not None:
+            attributes |= {"bastion.server": route.entry.name, "bastion.tool": route.tool.name}
+        if outcome.approval_id is not None:
+            attributes["bastion.approval.id"] = outcome.approval_id
+        self.tracing.annotate(attributes, None if outcome.outcome == "ok" else outcome.outcome)
 
     async def _rate_limit(
         self, principal: Principal, route: Route | None, outcome: Outcome
@@ -410,7 +434,15 @@ class GatewayCore:
                     f"per user for {route.exposed}",
                 )
             )
-        verdict = await self.limiter.take(buckets)
+        with self.tracing.span("bastion.rate_limit"):
+            verdict = await self.limiter.take(buckets)
+            if self.tracing.on:
+                self.tracing.annotate(
+                    {"bastion.rate_limit.buckets": len(buckets),
+                     "bastion.decision": "allowed" if verdict.allowed else "denied",
+                     "bastion.rule": None if verdict.allowed else "rate_limit"},
+                    None if verdict.allowed else "rate_limited",
+                )  # fmt: skip
         if verdict.allowed:
             return None
         assert verdict.bucket is not None
@@ -436,7 +468,14 @@ class GatewayCore:
     ) -> types.CallToolResult | types.InputRequiredResult:
         entry, tool = route.entry, route.tool
         # The view was authorised when built; re-evaluate for the decision details (cheap, pure).
-        decision = await self._decide(principal, entry, tool)
+        with self.tracing.span("bastion.policy"):
+            decision = await self._decide(principal, entry, tool)
+            if self.tracing.on:
+                self.tracing.annotate(
+                    {"bastion.server": entry.name, "bastion.tool": tool.name,
+                     "bastion.decision": "allowed" if decision.allowed else "denied",
+                     "bastion.rule": decision.denied_by, "bastion.approval.required": decision.requires_approval}
+                )  # fmt: skip
         if not decision.allowed:
             outcome.decision, outcome.rule, outcome.outcome = "denied", decision.denied_by, "denied"
             outcome.error = f"denied by rule {decision.denied_by}: {decision.reasons[-1]}"
@@ -444,9 +483,16 @@ class GatewayCore:
             return error_result(outcome.error, error="denied", rule=decision.denied_by)
 
         if decision.requires_approval:
-            gate = await self.approvals.check(
-                principal, route, arguments, approval_id, decision, outcome, params, ask_user, modern
-            )
+            with self.tracing.span("bastion.approval"):
+                gate = await self.approvals.check(
+                    principal, route, arguments, approval_id, decision, outcome, params, ask_user, modern
+                )
+                if self.tracing.on:
+                    self.tracing.annotate(
+                        {"bastion.decision": outcome.decision, "bastion.rule": outcome.rule,
+                         "bastion.approval.id": outcome.approval_id,
+                         "bastion.outcome": "proceed" if gate is None else outcome.outcome}
+                    )  # fmt: skip
             if gate is not None:
                 return gate
 
@@ -455,7 +501,13 @@ class GatewayCore:
             outcome.outcome, outcome.error = "error", f"no builtin server named {entry.short_name!r} is installed"
             self.metrics.errors.labels(entry.name, tool.name, "missing").inc()
             return error_result(outcome.error)
-        result = await upstream.call_tool(tool.name, arguments, principal, outcome.approval_id)
+        attributes = self._upstream_attributes(entry, tool) if self.tracing.on else None
+        with self.tracing.span("bastion.upstream", attributes, kind=SpanKind.CLIENT):
+            result = await upstream.call_tool(tool.name, arguments, principal, outcome.approval_id)
+            if self.tracing.on and result.is_error:
+                # A fixed set of labels: a remote upstream's structured content is not ours to copy into spans.
+                kind = str((result.structured_content or {}).get("error"))
+                self.tracing.annotate({}, kind if kind in UPSTREAM_ERROR_KINDS else "tool_error")
         if result.is_error:
             structured = result.structured_content or {}
             kind = str(structured.get("error", "tool")) if route.entry.transport == "builtin" else "upstream"
@@ -464,6 +516,23 @@ class GatewayCore:
             outcome.error = "; ".join(c.text for c in result.content if isinstance(c, types.TextContent))[:1000]
             self.metrics.errors.labels(entry.name, tool.name, kind).inc()
         return result
+
+    @staticmethod
+    def _upstream_attributes(entry: ServerEntry, tool: ToolEntry) -> dict[str, Any]:
+        attributes: dict[str, Any] = {
+            "mcp.method.name": "tools/call",
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": tool.name,
+            "bastion.server": entry.name,
+            "bastion.tool": tool.name,
+            "bastion.transport": entry.transport,
+        }
+        if entry.transport != "builtin" and entry.endpoint:
+            url = urlsplit(entry.endpoint)
+            attributes["server.address"] = url.hostname or ""
+            if url.port is not None:
+                attributes["server.port"] = url.port
+        return attributes
 
     def _client_rule(self, client_id: str, session: Session) -> ClientRule | None:
         return client_rule(self.ctx.facts, session, client_id)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import anyio.to_thread
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from opentelemetry.trace import StatusCode
 from starlette.types import Receive, Scope, Send
 
 from governance import Principal, evaluate
@@ -19,6 +21,7 @@ from registry.auth.principals import bearer_token, principal_from_claims
 from registry.errors import RegistryError, Unauthorized
 from registry.gateway.core import GatewayCore, principal_key
 from registry.gateway.server import PRINCIPAL_KEY, VIEW_KEY
+from registry.gateway.tracing import TRACE_STATE_KEY, HttpStamp, cut, incoming_parent
 from registry.services.facts import client_rules
 
 WELL_KNOWN = "/.well-known/oauth-protected-resource"
@@ -50,6 +53,16 @@ async def _json(send: Send, status: int, body: dict[str, Any], headers: dict[str
     head += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": head})
     await send({"type": "http.response.body", "body": raw})
+
+
+def _auth_method(headers: dict[str, str]) -> str:
+    header = headers.get("authorization")
+    if header is None:
+        return "none"
+    try:
+        return "api_key" if looks_like_key(bearer_token(header)) else "jwt"
+    except RegistryError:
+        return "invalid"
 
 
 class GatewayEndpoint:
@@ -90,11 +103,30 @@ class GatewayEndpoint:
 
         return await anyio.to_thread.run_sync(check)
 
+    def _refused(self, started: int, headers: dict[str, str], scope: Scope, status: int) -> None:
+        """A request refused at authentication never reaches the MCP layer: its span is made here."""
+        tracing = self.core.tracing
+        method, path, how = str(scope.get("method", "")), cut(scope["path"]), _auth_method(headers)
+        attributes = {
+            "http.request.method": method,
+            "url.path": path,
+            "http.response.status_code": status,
+            "bastion.auth.method": how,
+            "bastion.outcome": "unauthenticated",
+        }
+        with tracing.request_span(f"{method} {path}", attributes, incoming_parent(headers), started) as span:
+            stage = {"bastion.auth.method": how, "bastion.outcome": "refused"}
+            tracing.stage("bastion.authentication", started, time.time_ns(), stage)
+            span.set_attribute("error.type", str(status))
+            span.set_status(StatusCode.ERROR)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"].rstrip("/")
         short = None if path == "/mcp" else path.split("/")[2]
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         resource_path = path
+        tracing = self.core.tracing
+        started = time.time_ns() if tracing.on else 0
         try:
             principal = await self.authenticate(headers.get("authorization"))
             if (proof := headers.get(INTERNAL_CLIENT_HEADER)) is not None:
@@ -104,6 +136,8 @@ class GatewayEndpoint:
                 # user came through still apply (governance.Principal.origin_client_id).
                 principal = principal.model_copy(update={"client_id": client, "origin_client_id": principal.client_id})
         except Unauthorized as exc:
+            if tracing.on:
+                self._refused(started, headers, scope, 401)
             challenge = (
                 f'Bearer resource_metadata="{metadata_url(self.core.settings.effective_public_url, resource_path)}"'
             )
@@ -120,8 +154,15 @@ class GatewayEndpoint:
             )
             return
         except RegistryError as exc:
+            if tracing.on:
+                self._refused(started, headers, scope, exc.status)
             await _json(send, exc.status, exc.body())
             return
+        if tracing.on:
+            scope.setdefault("state", {})
+            scope["state"][TRACE_STATE_KEY] = HttpStamp(
+                started, time.time_ns(), incoming_parent(headers), _auth_method(headers)
+            )
         if short is not None:
             denial = await self.gate(principal, short)
             if denial is not None:

@@ -10,16 +10,18 @@ from typing import Any
 import anyio
 import mcp_types as types
 from mcp.server.connection import Connection
-from mcp.server.context import ServerRequestContext
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
 from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_REQUEST
 from mcp_types.version import is_version_at_least
+from opentelemetry.trace import StatusCode
 
 from governance import Principal
 from registry.gateway.core import APPROVAL_SCHEMA, GatewayCore, principal_key
+from registry.gateway.tracing import TRACE_STATE_KEY, HttpStamp, Tracing, cut, meta_parent
 
 log = logging.getLogger("bastion.gateway")
 
@@ -41,6 +43,58 @@ def _can_elicit_forms(capabilities: types.ClientCapabilities | None) -> bool:
     elicitation = capabilities.elicitation if capabilities is not None else None
     # A bare `elicitation: {}` (before modes existed) means form support; url-only does not.
     return elicitation is not None and (elicitation.form is not None or elicitation.url is None)
+
+
+class TracingMiddleware:
+    """A SERVER span per inbound MCP request (notifications pass through), the parent of every stage's span.
+
+    Its parent is the caller's trace context (the request's `_meta`, else the HTTP `traceparent` header); it
+    starts when the HTTP request arrived, so that authentication (done at the HTTP edge) is its first child."""
+
+    def __init__(self, tracing: Tracing) -> None:
+        self.tracing = tracing
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        if ctx.request_id is None:
+            return await call_next(ctx)
+        state = ctx.request.scope.get("state", {}) if ctx.request is not None else {}
+        stamp = state.get(TRACE_STATE_KEY)
+        stamp = stamp if isinstance(stamp, HttpStamp) else None
+        name = ctx.params.get("name") if ctx.params else None
+        target = cut(name) if isinstance(name, str) else None
+        method = cut(ctx.method)  # an unknown method's name is the client's choice: bounded
+        attributes: dict[str, Any] = {
+            "mcp.method.name": method,
+            "jsonrpc.request.id": cut(str(ctx.request_id)),
+            "network.transport": "tcp",
+            "network.protocol.name": "http",
+        }
+        if ctx.protocol_version:
+            attributes["mcp.protocol.version"] = ctx.protocol_version
+        connection = getattr(ctx.session, "_connection", None)
+        if (session_id := getattr(connection, "session_id", None)) is not None:
+            attributes["mcp.session.id"] = session_id
+        if ctx.method == "tools/call":
+            attributes["gen_ai.operation.name"] = "execute_tool"
+            if target is not None:
+                attributes["gen_ai.tool.name"] = target
+        parent = meta_parent(ctx.meta) or (stamp.parent if stamp else None)
+        span_name = f"{method} {target}" if target else method
+        with self.tracing.request_span(span_name, attributes, parent, stamp.started if stamp else None) as span:
+            if stamp is not None:
+                self.tracing.stage("bastion.authentication", stamp.started, stamp.authenticated,
+                                   {"bastion.auth.method": stamp.method, "bastion.outcome": "ok"})  # fmt: skip
+            try:
+                return await call_next(ctx)
+            except MCPError as exc:
+                code = str(exc.error.code)
+                span.set_attributes({"error.type": code, "rpc.response.status_code": code})
+                span.set_status(StatusCode.ERROR)
+                raise
+            except Exception as exc:
+                span.set_attribute("error.type", type(exc).__qualname__)
+                span.set_status(StatusCode.ERROR)
+                raise
 
 
 class GatewayServer(Server[Any]):
@@ -142,5 +196,9 @@ def build_server(core: GatewayCore, sessions: SessionTracker, version: str) -> G
         ttl=core.settings.approval_ttl,
         bind_principal=lambda ctx: principal_key(identity(ctx)[0]),
     )
+    if core.tracing.on:
+        # Ours replaces the SDK's span per message (which would go to the process-wide provider, unparented).
+        server.middleware = [m for m in server.middleware if type(m).__name__ != "OpenTelemetryMiddleware"]
+        server.middleware.insert(0, TracingMiddleware(core.tracing))
     server.middleware.append(RequestStateBoundary(security, default_audience="bastion-gateway"))
     return server

@@ -29,6 +29,7 @@ from governance import Principal, current_principal
 from governance.assertion import DEFAULT_IDENTITY_MODE
 from registry.gateway.heap import HeapFreezer
 from registry.gateway.identity import Headers, IdentityError, UpstreamIdentity
+from registry.gateway.tracing import Tracing
 
 log = logging.getLogger("bastion.gateway.upstream")
 
@@ -127,6 +128,13 @@ class _CallerHeaders(httpx2.Auth):
         yield request
 
 
+def _with_trace(headers: Headers | None, trace: dict[str, str]) -> Headers:
+    if headers is None:
+        return lambda: trace
+    identity = headers
+    return lambda: {**identity(), **trace}
+
+
 class RemoteUpstream:
     """A Streamable HTTP MCP server elsewhere, reached through one long-lived client.
 
@@ -143,8 +151,10 @@ class RemoteUpstream:
         timeout: float,
         identity: UpstreamIdentity | None = None,
         identity_mode: str = DEFAULT_IDENTITY_MODE,
+        tracing: Tracing | None = None,
     ) -> None:
         self.name = name
+        self.tracing = tracing or Tracing(None)
         self.url = url
         self.timeout = timeout
         self.identity = identity
@@ -236,8 +246,11 @@ class RemoteUpstream:
     async def call_tool(
         self, tool: str, arguments: dict[str, Any], caller: Principal, approval_id: str | None = None
     ) -> types.CallToolResult:
+        # The trace context of this call (the gateway's upstream span): in `_meta` and on its HTTP requests.
+        trace = self.tracing.headers() if self.tracing.on else None
+
         async def work(client: Client) -> types.CallToolResult:
-            return await client.call_tool(tool, arguments)
+            return await client.call_tool(tool, arguments, meta=trace or None)  # type: ignore[arg-type]
 
         headers: Headers | None = None
         if self.identity is not None:
@@ -245,6 +258,8 @@ class RemoteUpstream:
                 headers = await self.identity.headers(self.identity_mode, caller, self.name, approval_id)
             except IdentityError as exc:
                 return error_result(str(exc), error="identity", upstream=self.name)
+        if trace:
+            headers = _with_trace(headers, trace)
         token = _call_headers.set((self, headers) if headers is not None else None)
         try:
             result: types.CallToolResult = await self._run(f"tools/call {tool}", work)

@@ -458,6 +458,7 @@ class AuditEventOut(ApiModel):
     minutes_saved: float
     protocol_version: str | None
     replica: str | None
+    trace_id: str | None = Field(None, description="OpenTelemetry trace id of the request, when the gateway traces")
 
 
 class TimeSavedRow(ApiModel):

@@ -40,6 +40,7 @@ CSV_COLUMNS = [
     "minutes_saved",
     "protocol_version",
     "replica",
+    "trace_id",
 ]
 
 
@@ -129,6 +130,7 @@ def export_csv(session: Session, actor: Principal, f: AuditFilter, batch: int = 
                     e.minutes_saved,
                     e.protocol_version or "",
                     e.replica or "",
+                    e.trace_id or "",
                 ]
             )
         last = rows[-1].id

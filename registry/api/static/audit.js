@@ -73,7 +73,7 @@ export async function render(view) {
         h("div", {}, e.decision, e.rule ? el("div", e.rule, "muted") : null),
         h("div", {}, badge(e.outcome, e.outcome === "ok" ? "up" : e.outcome === "error" || e.outcome === "denied" ? "down" : ""),
           e.error ? el("div", e.error, "muted") : null),
-        num(e.latencyMs, 1) + " ms",
+        h("div", {}, num(e.latencyMs, 1) + " ms", e.traceId ? h("div", { class: "muted hash", title: "trace " + e.traceId }, "trace " + e.traceId.slice(0, 12) + "…") : null),
         e.arguments ? h("details", {}, h("summary", {}, "arguments"), json(e.arguments)) : "—",
       ]), "audit"),
       h("div", { class: "actions pager" }, prev, next));
