@@ -26,7 +26,8 @@ def setup_owned(api: Api) -> None:
 
 
 def test_review_queue_explains_separation_of_duties(client: TestClient, api: Api, tokens: Tokens) -> None:
-    setup_owned(api)
+    api.team("ads-eng", groups=["ads-eng"])
+    api.server(S, "ads-eng", classification="confidential")  # security and privacy reviews
     api.version(S, "1.0.0", [tool("a")])
     api.status(S, "1.0.0", "in_review")
     outsider = client.get("/admin/v1/reviews", headers=tokens.reviewer)
@@ -52,9 +53,11 @@ def test_review_queue_explains_separation_of_duties(client: TestClient, api: Api
     assert user.status_code == 403
     assert "reviewers" in user.json()["error"]
 
-    api.review(S, "1.0.0", item["missingReviews"][0])
-    after = client.get("/admin/v1/reviews", headers=tokens.reviewer).json()
-    assert not after or after[0]["reviewedBy"] == ["rita"]
+    api.review(S, "1.0.0", "security")
+    [after] = client.get("/admin/v1/reviews", headers=tokens.reviewer).json()
+    assert (after["reviewedBy"], after["missingReviews"]) == (["rita"], ["privacy"])
+    api.review(S, "1.0.0", "privacy")
+    assert client.get("/admin/v1/reviews", headers=tokens.reviewer).json() == []  # approved: out of the queue
 
 
 def test_diff_against_the_previous_approved_version_with_lint(

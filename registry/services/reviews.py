@@ -23,9 +23,9 @@ from registry.schemas.admin import (
     ToolChange,
     VersionDiff,
 )
-from registry.services.common import is_owner, require_reviewer, visible_server_or_404
-from registry.services.lifecycle import decisions, require_separation
-from registry.services.versions import load_version, schema_texts
+from registry.services.common import require_reviewer, visible_server_or_404
+from registry.services.lifecycle import decisions
+from registry.services.versions import load_version, require_may_review, schema_texts
 
 # The parts of a tool definition a reviewer compares; the hash changes when any of them does.
 COMPARED = ("title", "description", "input_schema", "output_schema", "annotations")
@@ -65,11 +65,9 @@ def review_queue(session: Session, actor: Principal, requirements: ReviewRequire
 
 
 def _why_not(session: Session, actor: Principal, server: Server, version: ServerVersion) -> str | None:
-    """The reason `actor` may not review this version (the same checks `add_review` makes), or None."""
-    if is_owner(actor, server):
-        return f"separation of duties: members of team {server.team.name} cannot review its servers"
+    """The reason `actor` may not review this version (the check `add_review` makes), or None."""
     try:
-        require_separation(session, actor, server, version)
+        require_may_review(session, actor, server, version)
     except Forbidden as exc:
         return exc.message
     return None

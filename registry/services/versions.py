@@ -324,6 +324,14 @@ def change_status(
     return version_out(version, requirements)
 
 
+def require_may_review(session: Session, actor: Principal, server: Server, version: ServerVersion) -> None:
+    """Separation of duties: no member of the owning team, nor of a team that owned the server during the
+    review, reviews it (Forbidden says why; the review queue shows the same reason)."""
+    if is_owner(actor, server):
+        raise Forbidden(f"separation of duties: members of team {server.team.name} cannot review its servers")
+    require_separation(session, actor, server, version)
+
+
 def add_review(
     session: Session,
     actor: Principal,
@@ -335,10 +343,8 @@ def add_review(
     """Record a review. The last required approval approves the version; a rejection rejects it."""
     server = get_server(session, server_name, lock=True)
     require_reviewer(actor, "review versions")
-    if is_owner(actor, server):
-        raise Forbidden(f"separation of duties: members of team {server.team.name} cannot review its servers")
     version = load_version(session, server, version_str)
-    require_separation(session, actor, server, version)
+    require_may_review(session, actor, server, version)
     if version.status != VersionStatus.IN_REVIEW.value:
         raise Conflict(
             f"version {version_str} is {version.status}; only versions in_review take reviews", field="version"
