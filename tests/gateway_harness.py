@@ -110,8 +110,10 @@ class Gateway:
     def __init__(self, settings: RegistrySettings, live: LiveServer) -> None:
         self.settings = settings
         self.live = live
+        # The admin API sets tests up; its latency is not what they measure. httpx's default 5 s read timeout
+        # failed setup calls on a loaded CI machine (twice in 2,018 tests); the MCP clients already allow 30 s.
         self.admin = httpx.Client(
-            base_url=live.url, headers=self.auth("root", ["bastion-admins"], clearance="restricted")
+            base_url=live.url, headers=self.auth("root", ["bastion-admins"], clearance="restricted"), timeout=30
         )
 
     @property

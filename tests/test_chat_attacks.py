@@ -391,7 +391,7 @@ def test_second_approver_call_cannot_be_self_approved_through_decisions(env: Env
     assert own.status_code == 403
     assert ops_state.paused == []
     # Another user of the team approves; ann resumes; it runs once; checking again does nothing.
-    carl = httpx.Client(base_url=env.gw.url, headers=env.gw.auth("carl", ["ads-eng"]))
+    carl = httpx.Client(base_url=env.gw.url, headers=env.gw.auth("carl", ["ads-eng"]), timeout=30)
     assert (
         carl.post(
             "/admin/v1/approvals/decide", json={"ids": [proposal["approval_id"]], "decision": "approve"}
