@@ -11,7 +11,7 @@ from typing import Any, Literal, TypeVar
 
 from mcp.server.mcpserver.exceptions import ToolError
 
-from governance import Classification, current_principal
+from governance import Classification, current_approval, current_principal
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +57,7 @@ def current_caller() -> Caller | None:
         clearance=principal.clearance,
         client_id=principal.client_id,
         origin_client_id=principal.origin_client_id,
+        approval_id=current_approval.get(),
         source="in-process",
     )
 

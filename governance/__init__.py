@@ -4,7 +4,7 @@ Pure logic with no I/O and no dependency on any other Bastion package.
 """
 
 from governance.classification import Classification, highest
-from governance.integrity import canonical_json, tool_definition_hash
+from governance.integrity import ITEM_KINDS, canonical_json, item_definition_hash, tool_definition_hash
 from governance.lifecycle import EDITABLE, PUBLISHED, TRANSITIONS, TransitionError, VersionStatus, check_transition
 from governance.lint import Finding, lint_description
 from governance.policy import (
@@ -17,7 +17,7 @@ from governance.policy import (
     ToolFacts,
     evaluate,
 )
-from governance.principal import SYSTEM, Principal, Role, TeamFacts, current_principal
+from governance.principal import SYSTEM, Principal, Role, TeamFacts, current_approval, current_principal
 from governance.redaction import REDACTED, arguments_hash, redact
 from governance.reviews import (
     DEFAULT_REQUIRED_REVIEWS,
@@ -30,6 +30,7 @@ from governance.reviews import (
 __all__ = [
     "DEFAULT_REQUIRED_REVIEWS",
     "EDITABLE",
+    "ITEM_KINDS",
     "PUBLISHED",
     "REDACTED",
     "SYSTEM",
@@ -54,9 +55,11 @@ __all__ = [
     "arguments_hash",
     "canonical_json",
     "check_transition",
+    "current_approval",
     "current_principal",
     "evaluate",
     "highest",
+    "item_definition_hash",
     "latest_decisions",
     "lint_description",
     "redact",

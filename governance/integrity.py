@@ -28,3 +28,15 @@ def tool_definition_hash(
         "annotations": annotations or {},
     }
     return "sha256:" + hashlib.sha256(canonical_json(payload)).hexdigest()
+
+
+ITEM_KINDS = ("prompt", "resource", "resourceTemplate")
+
+
+def item_definition_hash(kind: str, definition: dict[str, Any]) -> str:
+    """SHA-256 over a prompt, resource or resource template definition (its wire shape, without a hash):
+    the text a model reads and the names and URIs a client addresses it by."""
+    if kind not in ITEM_KINDS:
+        raise ValueError(f"unknown item kind {kind!r}; known: {', '.join(ITEM_KINDS)}")
+    payload = {k: v for k, v in definition.items() if k != "contentHash" and v is not None}
+    return "sha256:" + hashlib.sha256(canonical_json({"kind": kind, **payload})).hexdigest()

@@ -103,6 +103,12 @@ def _groups_text(groups: frozenset[str]) -> str:
     return ", ".join(sorted(groups)) or "(none)"
 
 
+def _label(name: str) -> str:
+    """How a rule's target reads: `tool x`, or `prompt x` / `resource x` for a per-item key (`prompt:x`)."""
+    kind, sep, item = name.partition(":")
+    return f"{kind} {item}" if sep and kind in ("prompt", "resource") else f"tool {name}"
+
+
 def evaluate(
     principal: Principal,
     server: ServerFacts,
@@ -167,12 +173,12 @@ def evaluate(
         return trail.deny(
             "classification",
             f"clearance {principal.clearance.value} does not cover {needed.value} "
-            f"required by {server.name}{'/' + tool.name if tool else ''}",
+            f"required by {server.name}{'/' + (tool.name.partition(':')[2] or tool.name) if tool else ''}",
         )
     trail.ok(f"clearance {principal.clearance.value} covers {needed.value}")
 
     for rule in [*server_rules, *tool_rules]:
-        scope = f"tool {tool.name}" if rule.tool is not None and tool else f"server {server.name}"
+        scope = _label(tool.name) if rule.tool is not None and tool else f"server {server.name}"
         if rule.allowed_groups is not None:
             shared = principal.groups & rule.allowed_groups
             if not shared:

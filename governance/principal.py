@@ -66,3 +66,5 @@ SYSTEM = Principal(
 # The authenticated caller of the tool call in progress. The gateway sets it around every
 # in-process (builtin) tool call, so a builtin server can apply per-caller rules of its own.
 current_principal: ContextVar[Principal | None] = ContextVar("bastion_current_principal", default=None)
+# The human approval the builtin tool call in progress runs under, when it needed one (set with the principal).
+current_approval: ContextVar[str | None] = ContextVar("bastion_current_approval", default=None)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mcp.server.mcpserver import MCPServer
 from opentelemetry.trace import TracerProvider
 
 from bastion.app import create_app
@@ -20,7 +21,12 @@ GATEWAY_TOKEN = "gateway-own-credential-" + "z" * 20
 
 
 def start_gateway(
-    tmp_path: Path, db_url: str, *, tracer_provider: TracerProvider | None = None, **overrides: Any
+    tmp_path: Path,
+    db_url: str,
+    *,
+    tracer_provider: TracerProvider | None = None,
+    builtins: dict[str, MCPServer[Any]] | None = None,
+    **overrides: Any,
 ) -> tuple[Gateway, RegistryContext]:
     port = free_port()
     fields: dict[str, Any] = {
@@ -37,7 +43,8 @@ def start_gateway(
     fields.update(overrides)
     settings = RegistrySettings(**fields)
     ctx = RegistryContext.create(settings)
-    app = create_app(settings, ctx, builtins={"ops": ops_server()}, tracer_provider=tracer_provider)
+    servers = {"ops": ops_server(), **(builtins or {})}
+    app = create_app(settings, ctx, builtins=servers, tracer_provider=tracer_provider)
     live = LiveServer(app, port).start()
     return Gateway(settings, live), ctx
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,6 +14,7 @@ import anyio
 import httpx
 import httpx2
 import mcp_types as types
+import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.mcpserver import MCPServer
@@ -21,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from bastion.builtins import tool_definitions
 from bastion.live import LiveServer
 from registry.auth import mint_token
+from registry.schemas.items import served_prompt, served_resource, served_template
 from registry.schemas.tools import served_definition
 from registry.settings import RegistrySettings
 
@@ -135,12 +139,21 @@ class Gateway:
             self.admin.post("/admin/v1/teams", json={"name": name, "supportChannel": f"#{name}", "groups": groups}), 201
         )
 
-    def publish(self, name: str, short: str, team: str, tools: list[dict[str, Any]], **fields: Any) -> None:
+    def publish(
+        self,
+        name: str,
+        short: str,
+        team: str,
+        tools: list[dict[str, Any]],
+        items: dict[str, list[dict[str, Any]]] | None = None,
+        **fields: Any,
+    ) -> None:
         body = {"name": name, "shortName": short, "team": team, "description": f"{short} tools", **fields}
         body.setdefault("transport", "builtin")
         body.setdefault("environment", "prod")
         self.ok(self.admin.post("/admin/v1/servers", json=body), 201)
-        self.ok(self.admin.post(f"/admin/v1/servers/{name}/versions", json={"version": "1.0.0", "tools": tools}), 201)
+        version = {"version": "1.0.0", "tools": tools, **(items or {})}
+        self.ok(self.admin.post(f"/admin/v1/servers/{name}/versions", json=version), 201)
         out = self.ok(self.admin.post(f"/admin/v1/servers/{name}/versions/1.0.0/status", json={"status": "in_review"}))
         reviewer = self.auth("rita", ["bastion-reviewers"])
         for kind in out["requiredReviews"]:
@@ -179,6 +192,46 @@ class Gateway:
                 transport, mode=mode, elicitation_callback=elicitation, message_handler=messages, cache=None
             ) as client:
                 yield client
+
+
+async def builtin_items(server: MCPServer[Any]) -> dict[str, list[dict[str, Any]]]:
+    """The prompts, resources and resource templates a server serves, as a version registers them."""
+    return {
+        "prompts": [served_prompt(p) for p in await server.list_prompts()],
+        "resources": [served_resource(r) for r in await server.list_resources()],
+        "resourceTemplates": [served_template(t) for t in await server.list_resource_templates()],
+    }
+
+
+INSPECTOR = "@modelcontextprotocol/inspector@2.12.0"
+
+
+def inspector(
+    gw: Gateway, *args: str, token: str | None = None, path: str = "/mcp"
+) -> subprocess.CompletedProcess[str]:
+    """The MCP Inspector's CLI against the gateway (Streamable HTTP), as an IDE user would run it."""
+    if shutil.which("npx") is None:
+        pytest.skip("npx is not installed: the MCP Inspector CLI test needs Node.js")
+    header = ["--header", f"Authorization: Bearer {token}"] if token else []
+    return subprocess.run(
+        ["npx", "-y", INSPECTOR, "--cli", f"{gw.url}{path}", "--transport", "http", *header, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+async def remote_items(url: str) -> dict[str, list[dict[str, Any]]]:
+    """What a remote server serves of prompts, resources and templates, as a version registers them."""
+    async with Client(url, mode="legacy", cache=None) as client:
+        return {
+            "prompts": [served_prompt(p) for p in (await client.list_prompts()).prompts],
+            "resources": [served_resource(r) for r in (await client.list_resources()).resources],
+            "resourceTemplates": [
+                served_template(t) for t in (await client.list_resource_templates()).resource_templates
+            ],
+        }
 
 
 async def builtin_tools(server: MCPServer[Any]) -> list[dict[str, Any]]:

@@ -460,3 +460,32 @@ def test_keyboard_only(browser: Browser, stack: Stack) -> None:
         expect(page.locator(":focus")).to_have_text("Review queue")
     finally:
         close(page)
+
+
+def test_a_server_page_lists_prompts_and_resource_templates(browser: Browser, stack: Stack) -> None:
+    gw = stack.gw
+    name = "dev.test/docs"
+    gw.ok(gw.admin.post("/admin/v1/servers", json={"name": name, "shortName": "docs", "team": "data-eng",
+                                                    "description": "Docs", "transport": "builtin"}), 201)  # fmt: skip
+    version = {
+        "version": "1.0.0",
+        "prompts": [{"name": "explain", "description": "Explain a page.", "arguments": [{"name": "topic"}]}],
+        "resourceTemplates": [{"name": "page", "description": "A page.", "uriTemplate": "docs://pages/{slug}"}],
+    }
+    out = gw.ok(gw.admin.post(f"/admin/v1/servers/{name}/versions", json=version), 201)
+    gw.ok(gw.admin.put(f"/admin/v1/servers/{name}/prompts/explain/policy", json={"allowedGroups": ["data-eng"]}))
+    page = open_console(browser, stack, stack.token("dora", ["data-eng"]), "servers/dev.test%2Fdocs", width=420)
+    try:
+        expect(page.get_by_role("heading", name="Prompts")).to_be_visible()
+        page.get_by_text("docs__explain", exact=True).click()
+        expect(page.get_by_role("table", name="Arguments of explain")).to_contain_text("topic")
+        expect(page.get_by_text(out["prompts"][0]["contentHash"])).to_be_visible()
+        expect(page.get_by_role("heading", name="Resource templates")).to_be_visible()
+        page.get_by_text("docs__page", exact=True).click()
+        expect(page.get_by_text("URI template")).to_be_visible()
+        expect(page.get_by_text(out["resourceTemplates"][0]["contentHash"])).to_be_visible()
+        expect(page.locator("table").filter(has_text="prompt docs__explain")).to_contain_text("data-eng")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 420
+        shot(page, "server-items")
+    finally:
+        close(page)

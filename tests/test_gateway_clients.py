@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import warnings
@@ -12,12 +11,11 @@ from pathlib import Path
 import pytest
 from mcp import Client, StdioServerParameters
 
-from tests.gateway_harness import Gateway, builtin_tools, ops_server, text
+from tests.gateway_harness import Gateway, builtin_tools, inspector, ops_server, text
 
 pytestmark = pytest.mark.anyio
 
 ROOT = Path(__file__).parent.parent
-INSPECTOR = "@modelcontextprotocol/inspector@2.12.0"
 
 
 async def setup_ops(gw: Gateway) -> None:
@@ -56,16 +54,7 @@ def test_stdio_bridge_without_a_token_says_so() -> None:
 
 
 def _inspector(gw: Gateway, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
-    if shutil.which("npx") is None:
-        pytest.skip("npx is not installed: the MCP Inspector CLI test needs Node.js")
-    header = ["--header", f"Authorization: Bearer {token}"] if token else []
-    return subprocess.run(
-        ["npx", "-y", INSPECTOR, "--cli", f"{gw.url}/mcp", "--transport", "http", *header, *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return inspector(gw, *args, token=token)
 
 
 async def test_mcp_inspector_cli(gw: Gateway) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Query, Response, status
+from fastapi import APIRouter, Body, Path, Query, Response, status
 from sqlalchemy import select
 
 from registry.api.convertors import ServerName
@@ -137,7 +137,8 @@ def get_version(
 @router.get(
     "/servers/{name:server}/versions/{version}/diff",
     response_model=VersionDiff,
-    summary="Each tool against the previous approved version, with poisoning-lint findings",
+    summary="Each tool, prompt, resource and resource template against the previous approved version, with "
+    "poisoning-lint findings",
     responses=error_responses(404, 422),
 )
 def diff_version(session: DbSession, caller: Caller, name: ServerName, version: str) -> VersionDiff:
@@ -200,7 +201,12 @@ def export_server(
     return transfer.export_server_json(session, name, version)
 
 
-@router.get("/servers/{name:server}/policies", response_model=list[PolicyOut], responses=error_responses(404, 422))
+@router.get(
+    "/servers/{name:server}/policies",
+    response_model=list[PolicyOut],
+    summary="The server's policies: server-wide, per tool, per prompt (`prompt:NAME`), per resource (`resource:NAME`)",
+    responses=error_responses(404, 422),
+)
 def list_policies(session: DbSession, caller: Caller, name: ServerName) -> list[PolicyOut]:
     return policies.list_policies(session, caller, name)
 
@@ -240,6 +246,68 @@ def put_tool_policy(session: DbSession, caller: Caller, name: ServerName, tool: 
 )
 def delete_tool_policy(session: DbSession, caller: Caller, name: ServerName, tool: str) -> Response:
     policies.delete_policy(session, caller, name, tool)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+ITEM_POLICY = (
+    "Stored like a tool's policy under the key `{kind}:NAME` (PolicyOut `tool`; `item` names it) and evaluated "
+    "by the gateway when a caller lists or reads it. `annotations` describe tools: sent here, 422. {also}"
+)
+PromptName = Path(description="The prompt's name (the tool-name rule: 1-64 of [a-zA-Z0-9_-])")
+ResourceName = Path(
+    description="The resource's or resource template's name (one namespace; the tool-name rule: 1-64 of [a-zA-Z0-9_-])"
+)
+
+
+@router.put(
+    "/servers/{name:server}/prompts/{prompt}/policy",
+    response_model=PolicyOut,
+    summary="Per-prompt policy (key `prompt:NAME`)",
+    description=ITEM_POLICY.format(kind="prompt", also=""),
+    responses=error_responses(403, 404, 422),
+)
+def put_prompt_policy(
+    session: DbSession, caller: Caller, name: ServerName, body: PolicyPut, prompt: str = PromptName
+) -> PolicyOut:
+    return policies.put_policy(session, caller, name, prompt, body, kind="prompt")
+
+
+@router.delete(
+    "/servers/{name:server}/prompts/{prompt}/policy",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Remove a per-prompt policy",
+    responses=error_responses(403, 404, 422),
+)
+def delete_prompt_policy(session: DbSession, caller: Caller, name: ServerName, prompt: str = PromptName) -> Response:
+    policies.delete_policy(session, caller, name, prompt, kind="prompt")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.put(
+    "/servers/{name:server}/resources/{resource}/policy",
+    response_model=PolicyOut,
+    summary="Per-resource (or resource template) policy (key `resource:NAME`)",
+    description=ITEM_POLICY.format(
+        kind="resource", also="A resource and a resource template never share a name, so one key names either."
+    ),
+    responses=error_responses(403, 404, 422),
+)
+def put_resource_policy(
+    session: DbSession, caller: Caller, name: ServerName, body: PolicyPut, resource: str = ResourceName
+) -> PolicyOut:
+    return policies.put_policy(session, caller, name, resource, body, kind="resource")
+
+
+@router.delete(
+    "/servers/{name:server}/resources/{resource}/policy",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Remove a per-resource (or resource template) policy",
+    responses=error_responses(403, 404, 422),
+)
+def delete_resource_policy(
+    session: DbSession, caller: Caller, name: ServerName, resource: str = ResourceName
+) -> Response:
+    policies.delete_policy(session, caller, name, resource, kind="resource")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -92,7 +92,7 @@ def _filter(
     subject: str | None = Query(None),
     server: str | None = Query(None),
     tool: str | None = Query(None),
-    kind: str | None = Query(None, pattern="^(list|call|integrity)$"),
+    kind: str | None = Query(None, pattern="^(list|call|prompt|resource|integrity)$"),
     outcome: str | None = Query(None),
     decision: str | None = Query(None),
     since: Instant | None = Query(None, description="RFC 3339 time: events at or after it"),

@@ -144,6 +144,11 @@ class ServerVersion(Base):
     server_json: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     # [{name, annotations, contentHash}] computed on write, so list pages need not read tools.
     tool_summary: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    # Prompts, resources and resource templates, each in its MCP wire shape plus its pin (`contentHash`);
+    # like tools, fixed once the version leaves draft (schemas.items).
+    prompts: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list, server_default="[]")
+    resources: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list, server_default="[]")
+    resource_templates: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list, server_default="[]")
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -235,7 +240,8 @@ class Policy(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     server_id: Mapped[int] = mapped_column(ForeignKey("servers.id", ondelete="CASCADE"))
-    tool: Mapped[str] = mapped_column(String(64))
+    # '*', a tool's name, or `prompt:NAME` / `resource:NAME` for a prompt or a resource (or template).
+    tool: Mapped[str] = mapped_column(String(80))
     allowed_groups: Mapped[list[str] | None] = mapped_column(JSONType)
     required_clearance: Mapped[str | None] = mapped_column(String(16))
     require_approval: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -30,14 +30,15 @@ from registry.db.models import Server, ServerVersion
 from registry.gateway import dbio
 from registry.gateway.approvals import APPROVAL_ARG, APPROVAL_META, APPROVAL_SCHEMA, ApprovalGate
 from registry.gateway.audit_writer import AuditWriter, audited_arguments
+from registry.gateway.items import ItemGateway, build_item_view
 from registry.gateway.metrics import GatewayMetrics
 from registry.gateway.model import Outcome, Route, View, principal_key, shown
 from registry.gateway.probes import Probes
 from registry.gateway.ratelimit import Bucket, RateLimiter
 from registry.gateway.tracing import Tracing
-from registry.gateway.upstreams import Upstream, error_result
+from registry.gateway.upstreams import Upstream, UpstreamError, error_result
 from registry.schemas.names import namespaced_tool_name, split_namespaced_tool_name
-from registry.services.facts import MISSING, ServerEntry, ToolEntry, client_rule, client_rules
+from registry.services.facts import MISSING, ItemEntry, ServerEntry, ToolEntry, client_rule, client_rules
 
 log = logging.getLogger("bastion.gateway")
 
@@ -79,11 +80,19 @@ class GatewayCore:
         self.schemas: dict[str, dict[str, Any]] = {}
         self.probes = Probes(ctx.db, self.upstream, self._published_entries, self._report_drift)
         self.approvals = ApprovalGate(ctx.db, self.settings, metrics)
+        self.items = ItemGateway(self)
+        self.audit_wait = AUDIT_WAIT
+        self.log = log
 
     # --- database access off the event loop -------------------------------------------------
 
     async def _db(self, fn: Callable[[Session], T]) -> T:
         return await dbio.read(self.ctx.db, fn)
+
+    db = _db
+
+    def client_rules(self, session: Session, principal: Principal) -> list[ClientRule]:
+        return client_rules(self.ctx.facts, session, principal)
 
     # --- upstreams and pinning -------------------------------------------------------------
 
@@ -102,9 +111,15 @@ class GatewayCore:
             self.remotes[entry.name] = current
         return current
 
-    def _report_drift(self, entry: ServerEntry, tool: ToolEntry, reason: str) -> None:
+    def upstream_for(self, entry: ServerEntry) -> Upstream:
+        upstream = self.upstream(entry)
+        if upstream is None:
+            raise UpstreamError("error", f"no builtin server named {entry.short_name!r} is installed")
+        return upstream
+
+    def _report_drift(self, entry: ServerEntry, tool: ToolEntry | ItemEntry, reason: str) -> None:
         self.audit.record(
-            self._row(
+            self.row(
                 kind="integrity",
                 principal=None,
                 server=entry.name,
@@ -185,7 +200,14 @@ class GatewayCore:
                 default=str,
             ).encode()
         ).hexdigest()
-        return View(routes=routes, tools=tools, fingerprint=digest)
+        items = build_item_view(entries, principal, client, short, self._item_withheld)
+        return View(routes=routes, tools=tools, fingerprint=digest, items=items)
+
+    def _item_withheld(self, entry: ServerEntry, item: ItemEntry) -> str | None:
+        reason = self.probes.withheld_item(entry, item)
+        if reason is not None:
+            self.probes.report_drift(entry, item, reason)
+        return reason
 
     def _exposed_tool(self, entry: ServerEntry, tool: ToolEntry, exposed: str, decision: Decision) -> types.Tool:
         schema = tool.input_schema
@@ -266,7 +288,7 @@ class GatewayCore:
 
     # --- the call ----------------------------------------------------------------------------
 
-    def _row(
+    def row(
         self,
         *,
         kind: str,
@@ -308,19 +330,30 @@ class GatewayCore:
             "trace_id": self.tracing.trace_id(),
         }
 
-    def record_list(self, principal: Principal, short: str | None, view: View, protocol: str | None) -> None:
+    def record_list(
+        self,
+        principal: Principal,
+        short: str | None,
+        view: View,
+        protocol: str | None,
+        *,
+        method: str = "tools/list",
+        count: int | None = None,
+    ) -> None:
+        """A `list` audit row: tools/list as before; prompts and resources lists name their method."""
         self.metrics.lists.inc()
+        size = len(view.tools) if count is None else count
         with self.tracing.span("bastion.audit", {"bastion.audit.kind": "list"} if self.tracing.on else None):
             self.audit.record(
-                self._row(
+                self.row(
                     kind="list",
                     principal=principal,
                     server=None if short is None else self._server_of(view),
                     tool=None,
-                    arguments=None,
-                    outcome=Outcome(extra={"tools": len(view.tools)}),
+                    arguments=None if method == "tools/list" else {"method": method},
+                    outcome=Outcome(extra={"tools": size}),
                     latency_ms=0.0,
-                    result_size=len(view.tools),
+                    result_size=size,
                     protocol=protocol,
                 )
             )
@@ -391,7 +424,7 @@ class GatewayCore:
             self._annotate_request(route, outcome)
         with self.tracing.span("bastion.audit", {"bastion.audit.kind": "call"} if self.tracing.on else None):
             self.audit.record(
-                self._row(
+                self.row(
                     kind="call",
                     principal=principal,
                     server=server_name,
@@ -425,15 +458,26 @@ class GatewayCore:
     ) -> types.CallToolResult | None:
         """Every call takes a token from the caller's bucket — denied and unknown ones too; a routed call also
         from its per-tool bucket (keyed by registered names only, so callers cannot mint buckets)."""
-        buckets = [Bucket(f"user:{principal.subject}", self.settings.rate_limit_per_user, "per user")]
+        bucket = None
         if route is not None:
-            buckets.append(
-                Bucket(
-                    f"tool:{principal.subject}:{route.entry.name}:{route.tool.name}",
-                    route.tool.rate_limit_per_minute or self.settings.rate_limit_per_tool,
-                    f"per user for {route.exposed}",
-                )
+            bucket = Bucket(
+                f"tool:{principal.subject}:{route.entry.name}:{route.tool.name}",
+                route.tool.rate_limit_per_minute or self.settings.rate_limit_per_tool,
+                f"per user for {route.exposed}",
             )
+        retry = await self.take_tokens(principal, bucket, outcome, "calls")
+        if retry is None:
+            return None
+        return error_result(outcome.error or "", error="rate_limited", retryAfterSeconds=retry)
+
+    async def take_tokens(
+        self, principal: Principal, bucket: Bucket | None, outcome: Outcome, unit: str
+    ) -> float | None:
+        """A token from the caller's bucket and from ``bucket`` (a tool's or an item's). None when allowed;
+        else the seconds to wait, with ``outcome`` set to the denial (its error names the bucket and rate)."""
+        buckets = [Bucket(f"user:{principal.subject}", self.settings.rate_limit_per_user, "per user")]
+        if bucket is not None:
+            buckets.append(bucket)
         with self.tracing.span("bastion.rate_limit"):
             verdict = await self.limiter.take(buckets)
             if self.tracing.on:
@@ -448,11 +492,11 @@ class GatewayCore:
         assert verdict.bucket is not None
         outcome.decision, outcome.rule, outcome.outcome = "denied", "rate_limit", "rate_limited"
         outcome.error = (
-            f"rate limit {verdict.bucket.label} ({verdict.bucket.rate_per_minute} calls/min) reached; "
+            f"rate limit {verdict.bucket.label} ({verdict.bucket.rate_per_minute} {unit}/min) reached; "
             f"retry in {verdict.retry_after:.1f} s"
         )
         self.metrics.denials.labels("rate_limit").inc()
-        return error_result(outcome.error, error="rate_limited", retryAfterSeconds=round(verdict.retry_after, 3))
+        return round(verdict.retry_after, 3)
 
     async def _authorised_call(
         self,
@@ -538,6 +582,11 @@ class GatewayCore:
         return client_rule(self.ctx.facts, session, client_id)
 
     async def _decide(self, principal: Principal, entry: ServerEntry, tool: ToolEntry) -> Decision:
+        rules = await self.client_rules_for(principal)
+        return evaluate(principal, entry.facts, list(entry.rules), tool.facts, rules)
+
+    async def client_rules_for(self, principal: Principal) -> list[ClientRule]:
+        """The client rules of the caller's clients, from the cache when it is fresh."""
         rules: list[ClientRule] = []
         for client_id in (principal.client_id, principal.origin_client_id):
             if client_id is None:
@@ -547,4 +596,4 @@ class GatewayCore:
                 found = await self._db(functools.partial(self._client_rule, client_id))
             if found is not None:
                 rules.append(found)
-        return evaluate(principal, entry.facts, list(entry.rules), tool.facts, rules)
+        return rules

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import mcp_types as types
 
 from governance import Principal
-from registry.services.facts import ServerEntry, ToolEntry
+from registry.services.facts import ItemEntry, ServerEntry, ToolEntry
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,17 +21,40 @@ class Route:
 
 
 @dataclass(frozen=True, slots=True)
+class ItemRoute:
+    entry: ServerEntry
+    item: ItemEntry
+    exposed: str  # the name (prompts) or URI / URI template (resources, templates) a client uses
+    pattern: re.Pattern[str] | None = None  # templates: the upstream URIs it matches
+
+
+@dataclass(frozen=True, slots=True)
+class ItemView:
+    prompts: dict[str, ItemRoute] = field(default_factory=dict)
+    resources: dict[str, ItemRoute] = field(default_factory=dict)
+    templates: list[ItemRoute] = field(default_factory=list)
+    prompt_list: list[types.Prompt] = field(default_factory=list)
+    resource_list: list[types.Resource] = field(default_factory=list)
+    template_list: list[types.ResourceTemplate] = field(default_factory=list)
+    prompts_fingerprint: str = ""
+    resources_fingerprint: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class View:
     routes: dict[str, Route]
     tools: list[types.Tool]
     fingerprint: str
+    items: ItemView = field(default_factory=ItemView)
 
 
 @dataclass
 class Served:
-    """What an upstream currently serves: tool name → content hash (None: not known)."""
+    """What an upstream currently serves: tool name → content hash (None: not known); prompts, resources and
+    templates by `kind:name` → content hash (None: not known, or the version registers none)."""
 
     tools: dict[str, str] | None = None
+    items: dict[str, str] | None = None
     error: str | None = None
     checked_at: float = 0.0
 

@@ -25,7 +25,7 @@ from registry.gateway.model import Served
 from registry.gateway.upstreams import Upstream, UpstreamError
 from registry.schemas.tools import served_hash
 from registry.services.common import record_event
-from registry.services.facts import ServerEntry, ToolEntry
+from registry.services.facts import ItemEntry, ServerEntry, ToolEntry
 
 log = logging.getLogger("bastion.gateway")
 
@@ -36,7 +36,7 @@ class Probes:
         db: Database,
         upstream: Callable[[ServerEntry], Upstream | None],
         published: Callable[[Session], list[ServerEntry]],
-        report: Callable[[ServerEntry, ToolEntry, str], None],
+        report: Callable[[ServerEntry, ToolEntry | ItemEntry, str], None],
     ) -> None:
         self.db = db
         self.upstream = upstream
@@ -59,8 +59,17 @@ class Probes:
             state.error, state.checked_at = str(exc)[:500], time.monotonic()
             return state
         now_serving = {t.name: served_hash(t) for t in tools}
-        if now_serving != state.tools:
-            state.tools = now_serving
+        items: dict[str, str] | None = None
+        if entry.has_items:
+            kinds = {k for k, found in (("prompt", entry.prompts), ("resource", entry.resources),
+                                        ("resourceTemplate", entry.templates)) if found}  # fmt: skip
+            try:
+                items = await upstream.list_items(kinds)
+            except UpstreamError as exc:
+                state.error, state.checked_at = str(exc)[:500], time.monotonic()
+                return state
+        if now_serving != state.tools or items != state.items:
+            state.tools, state.items = now_serving, items
             self.drift_epoch += 1
         state.error, state.checked_at = None, time.monotonic()
         return state
@@ -84,10 +93,30 @@ class Probes:
             f"(pinned {tool.content_hash[:19]}…, served {served[:19]}…); withheld until a new version is approved"
         )
 
-    def report_drift(self, entry: ServerEntry, tool: ToolEntry, reason: str) -> None:
+    def withheld_item(self, entry: ServerEntry, item: ItemEntry) -> str | None:
+        """Why a prompt, resource or template is held back because its upstream serves something other than
+        the pin (not known yet, or unreachable: served, and reads fail with the reason)."""
+        state = self.served.get(entry.name)
+        if state is None or state.items is None:
+            return None
+        served = state.items.get(f"{item.kind}:{item.name}")
+        noun = {"prompt": "prompt", "resource": "resource"}.get(item.kind, "resource template")
+        if served == item.content_hash:
+            return None
+        if served is None:
+            return f"upstream {entry.name} no longer serves {noun} {item.name}"
+        return (
+            f"upstream {entry.name} serves a changed definition of {noun} {item.name} "
+            f"(pinned {item.content_hash[:19]}…, served {served[:19]}…); withheld until a new version is approved"
+        )
+
+    def report_drift(self, entry: ServerEntry, tool: ToolEntry | ItemEntry, reason: str) -> None:
         """One `integrity` audit row per drifted definition (not one per view that hides it)."""
         state = self.served.get(entry.name)
-        observed = state.tools.get(tool.name) if state and state.tools else None
+        if isinstance(tool, ItemEntry):
+            observed = state.items.get(f"{tool.kind}:{tool.name}") if state and state.items else None
+        else:
+            observed = state.tools.get(tool.name) if state and state.tools else None
         key = (entry.name, tool.name, observed)
         if key in self._reported:
             return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from opentelemetry.trace import StatusCode
 
 from governance import Principal
 from registry.gateway.core import APPROVAL_SCHEMA, GatewayCore, principal_key
+from registry.gateway.model import View
 from registry.gateway.tracing import TRACE_STATE_KEY, HttpStamp, Tracing, cut, meta_parent
 
 log = logging.getLogger("bastion.gateway")
@@ -101,7 +103,9 @@ class GatewayServer(Server[Any]):
     def create_initialization_options(self, *args: Any, **kwargs: Any) -> InitializationOptions:
         # Sessions are told when the tools they may see change.
         if not args and "notification_options" not in kwargs:
-            kwargs["notification_options"] = NotificationOptions(tools_changed=True)
+            kwargs["notification_options"] = NotificationOptions(
+                tools_changed=True, prompts_changed=True, resources_changed=True
+            )
         return super().create_initialization_options(*args, **kwargs)
 
 
@@ -110,10 +114,13 @@ class _Tracked:
     principal: Principal
     view: str | None
     fingerprint: str
+    prompts: str
+    resources: str
 
 
 class SessionTracker:
-    """Remembers open 2025-11-25 sessions and pushes `tools/list_changed` when their view changes."""
+    """Remembers open 2025-11-25 sessions and pushes `tools/list_changed` (and `prompts/list_changed`,
+    `resources/list_changed`) when what their caller may see changes."""
 
     def __init__(self, core: GatewayCore, interval: float = 1.0) -> None:
         self.core = core
@@ -121,13 +128,16 @@ class SessionTracker:
         self._sessions: weakref.WeakKeyDictionary[Connection, _Tracked] = weakref.WeakKeyDictionary()
         self.notified = 0
 
-    def track(
-        self, ctx: ServerRequestContext[Any, Any], principal: Principal, view: str | None, fingerprint: str
-    ) -> None:
+    def track(self, ctx: ServerRequestContext[Any, Any], principal: Principal, name: str | None, view: View) -> None:
         connection = getattr(ctx.session, "_connection", None)  # the SDK keeps it private
         if connection is None or connection.session_id is None:
             return  # stateless: there is no open channel to notify
-        self._sessions[connection] = _Tracked(principal, view, fingerprint)
+        if connection in self._sessions:
+            return  # tracked since its first list: the fingerprints are what it was last told
+        items = view.items
+        self._sessions[connection] = _Tracked(
+            principal, name, view.fingerprint, items.prompts_fingerprint, items.resources_fingerprint
+        )
 
     async def check(self) -> None:
         for connection, tracked in list(self._sessions.items()):
@@ -136,13 +146,23 @@ class SessionTracker:
             except Exception:
                 log.exception("could not recompute a session's tool view")
                 continue
+            changes = []
             if view.fingerprint != tracked.fingerprint:
                 tracked.fingerprint = view.fingerprint
+                changes.append(connection.send_tool_list_changed)
+            if view.items.prompts_fingerprint != tracked.prompts:
+                tracked.prompts = view.items.prompts_fingerprint
+                changes.append(connection.send_prompt_list_changed)
+            if view.items.resources_fingerprint != tracked.resources:
+                tracked.resources = view.items.resources_fingerprint
+                changes.append(connection.send_resource_list_changed)
+            for send in changes:
                 try:
-                    await connection.send_tool_list_changed()
+                    await send()
                     self.notified += 1
                 except Exception:
                     self._sessions.pop(connection, None)
+                    break
 
     async def run(self) -> None:
         while True:
@@ -157,8 +177,45 @@ def build_server(core: GatewayCore, sessions: SessionTracker, version: str) -> G
         principal, view_name = identity(ctx)
         view = await core.view(principal, view_name)
         core.record_list(principal, view_name, view, ctx.protocol_version)
-        sessions.track(ctx, principal, view_name, view.fingerprint)
+        sessions.track(ctx, principal, view_name, view)
         return types.ListToolsResult(tools=view.tools)
+
+    async def item_view(ctx: ServerRequestContext[Any, Any], method: str, count: Callable[[View], int]) -> View:
+        principal, view_name = identity(ctx)
+        view = await core.view(principal, view_name)
+        core.record_list(principal, view_name, view, ctx.protocol_version, method=method, count=count(view))
+        sessions.track(ctx, principal, view_name, view)
+        return view
+
+    async def list_prompts(
+        ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListPromptsResult:
+        view = await item_view(ctx, "prompts/list", lambda v: len(v.items.prompt_list))
+        return types.ListPromptsResult(prompts=view.items.prompt_list)
+
+    async def list_resources(
+        ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourcesResult:
+        view = await item_view(ctx, "resources/list", lambda v: len(v.items.resource_list))
+        return types.ListResourcesResult(resources=view.items.resource_list)
+
+    async def list_resource_templates(
+        ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourceTemplatesResult:
+        view = await item_view(ctx, "resources/templates/list", lambda v: len(v.items.template_list))
+        return types.ListResourceTemplatesResult(resource_templates=view.items.template_list)
+
+    async def get_prompt(
+        ctx: ServerRequestContext[Any, Any], params: types.GetPromptRequestParams
+    ) -> types.GetPromptResult:
+        principal, view_name = identity(ctx)
+        return await core.items.get_prompt(principal, view_name, params, ctx.protocol_version)
+
+    async def read_resource(
+        ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
+    ) -> types.ReadResourceResult:
+        principal, view_name = identity(ctx)
+        return await core.items.read_resource(principal, view_name, params, ctx.protocol_version)
 
     async def call_tool(
         ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
@@ -189,6 +246,11 @@ def build_server(core: GatewayCore, sessions: SessionTracker, version: str) -> G
         "and risky ones need a person's approval.",
         on_list_tools=list_tools,
         on_call_tool=call_tool,
+        on_list_prompts=list_prompts,
+        on_get_prompt=get_prompt,
+        on_list_resources=list_resources,
+        on_list_resource_templates=list_resource_templates,
+        on_read_resource=read_resource,
         get_tool_input_schema=core.input_schema,
     )
     security = RequestStateSecurity(

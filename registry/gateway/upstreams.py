@@ -8,6 +8,7 @@ under a timeout and fails with a specific, readable error.
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import AsyncIterator, Generator
 from contextlib import asynccontextmanager
@@ -21,15 +22,16 @@ import mcp_types as types
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.shared.exceptions import MCPError
-from mcp_types import CONNECTION_CLOSED
+from mcp_types import CONNECTION_CLOSED, INVALID_PARAMS, METHOD_NOT_FOUND
 
-from governance import Principal, current_principal
+from governance import Principal, current_approval, current_principal, item_definition_hash
 from governance.assertion import DEFAULT_IDENTITY_MODE
 from registry.gateway.heap import HeapFreezer
 from registry.gateway.identity import Headers, IdentityError, UpstreamIdentity
 from registry.gateway.tracing import Tracing
+from registry.schemas.items import served_prompt, served_resource, served_template
 
 log = logging.getLogger("bastion.gateway.upstream")
 
@@ -51,7 +53,39 @@ class Upstream(Protocol):
         self, tool: str, arguments: dict[str, Any], caller: Principal, approval_id: str | None = None
     ) -> types.CallToolResult: ...
 
+    async def list_items(self, kinds: set[str]) -> dict[str, str]:
+        """What it serves of the given kinds (prompt, resource, resourceTemplate): `kind:name` → content hash."""
+        ...
+
+    async def get_prompt(self, name: str, arguments: dict[str, str], caller: Principal) -> types.GetPromptResult: ...
+
+    async def read_resource(self, uri: str, caller: Principal) -> types.ReadResourceResult: ...
+
     async def close(self) -> None: ...
+
+
+def item_hashes(
+    prompts: list[types.Prompt], resources: list[types.Resource], templates: list[types.ResourceTemplate]
+) -> dict[str, str]:
+    out = {f"prompt:{p.name}": item_definition_hash("prompt", served_prompt(p)) for p in prompts}
+    out |= {f"resource:{r.name}": item_definition_hash("resource", served_resource(r)) for r in resources}
+    out |= {f"resourceTemplate:{t.name}": item_definition_hash("resourceTemplate", served_template(t))
+            for t in templates}  # fmt: skip
+    return out
+
+
+def contents_of(uri: str, parts: Any) -> types.ReadResourceResult:
+    """An MCPServer's `read_resource` answer (str or bytes parts) as the MCP result."""
+    contents: list[types.TextResourceContents | types.BlobResourceContents] = []
+    for part in parts:
+        if isinstance(part.content, bytes):
+            blob = base64.b64encode(part.content).decode()
+            contents.append(types.BlobResourceContents(uri=uri, blob=blob, mime_type=part.mime_type, _meta=part.meta))
+        else:
+            contents.append(
+                types.TextResourceContents(uri=uri, text=part.content, mime_type=part.mime_type, _meta=part.meta)
+            )
+    return types.ReadResourceResult(contents=contents)
 
 
 def error_result(message: str, **structured: Any) -> types.CallToolResult:
@@ -76,7 +110,7 @@ class BuiltinUpstream:
     async def call_tool(
         self, tool: str, arguments: dict[str, Any], caller: Principal, approval_id: str | None = None
     ) -> types.CallToolResult:
-        token = current_principal.set(caller)
+        token, approval = current_principal.set(caller), current_approval.set(approval_id)
         try:
             result = await self.server.call_tool(tool, arguments)
         except ToolError as exc:
@@ -87,11 +121,53 @@ class BuiltinUpstream:
             log.exception("builtin %s tool %s failed", self.name, tool)
             return error_result(f"{self.name} tool {tool} failed unexpectedly; the error is in the gateway log")
         finally:
+            current_approval.reset(approval)
             current_principal.reset(token)
         self.heap.after_call(self.name, tool)
         if isinstance(result, types.CallToolResult):
             return result
         return error_result(f"{self.name} tool {tool} asked for input, which the gateway does not relay")
+
+    async def list_items(self, kinds: set[str]) -> dict[str, str]:
+        return item_hashes(
+            await self.server.list_prompts() if "prompt" in kinds else [],
+            await self.server.list_resources() if "resource" in kinds else [],
+            await self.server.list_resource_templates() if "resourceTemplate" in kinds else [],
+        )
+
+    async def get_prompt(self, name: str, arguments: dict[str, str], caller: Principal) -> types.GetPromptResult:
+        token = current_principal.set(caller)
+        try:
+            result = await self.server.get_prompt(name, arguments)
+        except MCPError:
+            raise
+        except Exception as exc:
+            # The SDK's prompt errors name the argument that is missing or wrong: the caller needs them.
+            raise MCPError(code=INVALID_PARAMS, message=f"{self.name} prompt {name}: {str(exc)[:300]}") from None
+        finally:
+            current_principal.reset(token)
+        if not isinstance(result, types.GetPromptResult):
+            raise UpstreamError("error", f"{self.name} prompt {name} asked for input, which the gateway does not relay")
+        return result
+
+    async def read_resource(self, uri: str, caller: Principal) -> types.ReadResourceResult:
+        token = current_principal.set(caller)
+        try:
+            parts = await self.server.read_resource(uri)
+        except MCPError:
+            raise
+        except ResourceError as exc:
+            raise MCPError(code=INVALID_PARAMS, message=f"{self.name}: {str(exc)[:300]}") from None
+        except Exception:
+            log.exception("builtin %s failed reading a resource", self.name)
+            raise UpstreamError(
+                "error", f"{self.name} failed reading the resource; the error is in the gateway log"
+            ) from None
+        finally:
+            current_principal.reset(token)
+        if isinstance(parts, types.InputRequiredResult):
+            raise UpstreamError("error", f"{self.name} asked for input, which the gateway does not relay")
+        return contents_of(uri, parts)
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -246,27 +322,72 @@ class RemoteUpstream:
     async def call_tool(
         self, tool: str, arguments: dict[str, Any], caller: Principal, approval_id: str | None = None
     ) -> types.CallToolResult:
-        # The trace context of this call (the gateway's upstream span): in `_meta` and on its HTTP requests.
-        trace = self.tracing.headers() if self.tracing.on else None
-
-        async def work(client: Client) -> types.CallToolResult:
+        async def work(client: Client, trace: dict[str, str] | None) -> types.CallToolResult:
             return await client.call_tool(tool, arguments, meta=trace or None)  # type: ignore[arg-type]
 
+        try:
+            result: types.CallToolResult = await self._as_caller(f"tools/call {tool}", caller, approval_id, work)
+        except UpstreamError as exc:
+            return error_result(str(exc), error=exc.kind, upstream=self.name)
+        return result
+
+    async def _as_caller(self, what: str, caller: Principal, approval_id: str | None, work: Any) -> Any:
+        """Run ``work(client, trace)`` with the caller's identity headers and the trace context of the current
+        (upstream) span — in `_meta` (``trace``) and on its HTTP requests. Fails with UpstreamError."""
+        trace = self.tracing.headers() if self.tracing.on else None
         headers: Headers | None = None
         if self.identity is not None:
             try:
                 headers = await self.identity.headers(self.identity_mode, caller, self.name, approval_id)
             except IdentityError as exc:
-                return error_result(str(exc), error="identity", upstream=self.name)
+                raise UpstreamError("identity", str(exc)) from None
         if trace:
             headers = _with_trace(headers, trace)
         token = _call_headers.set((self, headers) if headers is not None else None)
         try:
-            result: types.CallToolResult = await self._run(f"tools/call {tool}", work)
-        except UpstreamError as exc:
-            return error_result(str(exc), error=exc.kind, upstream=self.name)
+            return await self._run(what, lambda client: work(client, trace))
         finally:
             _call_headers.reset(token)
+
+    async def list_items(self, kinds: set[str]) -> dict[str, str]:
+        async def pages(fetch: Any, attr: str) -> list[Any]:
+            found: list[Any] = []
+            cursor: str | None = None
+            while True:
+                try:
+                    page = await fetch(cursor=cursor)
+                except MCPError as exc:
+                    if exc.error.code == METHOD_NOT_FOUND:
+                        return found  # it does not serve this kind (any more): each registered one is missing
+                    raise
+                found.extend(getattr(page, attr))
+                cursor = page.next_cursor
+                if not cursor:
+                    return found
+
+        async def work(client: Client) -> dict[str, str]:
+            return item_hashes(
+                await pages(client.list_prompts, "prompts") if "prompt" in kinds else [],
+                await pages(client.list_resources, "resources") if "resource" in kinds else [],
+                await pages(client.list_resource_templates, "resource_templates") if "resourceTemplate" in kinds
+                else [],
+            )  # fmt: skip
+
+        result: dict[str, str] = await self._run("prompts/resources list", work)
+        return result
+
+    async def get_prompt(self, name: str, arguments: dict[str, str], caller: Principal) -> types.GetPromptResult:
+        async def work(client: Client, trace: dict[str, str] | None) -> types.GetPromptResult:
+            return await client.get_prompt(name, arguments, meta=trace or None)  # type: ignore[arg-type]
+
+        result: types.GetPromptResult = await self._as_caller(f"prompts/get {name}", caller, None, work)
+        return result
+
+    async def read_resource(self, uri: str, caller: Principal) -> types.ReadResourceResult:
+        async def work(client: Client, trace: dict[str, str] | None) -> types.ReadResourceResult:
+            return await client.read_resource(uri, meta=trace or None)  # type: ignore[arg-type]
+
+        result: types.ReadResourceResult = await self._as_caller("resources/read", caller, None, work)
         return result
 
     async def close(self) -> None:

@@ -6,13 +6,21 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic.config import JsonDict
 from pydantic.json_schema import SkipJsonSchema
 
 from governance import Classification, Environment, ReviewDecision, ReviewKind, Role, VersionStatus
 from registry import semver
 from registry.schemas.base import NOT_BOOL, ApiModel, JsonObject, Name, NotNull, clean_names, rule
+from registry.schemas.items import (
+    PromptDefinition,
+    PromptOut,
+    ResourceDefinition,
+    ResourceOut,
+    ResourceTemplateDefinition,
+    ResourceTemplateOut,
+)
 from registry.schemas.names import (
     SERVER_NAME_MAX,
     SERVER_NAME_MIN,
@@ -53,6 +61,36 @@ def _check_endpoint(value: str | None) -> str | None:
     if value is not None and not value.startswith(("http://", "https://")):
         raise ValueError("must be an http:// or https:// URL")
     return value
+
+
+def _duplicates(names: list[str]) -> str | None:
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    return ", ".join(repr(d[:80]) for d in dupes[:5]) if dupes else None
+
+
+def unique_prompts(prompts: list[PromptDefinition]) -> list[PromptDefinition]:
+    if dupes := _duplicates([p.name for p in prompts]):
+        raise rule(f"duplicate prompt name(s): {dupes}")
+    return prompts
+
+
+def unique_resources(resources: list[ResourceDefinition]) -> list[ResourceDefinition]:
+    if dupes := _duplicates([r.name for r in resources]):
+        raise rule(f"duplicate resource name(s): {dupes}")
+    if dupes := _duplicates([r.uri for r in resources]):
+        raise rule(f"duplicate resource URI(s): {dupes}")
+    return resources
+
+
+def unique_templates(
+    templates: list[ResourceTemplateDefinition], resources: list[ResourceDefinition] | None
+) -> list[ResourceTemplateDefinition]:
+    """Template names are unique, and distinct from resource names: a policy (`resource:NAME`) names either."""
+    if dupes := _duplicates([t.name for t in templates]):
+        raise rule(f"duplicate resource template name(s): {dupes}")
+    if dupes := _duplicates(sorted({r.name for r in resources or []}) + sorted({t.name for t in templates})):
+        raise rule(f"resource template name(s) {dupes} also name a resource: resources and templates share names")
+    return templates
 
 
 def _unique_tool_names(tools: list[ToolDefinition]) -> list[ToolDefinition]:
@@ -206,8 +244,29 @@ class VersionCreate(ApiModel):
         json_schema_extra={"pattern": SEMVER_PATTERN, "maxLength": semver.MAX_LENGTH, "examples": ["1.0.0"]}
     )
     tools: list[ToolDefinition] = Field(default_factory=list)
+    # What else the server offers through the gateway, pinned like tools (schemas.items).
+    prompts: list[PromptDefinition] = Field(default_factory=list, max_length=500)
+    resources: list[ResourceDefinition] = Field(default_factory=list, max_length=500)
+    resource_templates: list[ResourceTemplateDefinition] = Field(default_factory=list, max_length=500)
     # Remaining server.json fields (packages, remotes, icons, _meta), carried verbatim.
     server_json: JsonObject = Field(default_factory=dict)
+
+    @field_validator("prompts")
+    @classmethod
+    def _prompts(cls, value: list[PromptDefinition]) -> list[PromptDefinition]:
+        return unique_prompts(value)
+
+    @field_validator("resources")
+    @classmethod
+    def _resources(cls, value: list[ResourceDefinition]) -> list[ResourceDefinition]:
+        return unique_resources(value)
+
+    @field_validator("resource_templates")
+    @classmethod
+    def _templates(
+        cls, value: list[ResourceTemplateDefinition], info: ValidationInfo
+    ) -> list[ResourceTemplateDefinition]:
+        return unique_templates(value, info.data.get("resources"))
 
     @field_validator("version")
     @classmethod
@@ -225,7 +284,27 @@ class VersionCreate(ApiModel):
 
 class VersionUpdate(ApiModel):
     tools: list[ToolDefinition] | None = None
+    prompts: list[PromptDefinition] | None = Field(None, max_length=500)
+    resources: list[ResourceDefinition] | None = Field(None, max_length=500)
+    resource_templates: list[ResourceTemplateDefinition] | None = Field(None, max_length=500)
     server_json: JsonObject | None = None
+
+    @field_validator("prompts")
+    @classmethod
+    def _prompts(cls, value: list[PromptDefinition] | None) -> list[PromptDefinition] | None:
+        return None if value is None else unique_prompts(value)
+
+    @field_validator("resources")
+    @classmethod
+    def _resources(cls, value: list[ResourceDefinition] | None) -> list[ResourceDefinition] | None:
+        return None if value is None else unique_resources(value)
+
+    @field_validator("resource_templates")
+    @classmethod
+    def _templates(
+        cls, value: list[ResourceTemplateDefinition] | None, info: ValidationInfo
+    ) -> list[ResourceTemplateDefinition] | None:
+        return None if value is None else unique_templates(value, info.data.get("resources"))
 
     @field_validator("tools")
     @classmethod
@@ -276,6 +355,9 @@ class VersionOut(ApiModel):
     status: VersionStatus
     is_latest: bool
     tools: list[ToolOut]
+    prompts: list[PromptOut] = Field(default_factory=list)
+    resources: list[ResourceOut] = Field(default_factory=list)
+    resource_templates: list[ResourceTemplateOut] = Field(default_factory=list)
     server_json: dict[str, Any]
     reviews: list[ReviewOut]
     required_reviews: list[ReviewKind]
@@ -294,6 +376,8 @@ class VersionSummary(ApiModel):
     status: VersionStatus
     is_latest: bool
     tool_count: int
+    prompt_count: int = 0
+    resource_count: int = Field(0, description="Resources and resource templates")
     created_at: datetime
     updated_at: datetime
 
@@ -329,9 +413,23 @@ class PolicyPut(ApiModel):
         return None if value is None else clean_names(value)
 
 
+PolicyItemKind = Literal["prompt", "resource"]
+
+
+class PolicyItem(ApiModel):
+    """The prompt, or the resource or resource template (they share one namespace), a policy governs."""
+
+    kind: PolicyItemKind
+    name: str
+
+
 class PolicyOut(PolicyPut):
     server: str
-    tool: str | None
+    tool: str | None = Field(
+        description="null: server-wide; a tool's name; `prompt:NAME` or `resource:NAME` for a prompt's or a "
+        "resource's (or resource template's) policy, which `item` also names"
+    )
+    item: PolicyItem | None = Field(None, description="The prompt or resource of a per-item policy; null otherwise")
     updated_by: str
     updated_at: datetime
 
@@ -480,6 +578,8 @@ class ReviewQueueItem(ApiModel):
     team: str
     classification: Classification
     tool_count: int
+    prompt_count: int = 0
+    resource_count: int = Field(0, description="Resources and resource templates")
     submitted_by: str
     submitted_at: datetime
     required_reviews: list[ReviewKind]
@@ -510,9 +610,21 @@ class ToolChange(ApiModel):
     lint: list[LintFindingOut] = Field(default_factory=list, description="Poisoning-lint findings on its texts now")
 
 
+ItemKind = Literal["prompt", "resource", "resourceTemplate"]
+
+
+class ItemChange(ToolChange):
+    """A prompt, resource or resource template against the previous approved version (fields in wire names)."""
+
+    kind: ItemKind
+
+
 class VersionDiff(ApiModel):
     server: str
     version: str
     status: VersionStatus
     against: str | None = Field(description="The previous approved version compared with; null for a first version")
     tools: list[ToolChange]
+    prompts: list[ItemChange] = Field(default_factory=list)
+    resources: list[ItemChange] = Field(default_factory=list)
+    resource_templates: list[ItemChange] = Field(default_factory=list)

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from governance import Classification, Environment
 from registry.schemas.base import ApiModel
+from registry.schemas.items import PromptArgument
 
 
 class AuthzCheckRequest(ApiModel):
@@ -35,6 +36,29 @@ class CatalogTool(ApiModel):
     reasons: list[str]
 
 
+class _CatalogItem(ApiModel):
+    name: str
+    namespaced_name: str = Field(description="`short__name`, as the gateway lists it")
+    title: str | None = None
+    description: str
+    requires_approval: bool
+    reasons: list[str]
+
+
+class CatalogPrompt(_CatalogItem):
+    arguments: list[PromptArgument] = Field(default_factory=list)
+
+
+class CatalogResource(_CatalogItem):
+    uri: str
+    mime_type: str | None = None
+
+
+class CatalogResourceTemplate(_CatalogItem):
+    uri_template: str
+    mime_type: str | None = None
+
+
 class CatalogServer(ApiModel):
     name: str
     short_name: str
@@ -48,6 +72,13 @@ class CatalogServer(ApiModel):
     endpoint: str
     reasons: list[str]
     tools: list[CatalogTool]
+    prompts: list[CatalogPrompt] = Field(
+        default_factory=list, description="Prompts of the published version you may get"
+    )
+    resources: list[CatalogResource] = Field(default_factory=list, description="Resources you may read")
+    resource_templates: list[CatalogResourceTemplate] = Field(
+        default_factory=list, description="Resource templates you may read through"
+    )
 
 
 class CatalogOut(ApiModel):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from governance import ClientRule, Principal, ToolFacts, evaluate
+from governance import ClientRule, PolicyRule, Principal, ToolFacts, evaluate
 from registry.auth import roles_for_groups
 from registry.db.models import Server, ServerVersion
 from registry.errors import Forbidden, NotFound
@@ -13,13 +16,16 @@ from registry.schemas.clients import (
     AuthzCheckRequest,
     AuthzCheckResponse,
     CatalogOut,
+    CatalogPrompt,
+    CatalogResource,
+    CatalogResourceTemplate,
     CatalogServer,
     CatalogTool,
 )
 from registry.schemas.names import namespaced_tool_name
 from registry.services.common import check_limit, decode_cursor, encode_cursor
 from registry.services.discovery import gateway_url
-from registry.services.facts import AccessFacts, ServerEntry, client_rule
+from registry.services.facts import AccessFacts, ItemEntry, ServerEntry, client_rule
 from registry.settings import RegistrySettings
 
 
@@ -121,6 +127,10 @@ class Access:
                         reasons=decision.reasons[len(server_decision.reasons) :] or ["allowed with the server"],
                     )
                 )
+
+        def items(of: Mapping[str, ItemEntry]) -> list[dict[str, Any]]:
+            return _usable_items(principal, entry, rules, client, len(server_decision.reasons), of)
+
         return CatalogServer(
             name=entry.name,
             short_name=entry.short_name,
@@ -134,7 +144,35 @@ class Access:
             endpoint=gateway_url(self.settings.effective_public_url, entry.short_name),
             reasons=server_decision.reasons,
             tools=usable,
+            prompts=[CatalogPrompt.model_validate(d) for d in items(entry.prompts)],
+            resources=[CatalogResource.model_validate(d) for d in items(entry.resources)],
+            resource_templates=[CatalogResourceTemplate.model_validate(d) for d in items(entry.templates)],
         )
+
+
+def _usable_items(
+    principal: Principal,
+    entry: ServerEntry,
+    rules: list[PolicyRule],
+    client: ClientRule | None,
+    server_reasons: int,
+    items: Mapping[str, ItemEntry],
+) -> list[dict[str, Any]]:
+    """The prompts, resources or templates the caller may use (wire shapes), governed like tools under their
+    policy keys (`prompt:NAME`, `resource:NAME`)."""
+    out = []
+    for item in items.values():
+        decision = evaluate(principal, entry.facts, rules, item.facts, client)
+        if decision.allowed:
+            out.append(
+                {
+                    **item.definition,
+                    "namespacedName": namespaced_tool_name(entry.short_name, item.name),
+                    "requiresApproval": decision.requires_approval,
+                    "reasons": decision.reasons[server_reasons:] or ["allowed with the server"],
+                }
+            )
+    return out
 
 
 __all__ = ["Access"]

@@ -2,6 +2,10 @@
 
 Users reach servers through the gateway, so the published `remotes` point at the gateway's
 per-server endpoint; the upstream endpoint is an admin concern (see export).
+
+Next to a version's tools, `_meta["dev.bastion/registry"]` shows its prompts, resources and resource
+templates: list pages a summary of each (name, title, URI or URI template, MIME type), one version every
+definition with its pin (`contentHash`), as for tools.
 """
 
 from __future__ import annotations
@@ -53,11 +57,31 @@ _COLUMNS = (
     ServerVersion.server_json,
     # Read as text and emitted as a pre-encoded fragment: list pages never decode it.
     cast(ServerVersion.tool_summary, Text).label("tool_summary_json"),
+    ServerVersion.prompts,
+    ServerVersion.resources,
+    ServerVersion.resource_templates,
     ServerVersion.published_at,
     ServerVersion.updated_at,
     ServerVersion.status_changed_at,
     ServerVersion.status_message,
 )
+
+
+# What list pages show of each prompt, resource and resource template (one version shows them whole).
+_SUMMARY_FIELDS = {
+    "prompts": ("name", "title"),
+    "resources": ("name", "title", "uri", "mimeType"),
+    "resourceTemplates": ("name", "title", "uriTemplate", "mimeType"),
+}
+
+
+def _items(row: Row[Any], *, whole: bool) -> dict[str, list[dict[str, Any]]]:
+    stored = {"prompts": row.prompts, "resources": row.resources, "resourceTemplates": row.resource_templates}
+    if whole:
+        return {key: list(items or []) for key, items in stored.items()}
+    return {
+        key: [{f: d[f] for f in _SUMMARY_FIELDS[key] if f in d} for d in items or []] for key, items in stored.items()
+    }
 
 
 def gateway_url(public_url: str, short_name: str) -> str:
@@ -107,7 +131,11 @@ class Discovery:
         def load(missing: list[int]) -> dict[int, orjson.Fragment]:
             rows = session.execute(self._base().where(ServerVersion.id.in_(missing))).all()
             return {
-                r.version_id: orjson.Fragment(orjson.dumps(self._entry(r, tools=orjson.Fragment(r.tool_summary_json))))
+                r.version_id: orjson.Fragment(
+                    orjson.dumps(
+                        self._entry(r, tools=orjson.Fragment(r.tool_summary_json), items=_items(r, whole=False))
+                    )
+                )
                 for r in rows
             }
 
@@ -190,13 +218,19 @@ class Discovery:
         tools = session.scalars(select(Tool).where(Tool.version_id == row.version_id).order_by(Tool.name)).all()
         reviews = session.scalars(select(Review).where(Review.version_id == row.version_id).order_by(Review.id)).all()
         full_tools = [tool_json(t, with_hash=True) for t in tools]
-        entry = self._entry(row, tools=full_tools)
+        entry = self._entry(row, tools=full_tools, items=_items(row, whole=True))
         entry["_meta"][BASTION_META]["reviews"] = [
             {"kind": r.kind, "decision": r.decision, "reviewer": r.reviewer, "at": _iso(r.created_at)} for r in reviews
         ]
         return entry
 
-    def _entry(self, row: Row[Any], *, tools: list[dict[str, Any]] | orjson.Fragment) -> dict[str, Any]:
+    def _entry(
+        self,
+        row: Row[Any],
+        *,
+        tools: list[dict[str, Any]] | orjson.Fragment,
+        items: dict[str, list[dict[str, Any]]],
+    ) -> dict[str, Any]:
         server = server_json_head(
             name=row.name,
             description=row.description,
@@ -234,6 +268,7 @@ class Discovery:
                 "checkedAt": _iso(row.health_checked_at) if row.health_checked_at else None,
             },
             "tools": tools,
+            **items,
         }
         return {"server": server, "_meta": {OFFICIAL_META: official, BASTION_META: ours}}
 

@@ -25,6 +25,7 @@ from governance import (
     Principal,
     ServerFacts,
     TeamFacts,
+    ToolAnnotations,
     ToolFacts,
 )
 from governance.assertion import DEFAULT_IDENTITY_MODE
@@ -52,6 +53,45 @@ class ToolEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class ItemEntry:
+    """A prompt, resource or resource template of the published version, as pinned."""
+
+    kind: str  # prompt | resource | resourceTemplate
+    name: str
+    definition: dict[str, Any]  # the MCP wire shape, without the pin
+    content_hash: str
+    facts: ToolFacts  # named by its policy key (`prompt:NAME`, `resource:NAME`); read-only
+    rate_limit_per_minute: int | None = None
+
+    @property
+    def policy_key(self) -> str:
+        return self.facts.name
+
+
+READ_ONLY = ToolAnnotations(read_only=True, destructive=False, idempotent=True, open_world=False)
+
+
+def item_policy_key(kind: str, name: str) -> str:
+    """The `policies.tool` key of a per-prompt or per-resource rule (templates share the resource namespace)."""
+    return f"{'prompt' if kind == 'prompt' else 'resource'}:{name}"
+
+
+def _items(kind: str, stored: list[dict[str, Any]], limits: dict[str, int | None]) -> dict[str, ItemEntry]:
+    out: dict[str, ItemEntry] = {}
+    for d in stored or []:
+        key = item_policy_key(kind, d["name"])
+        out[d["name"]] = ItemEntry(
+            kind=kind,
+            name=d["name"],
+            definition={k: v for k, v in d.items() if k != "contentHash"},
+            content_hash=d["contentHash"],
+            facts=ToolFacts(name=key, annotations=READ_ONLY),
+            rate_limit_per_minute=limits.get(key) or limits.get(SERVER_WIDE),
+        )
+    return out
+
+
+@dataclass(frozen=True, slots=True)
 class ServerEntry:
     id: int
     name: str
@@ -67,6 +107,13 @@ class ServerEntry:
     tools: Mapping[str, ToolEntry] = field(default_factory=dict)
     rules: tuple[PolicyRule, ...] = ()
     identity: str = DEFAULT_IDENTITY_MODE
+    prompts: Mapping[str, ItemEntry] = field(default_factory=dict)
+    resources: Mapping[str, ItemEntry] = field(default_factory=dict)
+    templates: Mapping[str, ItemEntry] = field(default_factory=dict)
+
+    @property
+    def has_items(self) -> bool:
+        return bool(self.prompts or self.resources or self.templates)
 
     @property
     def published(self) -> bool:
@@ -129,6 +176,9 @@ def load_server(session: Session, name: str) -> ServerEntry | None:
         tools=tools,
         rules=rules,
         identity=server.identity,
+        prompts=_items("prompt", version.prompts, limits) if version is not None else {},
+        resources=_items("resource", version.resources, limits) if version is not None else {},
+        templates=_items("resourceTemplate", version.resource_templates, limits) if version is not None else {},
     )
 
 

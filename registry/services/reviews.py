@@ -2,8 +2,9 @@
 
 The queue says, per version, whether *this* reviewer may review it (and why not: separation of duties),
 so the console can explain a refusal before the reviewer writes a note. The diff compares each tool's
-definition with the previous approved version (the one clients get today) and re-runs the poisoning lint
-on the texts as they are now, so rules added since the submission are seen too.
+definition — and each prompt, resource and resource template — with the previous approved version (the one
+clients get today) and re-runs the poisoning lint on the texts as they are now, so rules added since the
+submission are seen too.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from registry.db.models import Server, ServerVersion, Tool
 from registry.errors import Forbidden
 from registry.schemas.admin import (
     FieldChange,
+    ItemChange,
+    ItemKind,
     LintFindingOut,
     ReviewQueueItem,
     ToolChange,
@@ -25,10 +28,16 @@ from registry.schemas.admin import (
 )
 from registry.services.common import require_reviewer, visible_server_or_404
 from registry.services.lifecycle import decisions
-from registry.services.versions import load_version, require_may_review, schema_texts
+from registry.services.versions import item_texts, load_version, require_may_review, schema_texts
 
 # The parts of a tool definition a reviewer compares; the hash changes when any of them does.
 COMPARED = ("title", "description", "input_schema", "output_schema", "annotations")
+# The same for prompts, resources and resource templates, in their (stored) wire names.
+ITEM_COMPARED: dict[str, tuple[str, ...]] = {
+    "prompt": ("title", "description", "arguments"),
+    "resource": ("title", "description", "uri", "mimeType"),
+    "resourceTemplate": ("title", "description", "uriTemplate", "mimeType"),
+}
 
 
 def review_queue(session: Session, actor: Principal, requirements: ReviewRequirements) -> list[ReviewQueueItem]:
@@ -52,6 +61,8 @@ def review_queue(session: Session, actor: Principal, requirements: ReviewRequire
                 team=server.team.name,
                 classification=classification,
                 tool_count=len(version.tools),
+                prompt_count=len(version.prompts or []),
+                resource_count=len(version.resources or []) + len(version.resource_templates or []),
                 submitted_by=version.created_by,
                 submitted_at=version.submitted_at or version.created_at,
                 required_reviews=requirements.required_for(classification),
@@ -105,7 +116,54 @@ def version_diff(session: Session, actor: Principal, server_name: str, version_s
         status=VersionStatus(version.status),
         against=baseline.version if baseline else None,
         tools=changes,
+        prompts=_item_changes("prompt", baseline.prompts if baseline else [], version.prompts),
+        resources=_item_changes("resource", baseline.resources if baseline else [], version.resources),
+        resource_templates=_item_changes(
+            "resourceTemplate", baseline.resource_templates if baseline else [], version.resource_templates
+        ),
     )
+
+
+def _item_changes(
+    kind: ItemKind, baseline: list[dict[str, Any]] | None, current: list[dict[str, Any]] | None
+) -> list[ItemChange]:
+    """Prompts, resources or templates (stored wire shapes with their pins) by name, as tools are diffed."""
+    before = {d["name"]: d for d in baseline or []}
+    after = {d["name"]: d for d in current or []}
+    changes = []
+    for name in sorted(before.keys() | after.keys()):
+        old, new = before.get(name), after.get(name)
+        if new is None:
+            assert old is not None
+            changes.append(ItemChange(kind=kind, name=name, change="removed", before_hash=old.get("contentHash")))
+            continue
+        fields = [] if old is None else _item_field_changes(kind, old, new)
+        change = "added" if old is None else ("changed" if fields else "unchanged")
+        changes.append(
+            ItemChange(
+                kind=kind,
+                name=name,
+                change=change,
+                before_hash=old.get("contentHash") if old else None,
+                after_hash=new.get("contentHash"),
+                fields=fields,
+                lint=[
+                    LintFindingOut(field=field, rule=f.rule, message=f.message)
+                    for field, text in item_texts(kind, new)
+                    for f in lint_description(text)
+                ],
+            )
+        )
+    return changes
+
+
+def _item_field_changes(kind: str, old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange]:
+    changes = []
+    for field in ITEM_COMPARED[kind]:
+        was, now = old.get(field), new.get(field)
+        if _norm(was) != _norm(now):
+            changes.append(FieldChange(field=field, before=was, after=now))
+    return changes
 
 
 def _previous_approved(server: Server, version: ServerVersion) -> ServerVersion | None:
@@ -129,7 +187,7 @@ def _field_changes(old: Tool, new: Tool) -> list[FieldChange]:
 
 
 def _norm(value: Any) -> Any:
-    return None if value in ({}, "", None) else value
+    return None if value in ({}, [], "", None) else value
 
 
 def _camel(field: str) -> str:

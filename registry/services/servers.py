@@ -194,14 +194,16 @@ def list_servers(
     )
 
 
-def check_tool_names_fit(server: Server, tool_names: list[str]) -> None:
-    """Namespaced names (`short__tool`) must stay valid function-calling names (≤ 64 chars)."""
+def check_tool_names_fit(server: Server, tool_names: list[str], what: str = "tools") -> None:
+    """Namespaced names (`short__tool`) must stay valid function-calling names (≤ 64 chars); prompts and
+    resources are namespaced the same way."""
+    noun = {"tools": "tool", "prompts": "prompt", "resources": "resource"}.get(what, "resource template")
     for index, tool in enumerate(tool_names):
         full = namespaced_tool_name(server.short_name, tool)
         if len(full) > 64:
             raise Invalid(
-                f"tool name {tool!r} is too long once namespaced as {full!r} (max 64 characters)",
-                field=f"tools[{index}].name",
+                f"{noun} name {tool!r} is too long once namespaced as {full!r} (max 64 characters)",
+                field=f"{what}[{index}].name",
             )
 
 

@@ -86,7 +86,14 @@ def import_server_json(
     if publisher_meta:
         carried["_meta"] = publisher_meta
     try:
-        body = VersionCreate(version=sj.version, tools=meta.get("tools", []), server_json=carried)
+        body = VersionCreate(
+            version=sj.version,
+            tools=meta.get("tools", []),
+            prompts=meta.get("prompts", []),
+            resources=meta.get("resources", []),
+            resource_templates=meta.get("resourceTemplates", []),
+            server_json=carried,
+        )
     except ValidationError as exc:
         details = validation_details(exc, f"_meta.{BASTION_META}.")
         raise Invalid(f"invalid server.json: {details[0]['field']}: {details[0]['reason']}", details=details) from None
@@ -142,6 +149,14 @@ def server_json_of(server: Server, version: ServerVersion) -> dict[str, Any]:
         "transport": server.transport,
         "tools": [tool_json(t, with_hash=False) for t in version.tools],
     }
+    # Prompts, resources and templates as imported (their pins are recomputed on import); left out when none.
+    for key, items in (
+        ("prompts", version.prompts),
+        ("resources", version.resources),
+        ("resourceTemplates", version.resource_templates),
+    ):
+        if items:
+            ours[key] = [{k: v for k, v in d.items() if k != "contentHash"} for d in items]
     if server.support_channel:
         ours["supportChannel"] = server.support_channel
     if server.transport != "builtin":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,6 +36,15 @@ from registry.schemas.admin import (
     VersionUpdate,
 )
 from registry.schemas.base import Page
+from registry.schemas.items import (
+    PromptDefinition,
+    PromptOut,
+    ResourceDefinition,
+    ResourceOut,
+    ResourceTemplateDefinition,
+    ResourceTemplateOut,
+    stored,
+)
 from registry.schemas.tools import ToolDefinition
 from registry.services.common import (
     can_see_unpublished,
@@ -80,15 +90,82 @@ def lint_tools(definitions: list[ToolDefinition]) -> None:
         texts += schema_texts(tool.input_schema, f"tools[{index}].inputSchema")
         texts += schema_texts(tool.output_schema or {}, f"tools[{index}].outputSchema")
         texts += schema_texts(tool.annotations or {}, f"tools[{index}].annotations")
-        for field, text in texts:
-            findings = lint_description(text)
-            if findings:
-                details = [{"field": field, "reason": f"{f.rule}: {f.message}"} for f in findings]
-                raise Invalid(
-                    f"tool {tool.name!r} refused: {findings[0].rule}: {findings[0].message}",
-                    field=field.removesuffix("(name)"),
-                    details=details,
-                )
+        _lint_texts(f"tool {tool.name!r}", texts)
+
+
+Item = PromptDefinition | ResourceDefinition | ResourceTemplateDefinition
+
+
+def _lint_texts(what: str, texts: list[tuple[str, str]]) -> None:
+    """Refuse the first text the poisoning lint flags, naming where it is (every finding in `details`)."""
+    for where, text in texts:
+        findings = lint_description(text)
+        if findings:
+            details = [{"field": where, "reason": f"{f.rule}: {f.message}"} for f in findings]
+            raise Invalid(
+                f"{what} refused: {findings[0].rule}: {findings[0].message}",
+                field=where.removesuffix("(name)"),
+                details=details,
+            )
+
+
+def item_texts(kind: str, definition: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every string of a prompt, resource or resource template (its wire shape) that a model reads, with its
+    field: descriptions and titles, a prompt's argument names and descriptions, a URI or URI template."""
+    texts = [("description", definition.get("description") or ""), ("title", definition.get("title") or "")]
+    if kind == "prompt":
+        for j, argument in enumerate(definition.get("arguments") or []):
+            texts += [(f"arguments[{j}].name", argument.get("name") or ""),
+                      (f"arguments[{j}].description", argument.get("description") or "")]  # fmt: skip
+    else:
+        address = "uri" if kind == "resource" else "uriTemplate"
+        texts.append((address, definition.get(address) or ""))
+    return texts
+
+
+# (request field, kind, what an error calls one)
+ITEM_FIELDS = (
+    ("prompts", "prompt", "prompt"),
+    ("resources", "resource", "resource"),
+    ("resourceTemplates", "resourceTemplate", "resource template"),
+)
+
+
+def lint_items(prompts: list[PromptDefinition], resources: list[ResourceDefinition],
+               templates: list[ResourceTemplateDefinition]) -> None:  # fmt: skip
+    """Prompts, resources and templates are text a model reads, as tool descriptions are: the same lint,
+    on every string (a prompt's argument descriptions, a template's URI pattern too)."""
+    groups: tuple[Sequence[Item], ...] = (prompts, resources, templates)
+    for (key, kind, what), items in zip(ITEM_FIELDS, groups, strict=True):
+        for i, item in enumerate(items):
+            texts = [(f"{key}[{i}].{field}", text) for field, text in item_texts(kind, item.wire())]
+            _lint_texts(f"{what} {item.name!r}", texts)
+
+
+def _set_items(server: Server, version: ServerVersion, prompts: list[PromptDefinition] | None,
+               resources: list[ResourceDefinition] | None,
+               templates: list[ResourceTemplateDefinition] | None) -> None:  # fmt: skip
+    check_tool_names_fit(server, [p.name for p in prompts or []], what="prompts")
+    check_tool_names_fit(server, [r.name for r in resources or []], what="resources")
+    check_tool_names_fit(server, [t.name for t in templates or []], what="resourceTemplates")
+    lint_items(prompts or [], resources or [], templates or [])
+    if (resources is None) != (templates is None):  # one replaced: its names against the kept other's
+        kept = version.resource_templates if resources is not None else version.resources
+        given = resources if resources is not None else templates
+        clash = sorted({d["name"] for d in kept or []} & {i.name for i in given or []})
+        if clash:
+            raise Invalid(
+                f"{', '.join(repr(n) for n in clash[:5])} already name a "
+                f"{'resource template' if resources is not None else 'resource'} of this version: resources and "
+                "resource templates share names (a policy's `resource:NAME` names either)",
+                field="resources" if resources is not None else "resourceTemplates",
+            )
+    if prompts is not None:
+        version.prompts = [stored(p) for p in sorted(prompts, key=lambda p: p.name)]
+    if resources is not None:
+        version.resources = [stored(r) for r in sorted(resources, key=lambda r: r.name)]
+    if templates is not None:
+        version.resource_templates = [stored(t) for t in sorted(templates, key=lambda t: t.name)]
 
 
 def _tools_from(definitions: list[ToolDefinition]) -> list[Tool]:
@@ -119,6 +196,9 @@ def version_out(version: ServerVersion, requirements: ReviewRequirements) -> Ver
         status=VersionStatus(version.status),
         is_latest=version.is_latest,
         tools=[ToolOut.model_validate(t) for t in version.tools],
+        prompts=[PromptOut.model_validate(p) for p in version.prompts or []],
+        resources=[ResourceOut.model_validate(r) for r in version.resources or []],
+        resource_templates=[ResourceTemplateOut.model_validate(t) for t in version.resource_templates or []],
         server_json=version.server_json or {},
         reviews=[ReviewOut.model_validate(r) for r in version.reviews],
         required_reviews=requirements.required_for(classification),
@@ -150,6 +230,7 @@ def create_version(
         tools=_tools_from(body.tools),
     )
     version.tool_summary = tool_summary(sorted(version.tools, key=lambda t: t.name))
+    _set_items(server, version, body.prompts, body.resources, body.resource_templates)
     version.transitions.append(
         VersionTransition(from_status=None, to_status=VersionStatus.DRAFT.value, actor=actor.subject)
     )
@@ -186,6 +267,7 @@ def update_version(
         session.flush()
         version.tools.extend(_tools_from(body.tools))
         version.tool_summary = tool_summary(sorted(version.tools, key=lambda t: t.name))
+    _set_items(server, version, body.prompts, body.resources, body.resource_templates)
     if body.server_json is not None:
         version.server_json = body.server_json
     version.updated_at = datetime.now(UTC)
@@ -243,6 +325,8 @@ def list_versions(
                 status=VersionStatus(v.status),
                 is_latest=v.is_latest,
                 tool_count=count,
+                prompt_count=len(v.prompts or []),
+                resource_count=len(v.resources or []) + len(v.resource_templates or []),
                 created_at=v.created_at,
                 updated_at=v.updated_at,
             )
@@ -318,8 +402,13 @@ def change_status(
         raise NotFound(f"server {server_name!r} does not exist", field="name")
     version = load_version(session, server, version_str)
     _authorise_transition(actor, server, VersionStatus(version.status), target)
-    if target is VersionStatus.IN_REVIEW and not version.tools:
-        raise Invalid("a version must declare at least one tool before review", field="tools")
+    if target is VersionStatus.IN_REVIEW and not (
+        version.tools or version.prompts or version.resources or version.resource_templates
+    ):
+        raise Invalid(
+            "a version must declare at least one tool, prompt, resource or resource template before review",
+            field="tools",
+        )
     _apply_transition(session, actor, version, target, reason, requirements)
     return version_out(version, requirements)
 

@@ -31,7 +31,7 @@ export async function render(view) {
       form.append(h("datalist", { id: listId }, (key === "outcome" ? OUTCOMES : DECISIONS).map(v => h("option", { value: v }))));
     }
   }
-  inputs.kind = select("kind", [["", "any"], "call", "list", "integrity"], state.filters.kind || "");
+  inputs.kind = select("kind", [["", "any"], "call", "list", "prompt", "resource", "integrity"], state.filters.kind || "");
   inputs.since = h("input", { type: "datetime-local", name: "since", value: state.filters.sinceLocal || "" });
   inputs.until = h("input", { type: "datetime-local", name: "until", value: state.filters.untilLocal || "" });
   form.append(field("Kind", inputs.kind), field("From", inputs.since), field("Until", inputs.until));

@@ -11,6 +11,28 @@ const EXAMPLE_TOOLS = JSON.stringify([{
   annotations: { readOnlyHint: true, destructiveHint: false },
 }], null, 2);
 
+const ITEM_KEYS = ["prompts", "resources", "resourceTemplates"];
+const EXAMPLE_ITEMS = JSON.stringify({
+  prompts: [{ name: "weekly_summary", description: "Summarise a campaign's week.", arguments: [{ name: "campaign_id", required: true }] }],
+  resources: [{ name: "glossary", description: "Terms the team uses.", uri: "docs://insights/glossary", mimeType: "text/markdown" }],
+  resourceTemplates: [{ name: "campaign", description: "One campaign, by id.", uriTemplate: "insights://campaigns/{id}" }],
+});
+
+// The optional prompts, resources and templates: a JSON object with those keys (empty: none).
+function parseItems(textarea) {
+  if (!textarea.value.trim()) return {};
+  const value = parseJson(textarea, "Prompts, resources and templates");
+  const unknown = value && typeof value === "object" && !Array.isArray(value)
+    ? Object.keys(value).filter(k => !ITEM_KEYS.includes(k)) : null;
+  if (unknown === null || unknown.length) {
+    textarea.setAttribute("aria-invalid", "true");
+    textarea.focus();
+    throw new Error("Prompts, resources and templates must be a JSON object with the keys " + ITEM_KEYS.join(", ")
+      + (unknown && unknown.length ? " (not " + unknown.slice(0, 3).join(", ") + ")" : ""));
+  }
+  return value;
+}
+
 async function teamOptions() {
   if (isAdmin()) return (await allPages("/admin/v1/teams", 500)).map(t => t.name);
   return user.me.teams;
@@ -41,7 +63,7 @@ export async function renderRegister(view) {
   const pasteButton = h("button", { type: "submit", class: "primary" }, "Import");
   const paste = h("form", { class: "card", "aria-labelledby": "paste-heading" },
     h("h3", { id: "paste-heading" }, "Paste a server.json"),
-    field("server.json", doc, "The MCP registry's server.json (schema 2025-12-11); tools go in _meta[\"dev.bastion/registry\"].tools, as in examples/server.json."),
+    field("server.json", doc, "The MCP registry's server.json (schema 2025-12-11); tools go in _meta[\"dev.bastion/registry\"].tools, as in examples/server.json, and prompts, resources and resourceTemplates next to them."),
     field("Owning team (new servers)", pasteTeam),
     h("label", { class: "check" }, pasteSubmit, " Submit the version for review"),
     h("div", { class: "actions" }, pasteButton));
@@ -73,6 +95,7 @@ export async function renderRegister(view) {
     groups: h("input", { name: "allowedGroups", placeholder: "ads-eng, analysts" }),
     version: h("input", { name: "version", required: true, value: "1.0.0" }),
     tools: h("textarea", { name: "tools", rows: 12, class: "code", spellcheck: "false" }),
+    items: h("textarea", { name: "items", rows: 6, class: "code", spellcheck: "false", placeholder: EXAMPLE_ITEMS }),
     submit: h("input", { type: "checkbox", checked: true }),
   };
   f.tools.value = EXAMPLE_TOOLS;
@@ -89,15 +112,19 @@ export async function renderRegister(view) {
     ...serverFields,
     field("Version", f.version, "Semantic version, e.g. 1.0.0"),
     field("Tools (JSON array)", f.tools, "Each: name, description, inputSchema, annotations."),
+    field("Prompts, resources and templates (JSON, optional)", f.items,
+      "An object with prompts (name, description, arguments), resources (name, description, uri, mimeType) and resourceTemplates (name, description, uriTemplate); names as for tools."),
     h("label", { class: "check" }, f.submit, " Submit the version for review"),
     h("div", { class: "actions" }, formButton));
   form.addEventListener("submit", async event => {
     event.preventDefault();
     f.tools.removeAttribute("aria-invalid");
+    f.items.removeAttribute("aria-invalid");
     formButton.disabled = true;
     const name = f.name.value.trim();
     try {
       const tools = parseJson(f.tools, "Tools");
+      const items = parseItems(f.items);
       if (!existing) {
         await api("/admin/v1/servers", { method: "POST", json: {
           name, title: f.title.value.trim() || null, description: f.description.value.trim(), team: f.team.value,
@@ -107,7 +134,7 @@ export async function renderRegister(view) {
         } });
       }
       const version = f.version.value.trim();
-      await api("/admin/v1/servers/" + name + "/versions", { method: "POST", json: { version, tools } });
+      await api("/admin/v1/servers/" + name + "/versions", { method: "POST", json: Object.assign({ version, tools }, items) });
       let status = "draft";
       if (f.submit.checked) {
         status = (await api("/admin/v1/servers/" + name + "/versions/" + encodeURIComponent(version) + "/status",

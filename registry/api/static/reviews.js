@@ -1,7 +1,8 @@
-// Reviews: the queue of versions waiting for a review, and one version's review page — its tools diffed
-// against the previous approved version, the poisoning-lint findings, and the decision form.
+// Reviews: the queue of versions waiting for a review, and one version's review page — its tools, prompts,
+// resources and resource templates diffed against the previous approved version, the poisoning-lint
+// findings, and the decision form.
 import {
-  api, badge, el, field, fail, flash, h, heading, link, serverHref, setStatus, table, uid, when,
+  api, badge, el, field, fail, flash, h, heading, link, plural, serverHref, setStatus, table, uid, when,
 } from "/ui/core.js";
 
 function reviewHref(server, version) { return "#/reviews/" + encodeURIComponent(server) + "/" + encodeURIComponent(version); }
@@ -11,7 +12,9 @@ export async function renderQueue(view) {
   const items = await api("/admin/v1/reviews");
   if (!items.length) { view.append(el("p", "Nothing is waiting for a review.", "empty")); return; }
   view.append(table("Versions in review", ["Version", "Team", "Classification", "Still needs", "Submitted", "You"], items.map(i => [
-    h("div", {}, link(reviewHref(i.server, i.version), i.server + " " + i.version), el("div", i.toolCount + " tools", "muted")),
+    h("div", {}, link(reviewHref(i.server, i.version), i.server + " " + i.version), el("div", [plural(i.toolCount, "tool"),
+      i.promptCount ? plural(i.promptCount, "prompt") : "", i.resourceCount ? plural(i.resourceCount, "resource") : ""]
+      .filter(Boolean).join(" · "), "muted")),
     i.team, badge(i.classification), i.missingReviews.join(", ") || "—",
     i.submittedBy + " · " + when(i.submittedAt),
     i.canReview ? link(reviewHref(i.server, i.version), "Review") : el("span", i.cannotReviewReason, "muted"),
@@ -50,6 +53,9 @@ function diffBlock(change) {
   return h("div", { class: "field-diff" }, h("h5", {}, change.field), pre);
 }
 
+// What a tool, prompt, resource or resource template is called in the page's sentences.
+const NOUNS = { prompt: "prompt", resource: "resource", resourceTemplate: "resource template" };
+
 function toolDiff(t, prefix) {
   const lint = t.lint.length
     ? h("div", { class: "lint bad", role: "note" }, h("strong", {}, "Poisoning lint: " + t.lint.length + " finding" + (t.lint.length === 1 ? "" : "s")),
@@ -57,9 +63,10 @@ function toolDiff(t, prefix) {
     : t.change === "removed" ? null : h("p", { class: "lint ok" }, "Poisoning lint: clean");
   const body = [];
   if (t.change === "changed") body.push(...t.fields.map(diffBlock));
-  if (t.change === "removed") body.push(el("p", "Clients lose this tool when this version is approved.", "muted"));
+  const noun = NOUNS[t.kind] || "tool";
+  if (t.change === "removed") body.push(el("p", "Clients lose this " + noun + " when this version is approved.", "muted"));
   return h("section", { class: "tool-diff " + t.change, "aria-label": prefix + t.name + " (" + t.change + ")" },
-    h("h4", {}, h("code", {}, prefix + t.name), " ", badge(t.change, "chg-" + t.change)),
+    h("h4", {}, h("code", {}, prefix + t.name), " ", t.kind ? badge(noun) : null, " ", badge(t.change, "chg-" + t.change)),
     t.afterHash ? el("div", "hash " + t.afterHash + (t.beforeHash && t.beforeHash !== t.afterHash ? " (was " + t.beforeHash + ")" : ""), "muted hash") : null,
     ...body, lint);
 }
@@ -82,9 +89,17 @@ export async function renderReview(view, server, version) {
   for (const t of diff.tools) counts[t.change] = (counts[t.change] || 0) + 1;
   view.append(h("h3", {}, diff.against ? "Tool definitions against " + diff.against + " (the approved version clients get)" : "Tool definitions (first version: everything is new)"));
   view.append(el("p", Object.entries(counts).map(([k, n]) => n + " " + k).join(" · "), "muted"));
-  const findings = diff.tools.reduce((n, t) => n + t.lint.length, 0);
+  const items = [["Prompts", diff.prompts || []], ["Resources", diff.resources || []], ["Resource templates", diff.resourceTemplates || []]]
+    .filter(([, list]) => list.length);
+  const findings = [diff.tools, ...items.map(([, list]) => list)].flat().reduce((n, t) => n + t.lint.length, 0);
   if (findings) view.append(h("p", { class: "lint bad", role: "alert" }, findings + " poisoning-lint finding(s): read them before approving."));
   for (const t of diff.tools) view.append(toolDiff(t, srv.shortName + "__"));
+  for (const [title, list] of items) {
+    const changed = {};
+    for (const t of list) changed[t.change] = (changed[t.change] || 0) + 1;
+    view.append(h("h3", {}, title), el("p", Object.entries(changed).map(([k, n]) => n + " " + k).join(" · "), "muted"));
+    for (const t of list) view.append(toolDiff(t, srv.shortName + "__"));
+  }
 
   view.append(h("h3", {}, "Your decision"));
   if (v.status !== "in_review") { view.append(el("p", "This version is " + v.status + ": it takes no reviews.", "muted")); return; }

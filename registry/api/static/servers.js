@@ -1,8 +1,9 @@
 // Servers: the list (published ones from discovery, plus drafts for owners and reviewers) with filters,
-// and a server's page: versions and their tools, reviews, policies, client rules, health and change log.
+// and a server's page: versions with their tools, prompts, resources and resource templates, reviews,
+// policies, client rules, health and change log.
 import {
   META, OFFICIAL, ApiError, allPages, api, badge, confirmDialog, el, field, fail, h, heading, isAdmin, isReviewer,
-  json, link, num, select, serverHref, setStatus, table, user, when,
+  json, link, num, plural, select, serverHref, setStatus, table, user, when,
 } from "/ui/core.js";
 
 const FILTERS = [["team", "Team"], ["status", "Status"], ["classification", "Classification"],
@@ -33,12 +34,15 @@ async function loadRows() {
       health: ours.health ? ours.health.status : "unknown", latency: ours.health ? ours.health.latencyMs : null,
       status: official.status === "active" ? (ours.reviewStatus || "approved") : (official.status || ""),
       version: s.version, tools: (ours.tools || []).map(t => (ours.shortName || "") + "__" + t.name),
+      items: [...(ours.prompts || []), ...(ours.resources || []), ...(ours.resourceTemplates || [])]
+        .map(i => (ours.shortName || "") + "__" + i.name),
+      counts: itemCounts(ours),
     });
   }
   if (mayManage()) {
     try {
       for (const s of await allPages("/admin/v1/servers")) {
-        const known = byName.get(s.name) || { tools: [] };
+        const known = byName.get(s.name) || { tools: [], items: [], counts: "" };
         byName.set(s.name, Object.assign({}, known, {
           name: s.name, title: s.title, description: s.description, team: s.team, classification: s.classification,
           environment: s.environment, health: s.health.status, latency: s.health.latencyMs,
@@ -54,7 +58,7 @@ export async function renderList(view) {
   view.append(...heading("Servers", "Every MCP server you can see: published ones, and drafts of your teams' servers."));
   const rows = await loadRows();
   const controls = h("form", { class: "filters", role: "search", "aria-label": "Filter servers", onsubmit: e => e.preventDefault() });
-  const q = h("input", { type: "search", name: "q", value: state.filters.q, placeholder: "name, description or tool" });
+  const q = h("input", { type: "search", name: "q", value: state.filters.q, placeholder: "name, description, tool or prompt" });
   controls.append(field("Search", q));
   const selects = {};
   for (const [key, label] of FILTERS) {
@@ -69,7 +73,7 @@ export async function renderList(view) {
     state.filters.q = q.value.trim().toLowerCase();
     for (const [key] of FILTERS) state.filters[key] = selects[key].value;
     const shown = rows.filter(r => FILTERS.every(([key]) => !state.filters[key] || r[key] === state.filters[key])
-      && (!state.filters.q || [r.name, r.title, r.description, r.team, ...r.tools].join(" ").toLowerCase().includes(state.filters.q)));
+      && (!state.filters.q || [r.name, r.title, r.description, r.team, ...r.tools, ...r.items].join(" ").toLowerCase().includes(state.filters.q)));
     count.textContent = shown.length + " of " + rows.length + " servers";
     holder.replaceChildren(table("Servers", ["Server", "Team", "Status", "Posture", "Health", "Tools"], shown.map(r => [
       h("div", {}, link(serverHref(r.name), r.title || r.name), el("div", r.name + " · v" + r.version, "muted"),
@@ -79,7 +83,7 @@ export async function renderList(view) {
         r.live && r.live !== r.version ? el("div", "v" + r.live + " is live", "muted") : null),
       h("div", {}, badge(r.environment), badge(r.classification)),
       h("div", {}, badge(r.health, r.health), r.latency !== null && r.latency !== undefined ? el("div", num(r.latency, 1) + " ms", "muted") : null),
-      r.tools.length ? r.tools.length + " tools" : "—",
+      h("div", {}, r.tools.length ? r.tools.length + " tools" : "—", r.counts ? el("div", r.counts, "muted") : null),
     ]), "servers"));
   };
   controls.addEventListener("input", draw);
@@ -105,6 +109,49 @@ function toolCard(t, short) {
     h("h5", {}, "Input schema"), json(t.inputSchema || {}),
     t.outputSchema ? h("h5", {}, "Output schema") : null, t.outputSchema ? json(t.outputSchema) : null,
     h("h5", {}, "Annotations"), json(ann));
+}
+
+// "2 prompts · 1 resource · 1 resource template" (empty when there are none) of a version or a discovery entry.
+function itemCounts(v) {
+  const parts = [[v.prompts, "prompt"], [v.resources, "resource"], [v.resourceTemplates, "resource template"]]
+    .filter(([list]) => list && list.length).map(([list, word]) => plural(list.length, word));
+  return parts.join(" · ");
+}
+
+function hashFact(item) { return ["Definition hash", h("code", {}, item.contentHash || "—")]; }
+
+function promptCard(p, short) {
+  const args = p.arguments || [];
+  return h("details", { class: "tool item" },
+    h("summary", {}, h("strong", {}, (short ? short + "__" : "") + p.name), " ", badge("prompt"),
+      p.title ? el("span", " " + p.title, "muted") : null),
+    h("p", { class: "desc" }, p.description || ""),
+    dl([hashFact(p)]),
+    args.length
+      ? table("Arguments of " + p.name, ["Argument", "Required", "Description"],
+          args.map(a => [h("code", {}, a.name), a.required ? "required" : "optional", a.description || ""]))
+      : el("p", "No arguments.", "muted"));
+}
+
+function resourceCard(r, short, template) {
+  const address = template ? r.uriTemplate : r.uri;
+  return h("details", { class: "tool item" },
+    h("summary", {}, h("strong", {}, (short ? short + "__" : "") + r.name), " ",
+      badge(template ? "template" : "resource"), " ", h("code", { class: "uri" }, address)),
+    h("p", { class: "desc" }, r.description || ""),
+    dl([[template ? "URI template" : "URI", h("code", { class: "uri" }, address)], ["Title", r.title || undefined],
+      ["MIME type", r.mimeType || null], hashFact(r)]));
+}
+
+// A version's (or discovery entry's) prompts, resources and templates, each group under its heading.
+function itemSections(v, short, level = "h4") {
+  const out = [];
+  if ((v.prompts || []).length) out.push(h(level, {}, "Prompts"), ...v.prompts.map(p => promptCard(p, short)));
+  if ((v.resources || []).length) out.push(h(level, {}, "Resources"), ...v.resources.map(r => resourceCard(r, short, false)));
+  if ((v.resourceTemplates || []).length) {
+    out.push(h(level, {}, "Resource templates"), ...v.resourceTemplates.map(t => resourceCard(t, short, true)));
+  }
+  return out;
 }
 
 async function transition(name, version, status, verb) {
@@ -139,10 +186,12 @@ function versionSection(server, v, owner, rerender) {
     t.fromStatus || "—", t.toStatus, t.actor, t.reason || "", when(t.at)]));
   return h("details", { class: "version", open: v.isLatest || v.status === "in_review" || v.status === "draft" ? true : null },
     h("summary", {}, h("strong", {}, "v" + v.version), " ", badge(v.status.replace(/_/g, " "), "st-" + v.status),
-      v.isLatest ? badge("latest") : null, " ", el("span", v.tools.length + " tools · by " + v.createdBy + " · " + when(v.createdAt), "muted")),
+      v.isLatest ? badge("latest") : null, " ", el("span", [plural(v.tools.length, "tool"), itemCounts(v), "by " + v.createdBy, when(v.createdAt)]
+        .filter(Boolean).join(" · "), "muted")),
     versionActions(server, v, owner, rerender),
     v.missingReviews.length && v.status === "in_review" ? el("p", "Still needs: " + v.missingReviews.join(", ") + " review", "muted") : null,
-    h("h4", {}, "Tools"), ...v.tools.map(t => toolCard(t, server.shortName)),
+    h("h4", {}, "Tools"), ...(v.tools.length ? v.tools.map(t => toolCard(t, server.shortName)) : [el("p", "No tools.", "muted")]),
+    ...itemSections(v, server.shortName),
     h("h4", {}, "Reviews"), reviews,
     h("h4", {}, "History"), transitions);
 }
@@ -189,7 +238,7 @@ export async function renderServer(view, name) {
 
   view.append(h("h3", {}, "Policies"));
   view.append(policies.length ? table(null, ["Applies to", "Allowed groups", "Clearance", "Approval", "Rate limit", "Updated"], policies.map(p => [
-    p.tool ? server.shortName + "__" + p.tool : "whole server", (p.allowedGroups || []).join(", ") || "—", p.requiredClearance || "—",
+    p.item ? p.item.kind + " " + server.shortName + "__" + p.item.name : p.tool ? server.shortName + "__" + p.tool : "whole server", (p.allowedGroups || []).join(", ") || "—", p.requiredClearance || "—",
     p.secondApprover ? "someone else approves" : p.requireApproval ? "required" : "no", p.rateLimitPerMinute ? p.rateLimitPerMinute + "/min" : "—",
     p.updatedBy + " · " + when(p.updatedAt)])) : el("p", "No policies: the server's classification and allowed groups decide.", "muted"));
 
@@ -225,4 +274,5 @@ async function renderPublic(view, name) {
     ["Support", ours.owner ? ours.owner.supportChannel : "—"], ["Environment", ours.environment], ["Classification", ours.classification],
     ["Health", ours.health ? badge(ours.health.status, ours.health.status) : "—"]]));
   view.append(h("h3", {}, "Tools"), ...(ours.tools || []).map(t => toolCard(t, ours.shortName)));
+  view.append(...itemSections(ours, ours.shortName, "h3"));
 }

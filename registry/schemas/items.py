@@ -1,0 +1,162 @@
+"""Prompts, resources and resource templates as a version records them (MCP shapes), and as upstreams serve them.
+
+A version pins each one by a content hash, as it pins tools: the gateway withholds a prompt or resource whose
+upstream serves a different definition. Names follow the tool-name rule (they are namespaced the same way,
+`short__name`, and a policy addresses them by name); URIs and URI templates must be absolute.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from governance import item_definition_hash
+from registry.schemas.base import ApiModel
+from registry.schemas.names import TOOL_NAME_PATTERN, check_tool_name
+
+MAX_URI = 2000
+# An absolute URI: a scheme, then no whitespace or control characters (RFC 3986 §3.1).
+URI_PATTERN = r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s\x00-\x1f\x7f]+$"
+_URI = re.compile(URI_PATTERN)
+# RFC 6570 expressions: an optional operator, then comma-separated variable names with optional modifiers.
+_EXPRESSION = re.compile(
+    r"\{([+#./;?&]?)([A-Za-z0-9_%.]+(?::[1-9][0-9]{0,3}|\*)?(?:,[A-Za-z0-9_%.]+(?::[1-9][0-9]{0,3}|\*)?)*)\}"
+)
+
+
+def check_uri(value: str, what: str = "uri") -> str:
+    if len(value) > MAX_URI:
+        raise ValueError(f"{what} is longer than {MAX_URI} characters")
+    if not _URI.match(value):
+        raise ValueError(f"{what} must be an absolute URI (a scheme such as file: or docs:, no spaces)")
+    return value
+
+
+def check_uri_template(value: str) -> str:
+    """An RFC 6570 template: absolute once expanded, every `{...}` a well-formed expression, braces balanced."""
+    check_uri(_EXPRESSION.sub("x", value), "uriTemplate")
+    rest = _EXPRESSION.sub("", value)
+    if "{" in rest or "}" in rest:
+        raise ValueError("uriTemplate has an unbalanced or malformed {expression} (RFC 6570)")
+    if not _EXPRESSION.search(value):
+        raise ValueError("uriTemplate has no {variable}: register a fixed URI as a resource instead")
+    return value
+
+
+class _Named(ApiModel):
+    name: str = Field(json_schema_extra={"pattern": TOOL_NAME_PATTERN})
+    title: str | None = Field(None, max_length=200)
+    description: str = Field("", max_length=10_000)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return check_tool_name(value)
+
+    def wire(self) -> dict[str, Any]:
+        """The MCP wire shape (camelCase, absent fields left out): what is hashed and what is served."""
+        return self.model_dump(by_alias=True, exclude_none=True, exclude={"content_hash"})
+
+
+class PromptArgument(ApiModel):
+    name: str = Field(min_length=1, max_length=64)
+    description: str | None = Field(None, max_length=2_000)
+    required: bool = False
+
+
+class PromptDefinition(_Named):
+    arguments: list[PromptArgument] = Field(default_factory=list, max_length=32)
+
+    @field_validator("arguments")
+    @classmethod
+    def _unique(cls, value: list[PromptArgument]) -> list[PromptArgument]:
+        names = [a.name for a in value]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate argument name(s): {', '.join(duplicates)}")
+        return value
+
+    def pin(self) -> str:
+        return item_definition_hash("prompt", self.wire())
+
+
+class ResourceDefinition(_Named):
+    uri: str = Field(json_schema_extra={"pattern": URI_PATTERN, "maxLength": MAX_URI})
+    mime_type: str | None = Field(None, max_length=200)
+
+    @field_validator("uri")
+    @classmethod
+    def _uri(cls, value: str) -> str:
+        return check_uri(value)
+
+    def pin(self) -> str:
+        return item_definition_hash("resource", self.wire())
+
+
+class ResourceTemplateDefinition(_Named):
+    uri_template: str = Field(json_schema_extra={"maxLength": MAX_URI})
+    mime_type: str | None = Field(None, max_length=200)
+
+    @field_validator("uri_template")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        return check_uri_template(value)
+
+    def pin(self) -> str:
+        return item_definition_hash("resourceTemplate", self.wire())
+
+
+class PromptOut(PromptDefinition):
+    content_hash: str
+
+
+class ResourceOut(ResourceDefinition):
+    content_hash: str
+
+
+class ResourceTemplateOut(ResourceTemplateDefinition):
+    content_hash: str
+
+
+def stored(definition: PromptDefinition | ResourceDefinition | ResourceTemplateDefinition) -> dict[str, Any]:
+    """What a version keeps of one: its wire shape and its pin."""
+    return {**definition.wire(), "contentHash": definition.pin()}
+
+
+# --- what upstreams serve (MCP SDK types), in the same wire shapes -------------------------------
+
+
+def served_prompt(prompt: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": prompt.name, "description": prompt.description or ""}
+    if prompt.title:
+        out["title"] = prompt.title
+    out["arguments"] = [
+        {k: v for k, v in {"name": a.name, "description": a.description, "required": bool(a.required)}.items()
+         if v is not None}
+        for a in (prompt.arguments or [])
+    ]  # fmt: skip
+    return out
+
+
+def served_resource(resource: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": resource.name, "description": resource.description or "", "uri": str(resource.uri)}
+    if resource.title:
+        out["title"] = resource.title
+    if resource.mime_type:
+        out["mimeType"] = resource.mime_type
+    return out
+
+
+def served_template(template: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": template.name,
+        "description": template.description or "",
+        "uriTemplate": template.uri_template,
+    }
+    if template.title:
+        out["title"] = template.title
+    if template.mime_type:
+        out["mimeType"] = template.mime_type
+    return out
