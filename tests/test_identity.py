@@ -16,12 +16,14 @@ import anyio
 import httpx
 import httpx2
 import jwt
+import mcp_types as types
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.shared.exceptions import MCPError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -41,6 +43,7 @@ from tests.gateway_harness import (
     Gateway,
     HeaderRecorder,
     builtin_tools,
+    remote_items,
     remote_tools,
     text,
 )
@@ -196,6 +199,43 @@ async def test_an_sdk_upstream_refuses_a_user_outside_its_group_though_the_regis
     assert [r["subject"] for r in refused_rows] == ["eve"] and refused_rows[0]["decision"] == "allowed"
 
 
+async def test_prompts_and_resources_reach_an_sdk_upstream_as_the_caller(gw: Gateway, secure: SdkUpstream) -> None:
+    @secure.server.prompt(description="Who is asking.")
+    def greet(topic: str) -> str:
+        caller = current_caller()
+        return f"{caller.subject if caller else 'nobody'} asks about {topic}"
+
+    @secure.server.resource("secure://reports/{day}", name="report", description="A day's report.")
+    def report(day: str) -> str:
+        caller = current_caller()
+        return f"report {day} for {caller.subject if caller else 'nobody'}"
+
+    gw.team("data-eng", ["data-eng"])
+    gw.publish(SECURE, "secure", "data-eng", await remote_tools(secure.mcp_url), await remote_items(secure.mcp_url),
+               transport="streamable-http", endpoint=secure.mcp_url)  # fmt: skip
+    async with gw.client(gw.token("eli", ["ads-eng"])) as client:
+        got = await client.get_prompt("secure__greet", {"topic": "revenue"})
+        assert [m.content.text for m in got.messages if isinstance(m.content, types.TextContent)] == [
+            "eli asks about revenue"
+        ]
+        read = await client.read_resource("bastion://secure/secure://reports/2026-12-01")
+        [content] = read.contents
+        assert isinstance(content, types.TextResourceContents)
+        assert (
+            content.text == "report 2026-12-01 for eli"
+            and content.uri == "bastion://secure/secure://reports/2026-12-01"
+        )
+    # Bypassing the gateway: no assertion, no prompt and no resource.
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {GATEWAY_TOKEN}"}, timeout=30) as http,
+        Client(streamable_http_client(secure.mcp_url, http_client=http), mode="legacy", cache=None) as direct,
+    ):
+        with pytest.raises(MCPError, match="no caller assertion"):
+            await direct.get_prompt("greet", {"topic": "x"})
+        with pytest.raises(MCPError, match="no caller assertion"):
+            await direct.read_resource("secure://reports/2026-12-01")
+
+
 async def test_the_assertion_carries_the_approval_the_call_runs_under(gw: Gateway, secure: SdkUpstream) -> None:
     await publish_secure(gw, secure)
     async with gw.client(gw.token("eli", ["ads-eng"])) as client:
@@ -314,6 +354,14 @@ async def test_builtin_servers_use_the_same_decorator(tmp_path: Path, sqlite_url
             who = json.loads(text(await client.call_tool("guarded__whoami", {})))
         assert who["subject"] == "eli" and who["source"] == "in-process" and who["groups"] == ["ads-eng"]
         assert runs == ["d", "salaries"]
+        # A call that needed a person's approval: the builtin sees which approval it runs under.
+        async with gw.client(gw.token("eli", ["ads-eng"], clearance="confidential")) as client:
+            parked = await client.call_tool("guarded__drop_partition", {"day": "d2"})
+            assert parked.structured_content is not None, text(parked)
+            approval_id = parked.structured_content["approvalId"]
+            gw.ok(gw.admin.post("/admin/v1/approvals/decide", json={"ids": [approval_id], "decision": "approve"}))
+            ran = await client.call_tool("guarded__drop_partition", {"day": "d2", "_approval_id": approval_id})
+        assert json.loads(text(ran))["approvalId"] == approval_id and runs[-1] == "drop d2"
         # Called directly (no gateway, no caller), the decorated tool refuses.
         with pytest.raises(Exception, match="no authenticated caller"):
             await builtin.call_tool("get_revenue_metrics", {"day": "x"})
@@ -375,6 +423,69 @@ async def test_an_unreachable_jwks_is_a_clear_refusal() -> None:
     for _ in range(2):  # and again within the back-off
         with pytest.raises(AssertionRejected, match="cannot read the gateway's signing keys"):
             await identity.verify(token)
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64url(segment: str) -> bytes:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+async def test_libsodium_signs_standard_assertions_and_refuses_tampered_ones() -> None:
+    """The gateway signs and the SDK verifies with libsodium; the wire format stays standard Ed25519 JWS."""
+    from governance import Principal
+
+    issuer, key = "https://gw.example", ed25519.Ed25519PrivateKey.generate()
+    signer = AssertionSigner([_pem(key)], issuer, 60)
+    other_ec = ec.generate_private_key(ec.SECP256R1())
+    ec_jwk = {**jwt.algorithms.ECAlgorithm.to_jwk(other_ec.public_key(), as_dict=True), "kid": "ec-key"}
+    jwks = {"keys": [ec_jwk, *signer.jwks()["keys"]]}  # a key of another type is published, and ignored
+    http = httpx2.AsyncClient(transport=httpx2.MockTransport(lambda _: httpx2.Response(200, json=jwks)))
+    identity = BastionIdentity(issuer=issuer, audience=SECURE, http=http)
+
+    async def refusal(token: str) -> str:
+        try:
+            await identity.verify(token)
+        except AssertionRejected as exc:
+            return str(exc)
+        return "accepted"
+
+    principal = Principal(subject="eli", groups=frozenset({"ads-eng", "data-eng"}), client_id="cli")
+
+    token = signer.sign(principal, SECURE, approval_id="ap-1")
+    head, body, signature = token.split(".")
+    assert json.loads(_unb64url(head)) == {"alg": "EdDSA", "kid": signer.kid, "typ": ASSERTION_TYPE}
+    # Ed25519 is deterministic: libsodium's signature is the one OpenSSL makes with the same key.
+    assert _unb64url(signature) == key.sign(f"{head}.{body}".encode())
+    assert jwt.decode(token, key.public_key(), algorithms=["EdDSA"], audience=SECURE)["sub"] == "eli"
+    caller = await identity.verify(token)
+    assert (caller.subject, caller.groups, caller.client_id, caller.approval_id, caller.audience) == (
+        "eli", frozenset({"ads-eng", "data-eng"}), "cli", "ap-1", SECURE)  # fmt: skip
+    assert await refusal(token) == "the caller assertion was already used (replayed)"
+    # Signed elsewhere (OpenSSL through PyJWT) with the gateway's key: libsodium verifies it too.
+    assert (await identity.verify(signed(key, signer.kid, iss=issuer, aud=SECURE))).subject == "eli"
+
+    fresh = signer.sign(principal, SECURE).split(".")
+    raw = _unb64url(fresh[2])
+    flipped = bytes([raw[0] ^ 0x01]) + raw[1:]
+    other_body = _b64url(json.dumps({**json.loads(_unb64url(fresh[1])), "sub": "root"}).encode())
+    tampered = {
+        "a flipped signature bit": f"{fresh[0]}.{fresh[1]}.{_b64url(flipped)}",
+        "a signature cut short": f"{fresh[0]}.{fresh[1]}.{_b64url(raw[:-1])}",
+        "a signature too long": f"{fresh[0]}.{fresh[1]}.{_b64url(raw + b'x')}",
+        "no signature": f"{fresh[0]}.{fresh[1]}.",
+        "changed claims": f"{fresh[0]}.{other_body}.{fresh[2]}",
+        "another key's signature": signed(ed25519.Ed25519PrivateKey.generate(), signer.kid, iss=issuer, aud=SECURE),
+    }
+    for case, forged in tampered.items():
+        assert "signature does not verify" in await refusal(forged), case
+    # An EC key in the JWKS is not an assertion key: naming it is naming an unknown key.
+    assert "a key the gateway does not publish" in await refusal(signed(key, "ec-key", iss=issuer, aud=SECURE))
+    # The untampered assertion was refused nowhere above: it still verifies, once.
+    assert (await identity.verify(".".join(fresh))).subject == "eli"
+    await http.aclose()
 
 
 def test_the_generated_key_is_kept_private_and_stable(tmp_path: Path) -> None:
