@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from mcp.shared.exceptions import MCPError
 
 from governance import current_principal
 from registry.context import RegistryContext
-from registry.gateway.items import DENIED, RATE_LIMITED, template_pattern
+from registry.gateway.items import DENIED, RATE_LIMITED, compiled
 from tests.gateway_fixtures import start_gateway
 from tests.gateway_harness import Gateway, builtin_items, builtin_tools, inspector
 
@@ -296,17 +297,29 @@ async def test_sessions_hear_when_their_prompts_or_resources_change(
     assert "tools" not in heard  # the tools did not change
 
 
-def test_template_patterns_match_only_what_the_template_expands_to() -> None:
-    page = template_pattern("docs://pages/{slug}")
-    assert page.fullmatch("docs://pages/intro") and page.fullmatch("docs://pages/")
-    assert not page.fullmatch("docs://pages/a/b") and not page.fullmatch("docs://pages/a?x=1")
-    assert not page.fullmatch("docs://other/intro")
-    path = template_pattern("file:///srv/{+path}")
-    assert path.fullmatch("file:///srv/a/b.md") and not path.fullmatch("file:///etc/passwd")
-    query = template_pattern("search://q{?term,limit}")
-    assert query.fullmatch("search://q?term=x&limit=3") and query.fullmatch("search://q")
-    literal = template_pattern("a.b://x/{id}")  # regex metacharacters in the literal part are literal
-    assert literal.fullmatch("a.b://x/1") and not literal.fullmatch("aXb://x/1")
+def test_templates_admit_only_what_the_template_expands_to() -> None:
+    page = compiled("docs://pages/{slug}")
+    assert page.matches("docs://pages/intro") and page.matches("docs://pages/")
+    assert not page.matches("docs://pages/a/b") and not page.matches("docs://pages/a?x=1")
+    assert not page.matches("docs://other/intro") and not page.matches("docs://pages/a b")
+    path = compiled("file:///srv/{+path}")
+    assert path.matches("file:///srv/a/b.md") and not path.matches("file:///etc/passwd")
+    query = compiled("search://q{?term,limit}")
+    assert query.matches("search://q?term=x&limit=3") and query.matches("search://q")
+    assert not query.matches("search://q?term=x&admin=true")  # only the names it declares
+    literal = compiled("a.b://x/{id}")  # regex metacharacters in the literal part are literal
+    assert literal.matches("a.b://x/1") and not literal.matches("aXb://x/1")
+    assert compiled("vault://files/{name}{.ext}").matches("vault://files/report.v2.pdf")
+
+
+def test_matching_takes_linear_time_whatever_the_uri() -> None:
+    """Templates that make a backtracking matcher take exponential or polynomial time (`{name}{.ext}` against
+    a run of dots; adjacent variables against a long value) are decided in milliseconds."""
+    started = time.perf_counter()
+    assert not compiled("vault://files/{name}{.ext}").matches("vault://files/x" + "." * 1900 + "/")
+    assert not compiled("x://{a}{b}{c}{d}").matches("x://" + "a" * 1990 + "/")
+    assert not compiled("x://{+a}{+b}{+c}").matches("x://" + "a/" * 990 + "?")
+    assert time.perf_counter() - started < 1.0
 
 
 async def test_mcp_inspector_cli_lists_gets_and_reads(docs_gw: tuple[Gateway, MCPServer[Any], RegistryContext]) -> None:

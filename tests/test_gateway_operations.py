@@ -120,6 +120,18 @@ async def test_a_slow_upstream_times_out(gw: Gateway, remote: RemoteUpstream) ->
     await wait_for(up)
 
 
+async def test_a_call_the_client_gives_up_on_is_still_audited(gw: Gateway, remote: RemoteUpstream) -> None:
+    await setup_remote(gw, remote)
+    async with gw.client(gw.token("ann")) as client:
+        with anyio.move_on_after(0.5):
+            await client.call_tool("remote__slow", {"seconds": 1.5})
+
+    async def recorded() -> bool:
+        return [(r["tool"], r["outcome"]) for r in gw.audit(kind="call")] == [("slow", "cancelled")]
+
+    await wait_for(recorded)
+
+
 async def test_every_call_is_audited_even_32_at_once(gw: Gateway) -> None:
     await setup_ops(gw)
     gw.policy(OPS, {"rateLimitPerMinute": 1000}, tool="read_metric")

@@ -196,7 +196,9 @@ LONG = "x" * 60  # 'ads__' + 60 = 65 characters
             "resourceTemplates[0].description",
             "instructions-to-model",
         ),
-        ({"resources": [resource(uri="docs://ads/\u200bglossary")]}, "resources[0].uri", "hidden-unicode"),
+        # Refused before the lint: a URI the gateway would never read (non-ASCII, dot segments) is not registered.
+        ({"resources": [resource(uri="docs://ads/\u200bglossary")]}, "body.resources.0.uri", "non-ASCII"),
+        ({"resources": [resource(uri="docs://ads/../secrets")]}, "body.resources.0.uri", "dot segment"),
     ],
 )
 def test_bad_items_are_refused_naming_the_field(

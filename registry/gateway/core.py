@@ -37,7 +37,7 @@ from registry.gateway.probes import Probes
 from registry.gateway.ratelimit import Bucket, RateLimiter
 from registry.gateway.tracing import Tracing
 from registry.gateway.upstreams import Upstream, UpstreamError, error_result
-from registry.schemas.names import namespaced_tool_name, split_namespaced_tool_name
+from registry.schemas.names import SHORT_NAME, namespaced_tool_name, split_namespaced_tool_name
 from registry.services.facts import MISSING, ItemEntry, ServerEntry, ToolEntry, client_rule, client_rules
 
 log = logging.getLogger("bastion.gateway")
@@ -153,6 +153,9 @@ class GatewayCore:
         return names
 
     def name_for_short(self, session: Session, short: str) -> str | None:
+        if not SHORT_NAME.fullmatch(short):
+            return None  # no server has it; and a caller-chosen string never becomes a cache key
+
         def load() -> str | None:
             return session.scalar(select(Server.name).where(Server.short_name == short))
 
@@ -379,47 +382,86 @@ class GatewayCore:
         if approval_id is None and params.meta:
             approval_id = dict(params.meta).get(APPROVAL_META)
         outcome = Outcome()
-        route: Route | None = None
+        routed: list[Route] = []
         result: types.CallToolResult | types.InputRequiredResult
         try:
-            view = await self.view(principal, short)
-            route = view.routes.get(params.name)
-            if not await self.audit.room(AUDIT_WAIT):
-                # Fail closed: a call that cannot be audited does not run.
-                outcome = Outcome(decision="denied", rule="audit_backlog", outcome="refused",
-                                  error="the audit log is behind; the call was not run")  # fmt: skip
-                self.metrics.denials.labels("audit_backlog").inc()
-                result = error_result("Not run: the gateway cannot write its audit log right now; retry shortly.",
-                                      error="audit_backlog", retryAfterSeconds=AUDIT_WAIT)  # fmt: skip
-            elif (limited := await self._rate_limit(principal, route, outcome)) is not None:
-                result = limited
-            elif route is None:
-                with self.tracing.span("bastion.policy"):
-                    rule, message = await self.explain(principal, short, params.name)
-                    self.tracing.annotate({"bastion.decision": "denied", "bastion.rule": rule})
-                outcome = Outcome(decision="denied", rule=rule, outcome="denied", error=message)
-                self.metrics.denials.labels(rule).inc()
-                result = error_result(message, error="denied", rule=rule)
-            else:
-                result = await self._authorised_call(
-                    principal, route, arguments, approval_id, outcome, params, ask_user=ask_user, modern=modern
-                )
+            result = await self._call(principal, short, params, arguments, approval_id, outcome, routed,
+                                       ask_user=ask_user, modern=modern)  # fmt: skip
         except Exception:
             log.exception("gateway failed on tools/call %s", shown(params.name))
             outcome.outcome, outcome.error = "error", "internal gateway error"
             result = error_result("The gateway failed to handle this call; the error is in its log.")
+        except BaseException:
+            # Cancelled (the client went away, or the gateway is stopping): the row still says it was asked.
+            outcome.outcome, outcome.error = "cancelled", "the call was cancelled before it completed"
+            self._record_call(principal, routed[0] if routed else None, params, arguments, outcome, started, None,
+                              protocol)  # fmt: skip
+            raise
+        self._record_call(principal, routed[0] if routed else None, params, arguments, outcome, started, result,
+                          protocol)  # fmt: skip
+        return result
 
+    async def _call(
+        self,
+        principal: Principal,
+        short: str | None,
+        params: types.CallToolRequestParams,
+        arguments: dict[str, Any],
+        approval_id: object,
+        outcome: Outcome,
+        routed: list[Route],
+        *,
+        ask_user: Callable[[str], Any] | None,
+        modern: bool,
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        """Back-pressure, rate limit, the refusal of an unknown or hidden tool, then the authorised call.
+        Sets ``outcome``; appends the route it found to ``routed``."""
+        view = await self.view(principal, short)
+        route = view.routes.get(params.name)
+        if route is not None:
+            routed.append(route)
+        if not await self.audit.room(AUDIT_WAIT):
+            # Fail closed: a call that cannot be audited does not run.
+            outcome.decision, outcome.rule, outcome.outcome = "denied", "audit_backlog", "refused"
+            outcome.error = "the audit log is behind; the call was not run"
+            self.metrics.denials.labels("audit_backlog").inc()
+            return error_result("Not run: the gateway cannot write its audit log right now; retry shortly.",
+                                error="audit_backlog", retryAfterSeconds=AUDIT_WAIT)  # fmt: skip
+        if (limited := await self._rate_limit(principal, route, outcome)) is not None:
+            return limited
+        if route is None:
+            with self.tracing.span("bastion.policy"):
+                rule, message = await self.explain(principal, short, params.name)
+                self.tracing.annotate({"bastion.decision": "denied", "bastion.rule": rule})
+            outcome.decision, outcome.rule, outcome.outcome, outcome.error = "denied", rule, "denied", message
+            self.metrics.denials.labels(rule).inc()
+            return error_result(message, error="denied", rule=rule)
+        return await self._authorised_call(
+            principal, route, arguments, approval_id, outcome, params, ask_user=ask_user, modern=modern
+        )
+
+    def _record_call(
+        self,
+        principal: Principal,
+        route: Route | None,
+        params: types.CallToolRequestParams,
+        arguments: dict[str, Any],
+        outcome: Outcome,
+        started: float,
+        result: types.CallToolResult | types.InputRequiredResult | None,
+        protocol: str | None,
+    ) -> None:
+        """The call's audit row and metrics (a cancelled call has no result)."""
         elapsed = time.perf_counter() - started
+        size = 0
         if isinstance(result, types.InputRequiredResult):
-            outcome.outcome, size = "input_required", 0
-        else:
+            outcome.outcome = "input_required"
+        elif result is not None:
             # The text the model reads (builtins' structured content is the same data again): counted, not
             # serialised once more on the request path.
             size = sum(len(c.text) for c in result.content if isinstance(c, types.TextContent))
             if outcome.outcome == "ok" and result.is_error:
                 outcome.outcome = "error"
-        server_name = route.entry.name if route else None
-        tool_name = route.tool.name if route else params.name
         if self.tracing.on:
             self._annotate_request(route, outcome)
         with self.tracing.span("bastion.audit", {"bastion.audit.kind": "call"} if self.tracing.on else None):
@@ -427,8 +469,8 @@ class GatewayCore:
                 self.row(
                     kind="call",
                     principal=principal,
-                    server=server_name,
-                    tool=tool_name,
+                    server=route.entry.name if route else None,
+                    tool=route.tool.name if route else params.name,
                     arguments=arguments,
                     outcome=outcome,
                     latency_ms=elapsed * 1000,
@@ -441,7 +483,6 @@ class GatewayCore:
         labels = (route.entry.name, route.tool.name) if route else ("-", UNKNOWN_TOOL_LABEL)
         self.metrics.calls.labels(*labels, outcome.outcome).inc()
         self.metrics.latency.labels(*labels).observe(elapsed)
-        return result
 
     def _annotate_request(self, route: Route | None, outcome: Outcome) -> None:
         """The call's decision and outcome on the request span (registered names only: no caller-chosen text)."""

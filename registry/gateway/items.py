@@ -7,15 +7,17 @@ are prefixed with the server (`bastion://short/<upstream uri>`); on `/servers/{s
 server registered them. A read or get is rate-limited, authorised again, audited and timed like a call.
 Reads need no approval: an item whose policy asks for one is not served (fail closed), and says why.
 
-A resource read is served only for a registered URI, or one a registered template matches in full
-(`template_pattern`); anything else is refused without asking the upstream.
+A resource read is served only for a registered URI, or one a registered template admits (governance.uritemplate:
+linear-time matching, only what an RFC 6570 expansion can produce, no dot segments or encoded separators);
+anything else is refused without asking the upstream. A URI that is a registered resource is that resource,
+even when a template would admit it too; a URI several templates admit needs the caller to be allowed on each.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -26,6 +28,7 @@ from mcp_types import INVALID_PARAMS
 from opentelemetry.trace import SpanKind
 
 from governance import ClientRule, Decision, Principal, evaluate
+from governance.uritemplate import UriTemplate, unsafe_reason
 from registry.gateway.model import ItemRoute, ItemView, Outcome, shown
 from registry.gateway.ratelimit import Bucket
 from registry.gateway.upstreams import UpstreamError
@@ -43,6 +46,7 @@ UNAVAILABLE = -32013
 SCHEME = "bastion://"
 MAX_URI = 2000  # longer URIs are refused unread, never matched or echoed
 MAX_PROMPT_ARGUMENTS = 64
+MAX_NAME = 128  # prompt names beyond this are refused unread, as tool names are
 
 
 def exposed_uri(short: str, uri: str, namespaced: bool) -> str:
@@ -59,31 +63,10 @@ def upstream_uri(uri: str, short: str | None) -> tuple[str, str] | None:
     return (server, rest) if sep and server and rest else None
 
 
-_EXPRESSION = re.compile(r"\{([+#./;?&]?)([^{}]*)\}")
-# What each RFC 6570 operator may expand to (one variable list, values percent-encoded as the RFC says;
-# `+` and `#` allow reserved characters, so they match across `/`).
-_OPERATOR = {
-    "": r"[^/?#&]*",
-    "+": r"[^?#]*",
-    "#": r"(?:#.*)?",
-    ".": r"(?:\.[^/?#]*)*",
-    "/": r"(?:/[^/?#]*)*",
-    ";": r"(?:;[^/?#]*)*",
-    "?": r"(?:\?[^#]*)?",
-    "&": r"(?:&[^#]*)?",
-}
-
-
-def template_pattern(template: str) -> re.Pattern[str]:
-    """A regular expression that matches, in full, the URIs ``template`` can expand to."""
-    parts: list[str] = []
-    last = 0
-    for m in _EXPRESSION.finditer(template):
-        parts.append(re.escape(template[last : m.start()]))
-        parts.append(_OPERATOR[m.group(1)])
-        last = m.end()
-    parts.append(re.escape(template[last:]))
-    return re.compile("".join(parts), re.DOTALL)
+@functools.lru_cache(maxsize=4096)
+def compiled(template: str) -> UriTemplate:
+    """A registered template, compiled once (registered strings only: the cache is bounded by the registry)."""
+    return UriTemplate(template)
 
 
 def _fingerprint(routes: list[ItemRoute]) -> str:
@@ -138,7 +121,7 @@ def build_item_view(
                 view.resource_list.append(types.Resource(uri=uri, **shared))
             else:
                 template = exposed_uri(entry.short_name, d["uriTemplate"], namespaced)
-                view.templates.append(ItemRoute(entry, item, template, template_pattern(d["uriTemplate"])))
+                view.templates.append(ItemRoute(entry, item, template, compiled(d["uriTemplate"])))
                 view.template_list.append(types.ResourceTemplate(uri_template=template, **shared))
     return ItemView(
         prompts=view.prompts,
@@ -152,15 +135,12 @@ def build_item_view(
     )
 
 
-def _resource_for(entry: ServerEntry, uri: str) -> ItemEntry | None:
-    """The registered resource with this (upstream) URI, or the first template that matches it in full."""
-    for item in entry.resources.values():
-        if item.definition["uri"] == uri:
-            return item
-    for item in entry.templates.values():
-        if template_pattern(item.definition["uriTemplate"]).fullmatch(uri):
-            return item
-    return None
+def _resources_for(entry: ServerEntry, uri: str) -> list[ItemEntry]:
+    """The registered resource with this (upstream) URI; else every registered template that admits it."""
+    exact = [item for item in entry.resources.values() if item.definition["uri"] == uri]
+    if exact:
+        return exact
+    return [item for item in entry.templates.values() if compiled(item.definition["uriTemplate"]).matches(uri)]
 
 
 def _refuse(code: int, message: str, **data: Any) -> MCPError:
@@ -188,39 +168,55 @@ class ItemGateway:
             if entry is None:
                 return "unknown", f"unknown {noun}: no server {shown(server_short or '')}"
             if kind == "prompt":
-                item = entry.prompts.get(name) if name else None
+                found = entry.prompts.get(name) if name else None
+                items = [found] if found else []
             else:
-                item = _resource_for(entry, name) if name else None
+                items = _resources_for(entry, name) if name else []
             client = core.client_rules(session, principal)
-            decision = evaluate(principal, entry.facts, list(entry.rules), item.facts if item else None, client)
-            if not decision.allowed:
-                return decision.denied_by or "policy", f"denied by rule {decision.denied_by}: {decision.reasons[-1]}"
-            if item is None:
+            server_decision = evaluate(principal, entry.facts, list(entry.rules), None, client)
+            if not server_decision.allowed:
+                rule = server_decision.denied_by
+                return rule or "policy", f"denied by rule {rule}: {server_decision.reasons[-1]}"
+            if not items:
                 return "unknown", f"unknown {noun}: {entry.name} publishes no matching {noun}"
-            if decision.requires_approval:
-                return "approval", (
-                    f"{noun} {item.name} of {entry.name} needs a person's approval by policy; the gateway asks for "
-                    "approval of tool calls only, so it is not served"
-                )
-            reason = core.probes.withheld_item(entry, item)
-            if reason is not None:
-                return "integrity.pin", reason
+            for item in items:  # the first refusal of any of them (a read needs every matching one)
+                decision = evaluate(principal, entry.facts, list(entry.rules), item.facts, client)
+                if not decision.allowed:
+                    rule = decision.denied_by
+                    return rule or "policy", f"denied by rule {rule}: {decision.reasons[-1]}"
+                if decision.requires_approval:
+                    return "approval", (
+                        f"{noun} {item.name} of {entry.name} needs a person's approval by policy; the gateway asks "
+                        "for approval of tool calls only, so it is not served"
+                    )
+                reason = core.probes.withheld_item(entry, item)
+                if reason is not None:
+                    return "integrity.pin", reason
             return "unknown", f"{noun} {shown(name or '')} is not available"
 
         return await core.db(work)
 
     def _resource_route(self, view: ItemView, short: str | None, uri: str) -> ItemRoute | None:
-        route = view.resources.get(uri)
-        if route is not None:
-            return route
+        """The route of a read, or None (refused: `_explain` says why). A registered resource's URI is that
+        resource only; otherwise every registered template that admits the URI must be in the caller's view."""
         target = upstream_uri(uri, short)
         if target is None:
             return None
         server_short, inner = target
-        for candidate in view.templates:
-            if candidate.entry.short_name == server_short and candidate.pattern and candidate.pattern.fullmatch(inner):
-                return candidate
-        return None
+        route = view.resources.get(uri)
+        if route is not None:
+            return route
+        routes = [*view.templates, *view.resources.values()]
+        entry = next((r.entry for r in routes if r.entry.short_name == server_short), None)
+        if entry is None:
+            return None
+        registered = _resources_for(entry, inner)
+        if not registered or registered[0].kind == "resource":
+            return None  # no such resource, or a registered resource this caller may not read
+        admitted = [
+            r for r in view.templates if r.entry.short_name == server_short and r.pattern and r.pattern.matches(inner)
+        ]
+        return admitted[0] if len(admitted) == len(registered) else None
 
     # --- the governed path -----------------------------------------------------------------------
 
@@ -228,8 +224,11 @@ class ItemGateway:
         self, principal: Principal, short: str | None, params: types.GetPromptRequestParams, protocol: str | None
     ) -> types.GetPromptResult:
         arguments = dict(params.arguments or {})
-        if len(arguments) > MAX_PROMPT_ARGUMENTS:
-            raise _refuse(INVALID_PARAMS, f"at most {MAX_PROMPT_ARGUMENTS} prompt arguments")
+        problem = None
+        if len(params.name) > MAX_NAME:
+            problem = f"unknown prompt: names are at most {MAX_NAME} characters"
+        elif len(arguments) > MAX_PROMPT_ARGUMENTS:
+            problem = f"at most {MAX_PROMPT_ARGUMENTS} prompt arguments"
 
         async def lookup(view: ItemView) -> tuple[ItemRoute | None, str | None, str | None]:
             route = view.prompts.get(params.name)
@@ -243,7 +242,9 @@ class ItemGateway:
         async def upstream(route: ItemRoute) -> types.GetPromptResult:
             return await self.core.upstream_for(route.entry).get_prompt(route.item.name, arguments, principal)
 
-        result = await self._governed("prompt", principal, short, params.name, arguments, protocol, lookup, upstream)
+        result = await self._governed(
+            "prompt", principal, short, params.name, arguments, protocol, lookup, upstream, problem
+        )
         assert isinstance(result, types.GetPromptResult)
         return result
 
@@ -251,8 +252,11 @@ class ItemGateway:
         self, principal: Principal, short: str | None, params: types.ReadResourceRequestParams, protocol: str | None
     ) -> types.ReadResourceResult:
         uri = params.uri
+        problem = None
         if len(uri) > MAX_URI:
-            raise _refuse(INVALID_PARAMS, f"unknown resource: URIs are at most {MAX_URI} characters")
+            problem = f"unknown resource: URIs are at most {MAX_URI} characters"
+        elif (unsafe := unsafe_reason(uri)) is not None:
+            problem = f"unknown resource: the URI is not read because {unsafe}"
 
         async def lookup(view: ItemView) -> tuple[ItemRoute | None, str | None, str | None]:
             route = self._resource_route(view, short, uri)
@@ -266,13 +270,21 @@ class ItemGateway:
             inner = upstream_uri(uri, short)
             assert inner is not None
             result = await self.core.upstream_for(route.entry).read_resource(inner[1], principal)
-            if short is None:
-                # Contents name the URI the client knows (the namespaced one).
-                for content in result.contents:
-                    content.uri = exposed_uri(route.entry.short_name, content.uri, True)
+            # Contents are relayed under the URI the client asked for, and only those the upstream gave for the
+            # URI read: contents labelled as another resource are not this read's (nor this caller's to see).
+            contents = [c for c in result.contents if c.uri == inner[1]]
+            if not contents:
+                raise UpstreamError(
+                    "protocol", f"upstream {route.entry.name} answered with no contents for the URI read"
+                )
+            for content in contents:
+                content.uri = uri
+            result.contents = contents
             return result
 
-        result = await self._governed("resource", principal, short, uri, {"uri": uri}, protocol, lookup, upstream)
+        result = await self._governed(
+            "resource", principal, short, uri, {"uri": uri}, protocol, lookup, upstream, problem
+        )
         assert isinstance(result, types.ReadResourceResult)
         return result
 
@@ -286,74 +298,102 @@ class ItemGateway:
         protocol: str | None,
         lookup: Callable[[ItemView], Awaitable[tuple[ItemRoute | None, str | None, str | None]]],
         upstream: Callable[[ItemRoute], Awaitable[types.GetPromptResult | types.ReadResourceResult]],
+        problem: str | None = None,
     ) -> types.GetPromptResult | types.ReadResourceResult:
+        """The request's one path: every outcome (refused unread, denied, failed, cancelled) is one audit row."""
         core = self.core
         started = time.perf_counter()
         outcome = Outcome()
-        route: ItemRoute | None = None
+        routed: list[ItemRoute] = []
         failure: MCPError | None = None
         result: types.GetPromptResult | types.ReadResourceResult | None = None
-        size = 0
         try:
-            view = (await core.view(principal, short)).items
-            route, server_short, name = await lookup(view)
-            if not await core.audit.room(core.audit_wait):
-                outcome = Outcome(decision="denied", rule="audit_backlog", outcome="refused",
-                                  error="the audit log is behind; not served")  # fmt: skip
-                failure = _refuse(UNAVAILABLE, "Not served: the gateway cannot write its audit log right now; "
-                                  "retry shortly.", error="audit_backlog")  # fmt: skip
-            elif (limited := await self._rate_limit(principal, route, outcome)) is not None:
-                failure = limited
-            elif route is None:
-                with core.tracing.span("bastion.policy"):
-                    rule, message = await self._explain(principal, short, server_short, kind, name)
-                outcome = Outcome(decision="denied", rule=rule, outcome="denied", error=message)
-                core.metrics.denials.labels(rule).inc()
-                code = INVALID_PARAMS if rule == "unknown" else DENIED
-                failure = _refuse(code, message, error="denied" if code == DENIED else "unknown", rule=rule)
-            else:
-                decision = await self._decide(principal, route)
-                if not decision.allowed:  # the view was built a moment ago: a policy may have changed since
-                    outcome.decision, outcome.rule, outcome.outcome = "denied", decision.denied_by, "denied"
-                    outcome.error = f"denied by rule {decision.denied_by}: {decision.reasons[-1]}"
-                    failure = _refuse(DENIED, outcome.error, error="denied", rule=decision.denied_by)
-                else:
-                    attributes = {"bastion.server": route.entry.name, f"bastion.{kind}": route.item.name}
-                    with core.tracing.span("bastion.upstream", attributes, kind=SpanKind.CLIENT):
-                        result = await upstream(route)
-                    size = _size(result)
-        except UpstreamError as exc:
-            outcome.outcome, outcome.error = "error", str(exc)
-            failure = _refuse(UPSTREAM_FAILED, str(exc), error=exc.kind)
-        except MCPError as exc:
-            outcome.outcome, outcome.error = "error", exc.error.message[:1000]
-            failure = exc
-        except Exception:
-            core.log.exception("gateway failed on %s %s", kind, shown(asked))
-            outcome.outcome, outcome.error = "error", "internal gateway error"
-            failure = _refuse(UPSTREAM_FAILED, "The gateway failed to handle this request; the error is in its log.")
-        elapsed = time.perf_counter() - started
-        with core.tracing.span("bastion.audit", {"bastion.audit.kind": kind} if core.tracing.on else None):
-            core.audit.record(
-                core.row(
-                    kind=kind,
-                    principal=principal,
-                    server=route.entry.name if route else None,
-                    tool=route.item.name if route else asked[:64],
-                    arguments=arguments,
-                    outcome=outcome,
-                    latency_ms=elapsed * 1000,
-                    result_size=size,
-                    protocol=protocol,
+            try:
+                result, failure = await self._serve(kind, principal, short, lookup, upstream, problem, outcome, routed)
+            except UpstreamError as exc:
+                outcome.outcome, outcome.error = "error", str(exc)
+                failure = _refuse(UPSTREAM_FAILED, str(exc), error=exc.kind)
+            except MCPError as exc:
+                outcome.outcome, outcome.error = "error", exc.error.message[:1000]
+                failure = exc
+            except Exception:
+                core.log.exception("gateway failed on %s %s", kind, shown(asked))
+                outcome.outcome, outcome.error = "error", "internal gateway error"
+                failure = _refuse(
+                    UPSTREAM_FAILED, "The gateway failed to handle this request; the error is in its log."
                 )
-            )
-        labels = (route.entry.name, route.item.name) if route else ("-", "(unknown)")
-        core.metrics.calls.labels(*labels, outcome.outcome).inc()
-        core.metrics.latency.labels(*labels).observe(elapsed)
+        except BaseException:
+            # Cancelled (the client went away, or the gateway is stopping): the row still says it was asked.
+            outcome.outcome, outcome.error = "cancelled", "the request was cancelled before it completed"
+            raise
+        finally:
+            route = routed[0] if routed else None
+            elapsed = time.perf_counter() - started
+            with core.tracing.span("bastion.audit", {"bastion.audit.kind": kind} if core.tracing.on else None):
+                core.audit.record(
+                    core.row(
+                        kind=kind,
+                        principal=principal,
+                        server=route.entry.name if route else None,
+                        tool=route.item.name if route else asked[:64],
+                        arguments=arguments,
+                        outcome=outcome,
+                        latency_ms=elapsed * 1000,
+                        result_size=_size(result) if result is not None else 0,
+                        protocol=protocol,
+                    )
+                )
+            labels = (route.entry.name, route.item.name) if route else ("-", "(unknown)")
+            core.metrics.calls.labels(*labels, outcome.outcome).inc()
+            core.metrics.latency.labels(*labels).observe(elapsed)
         if failure is not None:
             raise failure
         assert result is not None
         return result
+
+    async def _serve(
+        self,
+        kind: str,
+        principal: Principal,
+        short: str | None,
+        lookup: Callable[[ItemView], Awaitable[tuple[ItemRoute | None, str | None, str | None]]],
+        upstream: Callable[[ItemRoute], Awaitable[types.GetPromptResult | types.ReadResourceResult]],
+        problem: str | None,
+        outcome: Outcome,
+        routed: list[ItemRoute],
+    ) -> tuple[types.GetPromptResult | types.ReadResourceResult | None, MCPError | None]:
+        """Back-pressure, rate limit, the refusals, then the upstream. Sets ``outcome``; appends the route."""
+        core = self.core
+        view = (await core.view(principal, short)).items
+        route, server_short, name = (None, None, None) if problem else await lookup(view)
+        if route is not None:
+            routed.append(route)
+        if not await core.audit.room(core.audit_wait):
+            outcome.decision, outcome.rule, outcome.outcome = "denied", "audit_backlog", "refused"
+            outcome.error = "the audit log is behind; not served"
+            message = "Not served: the gateway cannot write its audit log right now; retry shortly."
+            return None, _refuse(UNAVAILABLE, message, error="audit_backlog")
+        if (limited := await self._rate_limit(principal, route, outcome)) is not None:
+            return None, limited
+        if problem is not None:
+            outcome.decision, outcome.rule, outcome.outcome, outcome.error = "denied", "invalid", "denied", problem
+            core.metrics.denials.labels("invalid").inc()
+            return None, _refuse(INVALID_PARAMS, problem, error="invalid")
+        if route is None:
+            with core.tracing.span("bastion.policy"):
+                rule, message = await self._explain(principal, short, server_short, kind, name)
+            outcome.decision, outcome.rule, outcome.outcome, outcome.error = "denied", rule, "denied", message
+            core.metrics.denials.labels(rule).inc()
+            code = INVALID_PARAMS if rule == "unknown" else DENIED
+            return None, _refuse(code, message, error="denied" if code == DENIED else "unknown", rule=rule)
+        decision = await self._decide(principal, route)
+        if not decision.allowed:  # the view was built a moment ago: a policy may have changed since
+            outcome.decision, outcome.rule, outcome.outcome = "denied", decision.denied_by, "denied"
+            outcome.error = f"denied by rule {decision.denied_by}: {decision.reasons[-1]}"
+            return None, _refuse(DENIED, outcome.error, error="denied", rule=decision.denied_by)
+        attributes = {"bastion.server": route.entry.name, f"bastion.{kind}": route.item.name}
+        with core.tracing.span("bastion.upstream", attributes, kind=SpanKind.CLIENT):
+            return await upstream(route), None
 
     async def _decide(self, principal: Principal, route: ItemRoute) -> Decision:
         rules = await self.core.client_rules_for(principal)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import mcp_types as types
 
 from governance import Principal
+from governance.uritemplate import UriTemplate
 from registry.services.facts import ItemEntry, ServerEntry, ToolEntry
 
 
@@ -25,7 +25,7 @@ class ItemRoute:
     entry: ServerEntry
     item: ItemEntry
     exposed: str  # the name (prompts) or URI / URI template (resources, templates) a client uses
-    pattern: re.Pattern[str] | None = None  # templates: the upstream URIs it matches
+    pattern: UriTemplate | None = None  # templates: which upstream URIs it admits
 
 
 @dataclass(frozen=True, slots=True)

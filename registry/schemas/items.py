@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from governance import item_definition_hash
+from governance.uritemplate import TemplateError, UriTemplate, unsafe_reason
 from registry.schemas.base import ApiModel
 from registry.schemas.names import TOOL_NAME_PATTERN, check_tool_name
 
@@ -31,17 +32,40 @@ def check_uri(value: str, what: str = "uri") -> str:
         raise ValueError(f"{what} is longer than {MAX_URI} characters")
     if not _URI.match(value):
         raise ValueError(f"{what} must be an absolute URI (a scheme such as file: or docs:, no spaces)")
+    # What the gateway would refuse to read (governance.uritemplate) is refused here too.
+    unsafe = unsafe_reason(value)
+    if unsafe is not None:
+        raise ValueError(f"{what} is not readable through the gateway: {unsafe}")
     return value
 
 
 def check_uri_template(value: str) -> str:
-    """An RFC 6570 template: absolute once expanded, every `{...}` a well-formed expression, braces balanced."""
+    """An RFC 6570 template: absolute once expanded, every `{...}` a well-formed expression, braces balanced,
+    printable ASCII, and one the gateway's matcher reads (governance.uritemplate)."""
     check_uri(_EXPRESSION.sub("x", value), "uriTemplate")
     rest = _EXPRESSION.sub("", value)
     if "{" in rest or "}" in rest:
         raise ValueError("uriTemplate has an unbalanced or malformed {expression} (RFC 6570)")
     if not _EXPRESSION.search(value):
         raise ValueError("uriTemplate has no {variable}: register a fixed URI as a resource instead")
+    if not re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*:", value):
+        raise ValueError("uriTemplate must start with a fixed scheme (e.g. docs://…), not a {variable}")
+    try:
+        UriTemplate(value)
+    except TemplateError as exc:
+        raise ValueError(f"uriTemplate: {exc}") from None
+    return value
+
+
+# RFC 6838 type/subtype, with optional `; name=value` parameters: nothing else a model could read as text.
+_TOKEN = r"[A-Za-z0-9!#$&^_.+\-]{1,64}"
+MIME_TYPE_PATTERN = rf"^{_TOKEN}/{_TOKEN}(?:\s*;\s*{_TOKEN}=(?:{_TOKEN}|\"[A-Za-z0-9 _.\-]{{0,64}}\"))*$"
+_MIME_TYPE = re.compile(MIME_TYPE_PATTERN)
+
+
+def check_mime_type(value: str | None) -> str | None:
+    if value is not None and not _MIME_TYPE.fullmatch(value):
+        raise ValueError("mimeType must be a media type such as text/markdown or text/plain; charset=utf-8")
     return value
 
 
@@ -91,6 +115,11 @@ class ResourceDefinition(_Named):
     def _uri(cls, value: str) -> str:
         return check_uri(value)
 
+    @field_validator("mime_type")
+    @classmethod
+    def _mime(cls, value: str | None) -> str | None:
+        return check_mime_type(value)
+
     def pin(self) -> str:
         return item_definition_hash("resource", self.wire())
 
@@ -103,6 +132,11 @@ class ResourceTemplateDefinition(_Named):
     @classmethod
     def _template(cls, value: str) -> str:
         return check_uri_template(value)
+
+    @field_validator("mime_type")
+    @classmethod
+    def _mime(cls, value: str | None) -> str | None:
+        return check_mime_type(value)
 
     def pin(self) -> str:
         return item_definition_hash("resourceTemplate", self.wire())

@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -115,12 +116,20 @@ def item_texts(kind: str, definition: dict[str, Any]) -> list[tuple[str, str]]:
     texts = [("description", definition.get("description") or ""), ("title", definition.get("title") or "")]
     if kind == "prompt":
         for j, argument in enumerate(definition.get("arguments") or []):
-            texts += [(f"arguments[{j}].name", argument.get("name") or ""),
+            name = argument.get("name") or ""
+            texts += [(f"arguments[{j}].name", name), (f"arguments[{j}].name(name)", _as_words(name)),
                       (f"arguments[{j}].description", argument.get("description") or "")]  # fmt: skip
     else:
         address = "uri" if kind == "resource" else "uriTemplate"
-        texts.append((address, definition.get(address) or ""))
+        value = definition.get(address) or ""
+        # Identifiers and paths read as words too: note://ignore-all-previous-instructions, {ignore_all_…}, %20.
+        texts += [(address, value), (f"{address}(name)", _as_words(unquote(value)))]
+        texts.append(("mimeType", definition.get("mimeType") or ""))
     return texts
+
+
+def _as_words(text: str) -> str:
+    return re.sub(r"[_\-.:/{}+?&=#,;*~%]+", " ", text)
 
 
 # (request field, kind, what an error calls one)
