@@ -322,13 +322,16 @@ def test_matching_takes_linear_time_whatever_the_uri() -> None:
     assert time.perf_counter() - started < 1.0
 
 
-async def test_mcp_inspector_cli_lists_gets_and_reads(docs_gw: tuple[Gateway, MCPServer[Any], RegistryContext]) -> None:
+@pytest.mark.parametrize("era", ["legacy", "modern"])  # 2025-11-25 and 2026-07-28
+async def test_mcp_inspector_cli_lists_gets_and_reads(
+    docs_gw: tuple[Gateway, MCPServer[Any], RegistryContext], era: str
+) -> None:
     gw, server, _ = docs_gw
     await publish_docs(gw, server)
     token = gw.token("ann")
 
     def run(*args: str) -> Any:
-        done = inspector(gw, *args, token=token)
+        done = inspector(gw, *args, "--protocol-era", era, token=token)
         assert done.returncode == 0, done.stderr[-2000:]
         return json.loads(done.stdout)
 
@@ -344,4 +347,8 @@ async def test_mcp_inspector_cli_lists_gets_and_reads(docs_gw: tuple[Gateway, MC
     assert [t["uriTemplate"] for t in templates] == ["bastion://docs/docs://pages/{slug}"]
     read = run("--method", "resources/read", "--uri", "bastion://docs/docs://pages/dns")
     assert read["contents"][0]["text"] == "# dns"
-    assert {r["kind"] for r in gw.audit(subject="ann")} >= {"prompt", "resource", "list"}
+    rows = gw.audit(subject="ann")
+    assert {r["kind"] for r in rows} >= {"prompt", "resource", "list"}
+    assert {r["protocolVersion"] for r in rows if r["kind"] == "prompt"} == {
+        "2025-11-25" if era == "legacy" else "2026-07-28"
+    }
