@@ -3,7 +3,11 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# The optional extras installed with bastion (pyproject.toml); CI adds spark (.ci/run). The stamp names
+# them, so a changed EXTRAS installs again.
+EXTRAS ?= dev,eval
+comma := ,
+STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 # The step runner: standard library only, so the system Python runs it before the venv exists.
 STEPS = $(shell command -v $(PYTHON) || command -v python3) scripts/steps.py
 
@@ -16,7 +20,7 @@ $(STAMP): pyproject.toml
 		"virtualenv $(VENV)" "test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)" \
 		"pip" "$(BIN)/python -m pip install --upgrade pip" \
 		"torch (CPU build)" "$(BIN)/python -m pip install 'torch==2.13.0'" \
-		"bastion and its dependencies" "$(BIN)/python -m pip install -e '.[dev,eval]'" \
+		"bastion and its dependencies" "$(BIN)/python -m pip install -e '.[$(EXTRAS)]'" \
 		"chromium for the browser tests" "sh scripts/install-chromium.sh"
 	@touch $(STAMP)
 

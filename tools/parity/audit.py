@@ -1,4 +1,4 @@
-"""The training/serving parity audit, as a handful of vectorised DuckDB queries.
+"""The training/serving parity audit, as a handful of vectorised SQL queries (DuckDB, or Spark by URL).
 
 1. coverage of keys both ways and duplicate keys; 2. per-feature equality on joined keys within
 tolerances that know reduced precision; 3. null/default rates per side and features present on one
@@ -9,6 +9,14 @@ belonging to other keys. Distribution checks alone miss the last three; equality
 
 All per-feature aggregates of a step run in one scan (one SELECT with a column per feature and
 statistic), so cost grows with rows × features, not with queries.
+
+The SQL is DuckDB's dialect; `engine` (BASTION_PARITY_ENGINE) picks where it runs — embedded DuckDB by
+default, Spark for `sc://` / `spark://` URLs (tools/engines). Where the dialects differ (one row per key,
+samples, quantiles, histograms, the ASOF join of the staleness check) the audit asks the engine.
+Findings are the same on both: counts and equality checks exactly; quantiles of a sample are exact on
+both (identical below SAMPLE_ROWS rows, else each engine draws its own sample); quantiles over a whole
+join (the diagnosis's median ratio, prediction p99) are approximate on Spark, within a rank error of
+1/QUANTILE_ACCURACY (0.01%) of the rows.
 """
 
 from __future__ import annotations
@@ -17,9 +25,9 @@ import math
 import time
 from typing import Any
 
-import duckdb
 import numpy as np
 
+from tools.engines import Engine, EngineError, Histogram
 from tools.parity.model import (
     SEVERITY_ORDER,
     AuditReport,
@@ -30,7 +38,7 @@ from tools.parity.model import (
     Redactor,
     Tolerances,
 )
-from tools.parity.sources import connect, register
+from tools.parity.sources import open_engine, register
 from tools.parity.sources import quote_identifier as _q
 
 _NUMERIC = (
@@ -60,10 +68,8 @@ def _kind(duck_type: str) -> str:
 
 
 class _Audit:
-    def __init__(
-        self, con: duckdb.DuckDBPyConnection, keys: list[str], tolerances: Tolerances, redactor: Redactor
-    ) -> None:
-        self.con = con
+    def __init__(self, engine: Engine, keys: list[str], tolerances: Tolerances, redactor: Redactor) -> None:
+        self.engine = engine
         self.keys = keys
         self.tol = tolerances
         self.redact = redactor
@@ -71,9 +77,7 @@ class _Audit:
         self.problems: list[str] = []
 
     def one(self, sql: str) -> tuple[Any, ...]:
-        row = self.con.execute(sql).fetchone()
-        assert row is not None
-        return tuple(row)
+        return self.engine.one(sql)
 
     def find(
         self, check: str, severity: str, summary: str, cause: str, feature: str | None = None, **evidence: Any
@@ -110,7 +114,7 @@ def audit(
     tol = tolerances or Tolerances()
     if not keys:
         raise ParityError("keys", "give at least one join key")
-    con = connect(engine, training, serving)
+    con = open_engine(engine, training, serving)
     try:
         training_cols = dict(register(con, "training", training))
         serving_cols = dict(register(con, "serving", serving))
@@ -236,9 +240,11 @@ def _join(run: _Audit, coverage: Coverage) -> None:
     # One row per key on each side (duplicates are reported above, not multiplied here).
     for side in ("training", "serving"):
         dupes = coverage.training_duplicate_keys if side == "training" else coverage.serving_duplicate_keys
-        source = f"(SELECT * FROM {side} QUALIFY row_number() OVER (PARTITION BY {keys}) = 1)" if dupes else side
-        run.con.execute(f"CREATE OR REPLACE TEMP VIEW {side}_unique AS SELECT * FROM {source}")
-    run.con.execute(
+        if dupes:
+            run.engine.first_per_key(f"{side}_unique", side, run.keys)
+        else:
+            run.engine.execute(f"CREATE OR REPLACE TEMP VIEW {side}_unique AS SELECT * FROM {side}")
+    run.engine.execute(
         f"CREATE OR REPLACE TEMP VIEW joined_keys AS SELECT {keys} FROM training_unique "
         f"JOIN serving_unique USING ({using})"
     )
@@ -369,16 +375,13 @@ def _distributions(run: _Audit, stats: dict[str, FeatureStats], coverage_rows: t
         # Quantiles (bin edges, Wasserstein) from a ~100k-row sample of each side: accurate to
         # well under a percentile, and it spares sorting every column of a large log. Bin counts and
         # category frequencies are then exact, in one full scan per side.
-        columns = ", ".join(_q(f) for f in [*numeric, *categorical])
         rows = {"training": coverage_rows[0], "serving": coverage_rows[1]}
         for side in ("training", "serving"):
-            # System sampling reads only the sampled vectors of the file (reservoir would scan all of it).
-            share = min(100.0, 100.0 * SAMPLE_ROWS / max(rows[side], 1))
-            sample = f"USING SAMPLE {share:.4f}% (system, 7)" if share < 100 else ""
-            run.con.execute(f"CREATE OR REPLACE TEMP TABLE {side}_sample AS SELECT {columns} FROM {side} {sample}")
+            run.engine.sample(f"{side}_sample", side, [*numeric, *categorical], SAMPLE_ROWS, rows[side], 7)
         quantiles: dict[str, tuple[Any, ...]] = {}
         if numeric:
-            quant = ", ".join(f"quantile_cont(CAST({_q(f)} AS DOUBLE), {_QUANTILES})" for f in numeric)
+            # On a bounded sample: exact on every engine.
+            quant = ", ".join(run.engine.quantiles(f"CAST({_q(f)} AS DOUBLE)", _QUANTILES, exact=True) for f in numeric)
             for side in ("training", "serving"):
                 quantiles[side] = run.one(f"SELECT {quant} FROM {side}_sample")
         low_card = []
@@ -389,7 +392,7 @@ def _distributions(run: _Audit, stats: dict[str, FeatureStats], coverage_rows: t
             # An id-like or temporal column: a histogram over raw values says nothing.
             low_card = [f for f, d in zip(categorical, distinct, strict=True) if (d or 0) <= 200]
         # One scan per side: null and default counts for every feature, then bins and histograms.
-        parts: list[str] = ["count(*)"]
+        parts: list[str | Histogram] = ["count(*)"]
         for f, stat in stats.items():
             parts += [f"count({_q(f)})", f"sum(CASE WHEN {_default(_q(f), stat.kind)} THEN 1 ELSE 0 END)"]
         edges: dict[str, list[float]] = {}
@@ -397,8 +400,8 @@ def _distributions(run: _Audit, stats: dict[str, FeatureStats], coverage_rows: t
             edges[f] = sorted({float(v) for v in (tq or [])[1::2]})  # the deciles
             parts += [f"sum(CASE WHEN CAST({_q(f)} AS DOUBLE) < {edge!r} THEN 1 ELSE 0 END)" for edge in edges[f]]
             parts.append(f"count({_q(f)})")
-        parts += [f"histogram(CAST({_q(f)} AS VARCHAR))" for f in low_card]
-        counts = {side: run.one(f"SELECT {', '.join(parts)} FROM {side}") for side in ("training", "serving")}
+        parts += [Histogram(f"CAST({_q(f)} AS VARCHAR)") for f in low_card]
+        counts = {side: run.engine.aggregate(side, parts) for side in ("training", "serving")}
         for i, stat in enumerate(stats.values()):
             for side in ("training", "serving"):
                 total, present, defaults = counts[side][0], counts[side][1 + 2 * i], counts[side][2 + 2 * i] or 0
@@ -426,7 +429,7 @@ def _distributions(run: _Audit, stats: dict[str, FeatureStats], coverage_rows: t
             stats[f].js_divergence = round(_js(p, q), 6)
             stats[f].linf = round(float(np.max(np.abs(p / max(p.sum(), 1) - q / max(q.sum(), 1)))), 6)
             stats[f].psi = round(_psi(p, q), 6)
-    except duckdb.Error as exc:
+    except EngineError as exc:
         run.problems.append(f"distribution distances not computed: {str(exc).splitlines()[0][:200]}")
         return
     for stat in stats.values():
@@ -465,8 +468,9 @@ def _diagnose(run: _Audit, stats: dict[str, FeatureStats], time_column: str | No
         if swapped is not None:
             cause = swapped
         elif kind == "numeric":
+            median = run.engine.quantile(f"CAST({s} AS DOUBLE) / nullif(CAST({t} AS DOUBLE), 0)", 0.5, exact=False)
             ratio, nulls_to_default = run.one(
-                f"SELECT median(CAST({s} AS DOUBLE) / nullif(CAST({t} AS DOUBLE), 0)) FILTER (WHERE {mismatch}), "
+                f"SELECT {median} FILTER (WHERE {mismatch}), "
                 f"count(*) FILTER (WHERE {t} IS NULL AND CAST({s} AS DOUBLE) = 0) {base}"
             )
             if (
@@ -482,10 +486,10 @@ def _diagnose(run: _Audit, stats: dict[str, FeatureStats], time_column: str | No
                 cause = "nulls served as 0: serving fills a missing value with a default"
                 evidence["nulls_served_as_default"] = int(nulls_to_default)
         else:
-            pairs = run.con.execute(
+            pairs = run.engine.rows(
                 f"SELECT CAST({t} AS VARCHAR), CAST({s} AS VARCHAR), count(*) {base} WHERE {mismatch} "
-                "GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 20"
-            ).fetchall()
+                "GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 LIMIT 20"
+            )
             sources = [p[0] for p in pairs]
             covered = sum(p[2] for p in pairs)
             if (
@@ -510,7 +514,7 @@ def _diagnose(run: _Audit, stats: dict[str, FeatureStats], time_column: str | No
             "value_mismatch", severity, f"{f}: {stat.mismatch_rate:.2%} of joined rows differ", cause, f, **evidence
         )
         keys = ", ".join(f"t.{_q(k)}" for k in run.keys)
-        examples = run.con.execute(f"SELECT {keys}, {t}, {s} {base} WHERE {mismatch} LIMIT 5").fetchall()
+        examples = run.engine.rows(f"SELECT {keys}, {t}, {s} {base} WHERE {mismatch} LIMIT 5")
         finding.examples = [
             {
                 **{k: run.redact.value(k, _plain(v)) for k, v in zip(run.keys, row, strict=False)},
@@ -548,20 +552,23 @@ def _swapped(run: _Audit, stat: FeatureStats, stats: dict[str, FeatureStats], ba
 def _stale(run: _Audit, stat: FeatureStats, time_column: str) -> str | None:
     """Serving equals the training value of the latest record at least one day earlier."""
     using = ", ".join(_q(k) for k in run.keys)
-    entity = [k for k in run.keys if k != time_column]
-    entity_on = "".join(f" AND p.{_q(k)} = j.{_q(k)}" for k in entity) if time_column in run.keys else ""
+    entity = [k for k in run.keys if k != time_column] if time_column in run.keys else []
     f, tc = _q(stat.feature), _q(time_column)
     cast = "CAST({} AS DOUBLE)" if stat.kind == "numeric" else "CAST({} AS VARCHAR)"
+    carried = "".join(f", t.{_q(k)}" for k in entity)
     try:
+        # Each differing row, a day back in time, against the training rows (of the same entity) before it.
+        served = (
+            f"(SELECT s.{f} AS served, t.{tc} - INTERVAL 1 DAY AS ts{carried} FROM training_unique t "
+            f"JOIN serving_unique s USING ({using}) WHERE {_mismatch(stat.feature, stat.kind, run.tol)})"
+        )
+        earlier = f"(SELECT {tc} AS ts, {f} AS value{''.join(f', {_q(k)}' for k in entity)} FROM training_unique)"
+        joined = run.engine.asof_join(served, earlier, "ts", entity, ["value"])
         share = run.one(
-            f"WITH j AS (SELECT s.{f} AS served, t.{tc} AS ts FROM training_unique t JOIN serving_unique s "
-            f"USING ({using}) WHERE {_mismatch(stat.feature, stat.kind, run.tol)}), "
-            f"p AS (SELECT {tc} AS ts, {f} AS value{''.join(f', {_q(k)}' for k in entity) if entity_on else ''} "
-            f"FROM training_unique) "
-            f"SELECT avg(CASE WHEN {cast.format('j.served')} = {cast.format('p.value')} THEN 1 ELSE 0 END) "
-            f"FROM j ASOF JOIN p ON p.ts <= j.ts - INTERVAL 1 DAY{entity_on}"
+            f"SELECT avg(CASE WHEN {cast.format('j.served')} = {cast.format('j.value')} THEN 1 ELSE 0 END) "
+            f"FROM {joined} j"
         )[0]
-    except duckdb.Error as exc:
+    except EngineError as exc:
         run.problems.append(f"{stat.feature}: staleness check failed: {str(exc).splitlines()[0][:200]}")
         return None
     if share is not None and share >= 0.5:
@@ -572,10 +579,10 @@ def _stale(run: _Audit, stat: FeatureStats, time_column: str) -> str | None:
 def _versions(run: _Audit, stamp: str) -> None:
     using = ", ".join(_q(k) for k in run.keys)
     c = _q(stamp)
-    pairs = run.con.execute(
+    pairs = run.engine.rows(
         f"SELECT CAST(t.{c} AS VARCHAR), CAST(s.{c} AS VARCHAR), count(*) FROM training_unique t "
-        f"JOIN serving_unique s USING ({using}) GROUP BY 1, 2 ORDER BY 3 DESC"
-    ).fetchall()
+        f"JOIN serving_unique s USING ({using}) GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2"
+    )
     skewed = [(a, b, n) for a, b, n in pairs if a != b]
     if skewed:
         total = sum(n for *_, n in pairs)
@@ -618,9 +625,9 @@ def _prediction(run: _Audit, column: str, training: dict[str, str], serving: dic
 
 
 def _prediction_stats(run: _Audit, c: str, using: str) -> tuple[Any, ...]:
+    p99 = run.engine.quantile("abs(a - b)", 0.99, exact=False)
     return run.one(
         f"WITH j AS (SELECT CAST(t.{c} AS DOUBLE) a, CAST(s.{c} AS DOUBLE) b FROM training_unique t "
         f"JOIN serving_unique s USING ({using})), r AS (SELECT a, b, rank() OVER (ORDER BY a) ra, "
-        f"rank() OVER (ORDER BY b) rb FROM j) SELECT avg(abs(a - b)), quantile_cont(abs(a - b), 0.99), "
-        f"corr(ra, rb) FROM r"
+        f"rank() OVER (ORDER BY b) rb FROM j) SELECT avg(abs(a - b)), {p99}, corr(ra, rb) FROM r"
     )

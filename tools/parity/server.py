@@ -1,11 +1,13 @@
 """The `parity` MCP server: a thin adapter over the audit library. Read-only.
 
 File inputs are confined to one directory (BASTION_PARITY_DATA_DIR): an MCP caller must not be able
-to read arbitrary files through an audit. `table:`/`sql:` inputs read the configured DuckDB engine, and
+to read arbitrary files through an audit. `table:`/`sql:` inputs read the configured engine, and
 pass the same SQL guard as the `sql` tool's `run_sql`, with the caller's clearance: catalog tables only,
 no file-reading functions, no PII or above-clearance columns (a `table:` input reads the columns the caller
 may see; asking for a withheld one is refused). The audit itself runs in a sandboxed DuckDB (no file access
-beyond the inputs), and findings show values of personal-data columns as digests, never raw.
+beyond the inputs), or on Spark when BASTION_PARITY_ENGINE is an sc:// or spark:// URL (files read by
+Spark's reader, SQL unable to name a file), and findings show values of personal-data columns as digests,
+never raw.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from bastion_sdk import current_caller
 from governance import Classification
 from governance.catalog import Catalog
 from governance.sqlguard import GuardPolicy, check
+from tools.engines import EngineError, is_spark
 from tools.parity.audit import audit
 from tools.parity.model import DEFAULT_PII_KEYS, AuditReport, ParityError, Redactor, Tolerances
 from tools.parity.vectors import EmbeddingReport, FunnelReport, compare_embeddings, funnel_alignment
@@ -39,7 +42,12 @@ class ParitySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BASTION_PARITY_", extra="ignore", env_file=".env")
 
     data_dir: Path = Field(Path(".bastion/parity"), description="The only directory file inputs are read from")
-    engine: str | None = Field(None, description="DuckDB file that table:/sql: inputs read; default the warehouse")
+    engine: str | None = Field(
+        None,
+        description="Where audits run and table:/sql: inputs are read: a DuckDB file (default the warehouse), "
+        "or a Spark engine — sc://HOST:PORT (Spark Connect) or spark://HOST:PORT (a standalone master), "
+        "which then runs every audit_parity call, file inputs included",
+    )
     pii_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_PII_KEYS),
         description="Column-name fragments whose values findings show only as digests (with the catalog's PII)",
@@ -128,8 +136,18 @@ class ParityService:
                             if c.pii or c.classification.rank > clearance.rank}  # fmt: skip
         return Redactor(self.settings.pii_keys, withheld)
 
-    def engine_for(self, *values: str) -> str | None:
-        return self.engine if any(v.startswith(("table:", "sql:")) for v in values) else None
+    def engine_for(self, *values: str, distributed: bool = False) -> str | None:
+        """The engine a call runs on. A Spark engine runs the audit whatever its inputs (`distributed`); the
+        embedding and funnel checks run on DuckDB, so their table:/sql: inputs need a DuckDB engine."""
+        tables = any(v.startswith(("table:", "sql:")) for v in values)
+        if is_spark(self.engine):
+            if distributed:
+                return self.engine
+            if tables:
+                raise ParityError("engine", "this check runs on DuckDB, and BASTION_PARITY_ENGINE is a Spark "
+                                  "engine: give file inputs from the parity data directory")  # fmt: skip
+            return None
+        return self.engine if tables else None
 
 
 def _quoted(name: str) -> str:
@@ -181,13 +199,15 @@ def build(service: ParityService | None = None) -> MCPServer[Any]:
                 features,
                 tolerances,
                 time_column,
-                service.engine_for(training, serving),
+                service.engine_for(training, serving, distributed=True),
                 prediction,
                 version_columns,
                 redactor=service.redactor(clearance),
             )
         except ParityError as exc:
             raise fail(exc) from None
+        except EngineError as exc:
+            raise ToolError(f"the engine failed: {str(exc)[:1000]}") from None
 
     @server.tool(name="compare_embeddings", annotations=READ_ONLY)
     def compare_embeddings_tool(

@@ -1,15 +1,13 @@
-"""Inputs of an audit as DuckDB views: Parquet/CSV/JSON files, a table, or a query on the engine.
+"""Inputs of an audit as views on its engine: Parquet/CSV/JSON files, a table, or a query on the engine.
 
 A source is a string: a file path (`.parquet`, `.csv`, `.tsv`, `.json`, `.jsonl`), `table:NAME` (a
-table of the configured DuckDB engine), or `sql:SELECT …` (a read-only query on it). In-process
-callers may also pass an Arrow table or a DataFrame. Every failure names the input.
+table of the configured engine: a DuckDB file, or Spark's catalog), or `sql:SELECT …` (a read-only query
+on it, DuckDB's dialect). In-process callers may also pass an Arrow table or a DataFrame. Every failure
+names the input.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-import weakref
 from pathlib import Path
 from typing import Any
 
@@ -18,58 +16,48 @@ import sqlglot
 from sqlglot import exp
 
 from governance.sqlguard.functions import DENIED
+from tools.engines import Engine, EngineError, EngineUnavailable, is_spark
+from tools.engines import connect as connect_engine
+from tools.engines.duckdb import FILE_READERS, DuckDBEngine
 from tools.parity.model import ParityError
 
-FILE_READERS = {
-    ".parquet": "read_parquet",
-    ".csv": "read_csv_auto",
-    ".tsv": "read_csv_auto",
-    ".json": "read_json_auto",
-    ".jsonl": "read_json_auto",
-    ".ndjson": "read_json_auto",
-}
+
+def open_engine(engine: str | None = None, *sources: Any) -> Engine:
+    """The engine the URL names (embedded DuckDB by default, with a DuckDB file attached read-only when
+    one is given; Spark for sc:// and spark:// URLs), confined before any input is read.
+
+    On DuckDB the connection is sandboxed: file system access is switched off except for the file inputs
+    among `sources`, and the configuration is locked, so nothing an input's SQL says —
+    `read_text('/etc/passwd')`, `FROM 'secrets.csv'`, `glob('/*')`, `ATTACH` — can reach another file,
+    whatever checked it before. On Spark, files are read by the DataFrame reader and SQL may not name one.
+    """
+    try:
+        opened = connect_engine(engine)
+    except EngineUnavailable as exc:
+        raise ParityError("engine", str(exc)) from None
+    files = [s for s in sources if isinstance(s, str) and not s.startswith(("sql:", "table:"))]
+    try:
+        opened.confine(files)
+    except EngineError as exc:
+        opened.close()
+        raise ParityError("engine", f"cannot confine the engine: {exc}") from None
+    return opened
 
 
 def connect(engine: str | None = None, *sources: Any) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB, with the engine's DuckDB file attached read-only when one is configured.
-
-    Then the connection is sandboxed: file system access is switched off except for the file inputs among
-    `sources`, and the configuration is locked, so nothing an input's SQL says — `read_text('/etc/passwd')`,
-    `FROM 'secrets.csv'`, `glob('/*')`, `ATTACH` — can reach another file, whatever checked it before.
-    """
-    con = duckdb.connect()
-    con.execute("SET preserve_insertion_order = false")
-    if engine:
-        path = Path(engine.removeprefix("duckdb:///"))
-        if not path.exists():
-            raise ParityError("engine", f"the DuckDB file {path} does not exist")
-        try:
-            con.execute(f"ATTACH '{_quote(str(path))}' AS engine (READ_ONLY)")
-            con.execute("USE engine")
-        except duckdb.Error as exc:
-            raise ParityError("engine", f"cannot attach {path}: {exc}") from None
-    files = [s for s in sources if isinstance(s, str) and not s.startswith(("sql:", "table:"))]
-    listed = ", ".join(f"'{_quote(f)}'" for f in files)
-    # DuckDB may always write where it spills (temp_directory, by default ./.tmp): a private directory of
-    # this connection's own, removed with it, so the one writable place is nobody else's.
-    spill = tempfile.mkdtemp(prefix="bastion-parity-")
-    weakref.finalize(con, shutil.rmtree, spill, True)
-    con.execute(f"SET temp_directory = '{_quote(spill)}'")
-    con.execute(f"SET allowed_paths = [{listed}]")
-    con.execute("SET enable_external_access = false")
-    con.execute("SET lock_configuration = true")
-    return con
+    """A sandboxed DuckDB connection (see open_engine), for the checks that run on DuckDB only."""
+    if is_spark(engine):
+        raise ParityError("engine", "this check runs on DuckDB only; a Spark engine serves audit_parity")
+    opened = open_engine(engine, *sources)
+    assert isinstance(opened, DuckDBEngine)
+    return opened.con
 
 
 def quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _quote(text: str) -> str:
-    return text.replace("'", "''")
-
-
-def _read_only(sql: str, name: str) -> str:
+def _read_only(sql: str, name: str, denied: frozenset[str] = frozenset()) -> str:
     """A last line of defence for in-process callers: one query that neither writes nor reads files.
 
     MCP callers never get here with their own text: the parity service passes their `sql:`/`table:` inputs
@@ -91,44 +79,43 @@ def _read_only(sql: str, name: str) -> str:
             raise ParityError(name, "the query may read tables only, not files or table functions")
     for func in tree.find_all(exp.Func):
         called = str(func.this).lower() if isinstance(func, exp.Anonymous) else func.sql_name().lower()
-        if called in DENIED:
+        if called in DENIED or called in denied:
             raise ParityError(name, f"function {called[:60]} is not allowed: it reads files or reaches outside")
     return sql
 
 
-def register(con: duckdb.DuckDBPyConnection, name: str, source: Any) -> list[tuple[str, str]]:
-    """Make `source` the view `name`; return its (column, type) pairs."""
-    if not isinstance(source, str):
-        try:
-            con.register(f"{name}_data", source)
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {name}_data")
-        except (duckdb.Error, ValueError, TypeError) as exc:
-            raise ParityError(name, f"cannot read the in-memory table: {exc}") from None
-    elif source.startswith("sql:"):
-        query = _read_only(source[4:].strip(), name)
-        _create(con, name, f"({query})", "the query failed")
-    elif source.startswith("table:"):
-        table = source[6:].strip()
-        if not table or not all(part.replace("_", "").isalnum() for part in table.split(".")):
-            raise ParityError(name, f"{table!r} is not a table name")
-        _create(con, name, table, "the table cannot be read")
-    else:
-        path = Path(source)
-        reader = FILE_READERS.get(path.suffix.lower())
-        if reader is None:
-            raise ParityError(name, f"{path.name[:120]}: give a .parquet/.csv/.json file, table:NAME or sql:SELECT …")
-        if not path.exists():
-            raise ParityError(name, f"the file {path.name[:120]} does not exist")
-        _create(con, name, f"{reader}('{_quote(str(path))}')", f"{path.name[:120]} does not parse")
-    rows = con.execute(f"DESCRIBE {name}").fetchall()
-    if not rows:
-        raise ParityError(name, "no columns")
-    return [(str(r[0]), str(r[1])) for r in rows]
-
-
-def _create(con: duckdb.DuckDBPyConnection, name: str, relation: str, failure: str) -> None:
+def register(engine: Engine | duckdb.DuckDBPyConnection, name: str, source: Any) -> list[tuple[str, str]]:
+    """Make `source` the view `name`; return its (column, type) pairs (types in DuckDB's vocabulary)."""
+    if isinstance(engine, duckdb.DuckDBPyConnection):
+        engine = DuckDBEngine(engine)
+    failure = "the input cannot be read"
     try:
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {relation}")
-        con.execute(f"SELECT * FROM {name} LIMIT 0")
-    except duckdb.Error as exc:
-        raise ParityError(name, f"{failure}: {str(exc).splitlines()[0][:300]}") from None
+        if not isinstance(source, str):
+            failure = "cannot read the in-memory table"
+            engine.register_arrow(name, source)
+        elif source.startswith("sql:"):
+            query = _read_only(source[4:].strip(), name, engine.denied_functions())
+            failure = "the query failed"
+            engine.register_query(name, query)
+        elif source.startswith("table:"):
+            table = source[6:].strip()
+            if not table or not all(part.replace("_", "").isalnum() for part in table.split(".")):
+                raise ParityError(name, f"{table!r} is not a table name")
+            failure = "the table cannot be read"
+            engine.register_query(name, f"SELECT * FROM {table}")
+        else:
+            path = Path(source)
+            if path.suffix.lower() not in FILE_READERS:
+                raise ParityError(
+                    name, f"{path.name[:120]}: give a .parquet/.csv/.json file, table:NAME or sql:SELECT …"
+                )
+            if not path.exists():
+                raise ParityError(name, f"the file {path.name[:120]} does not exist")
+            failure = f"{path.name[:120]} does not parse"
+            engine.register_file(name, str(path))
+        columns = engine.columns(name)
+    except EngineError as exc:
+        raise ParityError(name, f"{failure}: {str(exc)[:300]}") from None
+    if not columns:
+        raise ParityError(name, "no columns")
+    return columns
