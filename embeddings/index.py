@@ -197,6 +197,16 @@ class Snapshot:
         staging.rename(directory)
         shutil.rmtree(previous, ignore_errors=True)
 
+    @staticmethod
+    def stamp(directory: Path) -> tuple[int, int] | None:
+        """Which build is at `directory` now (None while a rebuild swaps it in): a new build writes a new
+        summary.json, so its inode and mtime change."""
+        try:
+            found = (directory / "summary.json").stat()
+        except OSError:
+            return None
+        return (found.st_ino, found.st_mtime_ns)
+
     @classmethod
     def read(cls, directory: Path) -> Snapshot:
         if not (directory / "summary.json").exists():

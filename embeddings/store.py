@@ -77,6 +77,10 @@ class VectorStore:
             self._counts[name] = cached
         return cached[1]
 
+    def forget_counts(self) -> None:
+        """Re-read the collections' sizes on the next query (another process has synced them)."""
+        self._counts.clear()
+
     def hashes(self, name: str) -> dict[str, str]:
         collection = self.collections[name]
         out: dict[str, str] = {}

@@ -104,20 +104,43 @@ class SqlService:
         self.index = index or IndexSettings()
         self._lock = threading.Lock()
         self._retriever: Retriever | None = None
+        self._stamp: tuple[int, int] | None = None
         self._engine: Engine | None = None
 
     # -- lazily loaded parts ---------------------------------------------------------------------
 
     def retriever(self) -> Retriever:
+        """The index as last built: a rebuild (`bastion index`, here or by another process sharing the data
+        directory and the Chroma server) is picked up at the next call, the model kept loaded. While a rebuild
+        swaps its snapshot in, or if the new one cannot be read, the previous one keeps serving."""
         with self._lock:
-            if self._retriever is None:
-                try:
-                    snapshot = Snapshot.read(Snapshot.directory(self.index))
-                except FileNotFoundError as exc:
+            directory = Snapshot.directory(self.index)
+            stamp = Snapshot.stamp(directory)
+            if self._retriever is not None and (stamp is None or stamp == self._stamp):
+                return self._retriever
+            try:
+                snapshot = Snapshot.read(directory)
+            except (OSError, ValueError) as exc:
+                if self._retriever is not None:
+                    if isinstance(exc, ValueError):
+                        self._stamp = stamp  # unreadable, not half-swapped: not re-read until the next build
+                    return self._retriever
+                if isinstance(exc, FileNotFoundError):
                     raise SqlError("no_index", str(exc)) from None
+                raise
+            if Snapshot.stamp(directory) != stamp:  # swapped while being read: maybe half old, half new
+                if self._retriever is not None:
+                    return self._retriever
+                snapshot = Snapshot.read(directory)
+                stamp = Snapshot.stamp(directory)
+            if self._retriever is None:
                 embedder = make_embedder(self.index)
                 store = VectorStore(client_for(self.index.chroma_url, self.index.chroma_dir()), embedder)
-                self._retriever = Retriever(snapshot, store, embedder)
+            else:
+                embedder, store = self._retriever.embedder, self._retriever.store
+                store.forget_counts()
+            self._retriever = Retriever(snapshot, store, embedder)
+            self._stamp = stamp
             return self._retriever
 
     @property
