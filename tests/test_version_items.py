@@ -197,7 +197,7 @@ LONG = "x" * 60  # 'ads__' + 60 = 65 characters
             "instructions-to-model",
         ),
         # Refused before the lint: a URI the gateway would never read (non-ASCII, dot segments) is not registered.
-        ({"resources": [resource(uri="docs://ads/\u200bglossary")]}, "body.resources.0.uri", "non-ASCII"),
+        ({"resources": [resource(uri="docs://ads/\u200bglossary")]}, "body.resources.0.uri", "printable ASCII"),
         ({"resources": [resource(uri="docs://ads/../secrets")]}, "body.resources.0.uri", "dot segment"),
     ],
 )

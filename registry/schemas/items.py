@@ -14,12 +14,12 @@ from pydantic import Field, field_validator
 
 from governance import item_definition_hash
 from governance.uritemplate import TemplateError, UriTemplate, unsafe_reason
-from registry.schemas.base import ApiModel
+from registry.schemas.base import ApiModel, rule
 from registry.schemas.names import TOOL_NAME_PATTERN, check_tool_name
 
 MAX_URI = 2000
-# An absolute URI: a scheme, then no whitespace or control characters (RFC 3986 §3.1).
-URI_PATTERN = r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s\x00-\x1f\x7f]+$"
+# An absolute URI: a scheme, then printable ASCII (RFC 3986 §3.1; anything else is percent-encoded).
+URI_PATTERN = r"^[A-Za-z][A-Za-z0-9+.\-]*:[!-~]+$"
 _URI = re.compile(URI_PATTERN)
 # RFC 6570 expressions: an optional operator, then comma-separated variable names with optional modifiers.
 _EXPRESSION = re.compile(
@@ -28,14 +28,16 @@ _EXPRESSION = re.compile(
 
 
 def check_uri(value: str, what: str = "uri") -> str:
+    # `uri` publishes its pattern and length: breaking them is a schema error. A template's expansion, and
+    # what the gateway would refuse to read (governance.uritemplate), are rules beyond the schema (`rule`).
+    refuse = ValueError if what == "uri" else rule
     if len(value) > MAX_URI:
-        raise ValueError(f"{what} is longer than {MAX_URI} characters")
+        raise refuse(f"{what} is longer than {MAX_URI} characters")
     if not _URI.match(value):
-        raise ValueError(f"{what} must be an absolute URI (a scheme such as file: or docs:, no spaces)")
-    # What the gateway would refuse to read (governance.uritemplate) is refused here too.
+        raise refuse(f"{what} must be an absolute URI (a scheme such as file: or docs:, printable ASCII, no spaces)")
     unsafe = unsafe_reason(value)
     if unsafe is not None:
-        raise ValueError(f"{what} is not readable through the gateway: {unsafe}")
+        raise rule(f"{what} is not readable through the gateway: {unsafe}")
     return value
 
 
@@ -45,15 +47,15 @@ def check_uri_template(value: str) -> str:
     check_uri(_EXPRESSION.sub("x", value), "uriTemplate")
     rest = _EXPRESSION.sub("", value)
     if "{" in rest or "}" in rest:
-        raise ValueError("uriTemplate has an unbalanced or malformed {expression} (RFC 6570)")
+        raise rule("uriTemplate has an unbalanced or malformed {expression} (RFC 6570)")
     if not _EXPRESSION.search(value):
-        raise ValueError("uriTemplate has no {variable}: register a fixed URI as a resource instead")
+        raise rule("uriTemplate has no {variable}: register a fixed URI as a resource instead")
     if not re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*:", value):
-        raise ValueError("uriTemplate must start with a fixed scheme (e.g. docs://…), not a {variable}")
+        raise rule("uriTemplate must start with a fixed scheme (e.g. docs://…), not a {variable}")
     try:
         UriTemplate(value)
     except TemplateError as exc:
-        raise ValueError(f"uriTemplate: {exc}") from None
+        raise rule(f"uriTemplate: {exc}") from None
     return value
 
 
@@ -65,7 +67,7 @@ _MIME_TYPE = re.compile(MIME_TYPE_PATTERN)
 
 def check_mime_type(value: str | None) -> str | None:
     if value is not None and not _MIME_TYPE.fullmatch(value):
-        raise ValueError("mimeType must be a media type such as text/markdown or text/plain; charset=utf-8")
+        raise rule("mimeType must be a media type such as text/markdown or text/plain; charset=utf-8")
     return value
 
 
@@ -99,7 +101,7 @@ class PromptDefinition(_Named):
         names = [a.name for a in value]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            raise ValueError(f"duplicate argument name(s): {', '.join(duplicates)}")
+            raise rule(f"duplicate argument name(s): {', '.join(duplicates)}")
         return value
 
     def pin(self) -> str:
