@@ -113,15 +113,17 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-def test_packages_depend_on_each_other_one_way() -> None:
-    graph = _graph()
-    wrong = sorted(
+def _wrong_directions(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(
         f"{source} imports {target}"
         for source, targets in graph.items()
         for target in targets
         if (a := source.split(".")[0]) != (b := target.split(".")[0]) and b not in ALLOWED[a]
     )
-    assert wrong == []
+
+
+def test_packages_depend_on_each_other_one_way() -> None:
+    assert _wrong_directions(_graph()) == []
 
 
 def test_no_modules_import_each_other_in_a_circle() -> None:
@@ -130,8 +132,9 @@ def test_no_modules_import_each_other_in_a_circle() -> None:
 
 def test_the_checks_see_a_circle_and_a_wrong_direction() -> None:
     """The two checks above can fail: a made-up graph with both faults is caught."""
-    graph = {"registry.a": {"registry.b"}, "registry.b": {"registry.c"}, "registry.c": {"registry.a"}, "x.y": set()}
+    graph = {"registry.a": {"registry.b"}, "registry.b": {"registry.c"}, "registry.c": {"registry.a"},
+             "governance.x": {"registry.a"}}  # fmt: skip
     assert _cycles(graph) == [["registry.a", "registry.b", "registry.c"]]
-    assert "registry" in ALLOWED["bastion"] and "registry" not in ALLOWED["governance"]
+    assert _wrong_directions(graph) == ["governance.x imports registry.a"]
     real = _graph()
     assert "registry.gateway.core" in real and "governance" in {t.split(".")[0] for t in real["registry.gateway.core"]}

@@ -15,6 +15,7 @@ even when a template would admit it too; a URI several templates admit needs the
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -123,13 +124,8 @@ def build_item_view(
                 template = exposed_uri(entry.short_name, d["uriTemplate"], namespaced)
                 view.templates.append(ItemRoute(entry, item, template, compiled(d["uriTemplate"])))
                 view.template_list.append(types.ResourceTemplate(uri_template=template, **shared))
-    return ItemView(
-        prompts=view.prompts,
-        resources=view.resources,
-        templates=view.templates,
-        prompt_list=view.prompt_list,
-        resource_list=view.resource_list,
-        template_list=view.template_list,
+    return dataclasses.replace(
+        view,
         prompts_fingerprint=_fingerprint(list(view.prompts.values())),
         resources_fingerprint=_fingerprint([*view.resources.values(), *view.templates]),
     )
