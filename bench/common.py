@@ -53,6 +53,22 @@ def summary(samples_ms: list[float]) -> dict[str, float]:
     }
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB: the high-water mark of its own address space (VmHWM).
+
+    Not `ru_maxrss`: on Linux that survives fork and exec, so a benchmark process started by a large one
+    (the bench runner after generating data) reports its parent's peak when that is larger."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

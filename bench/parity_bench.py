@@ -31,7 +31,8 @@ NUMERIC, CATEGORICAL = 40, 10
 
 # argv: training, serving, footing ("parquet": paths in, load timed; "memory": DataFrames in, load untimed)
 OURS = """
-import json, resource, sys, time
+import json, sys, time
+from bench.common import peak_rss_mb
 import pandas as pd
 from tools.parity import audit
 began = time.perf_counter()
@@ -41,11 +42,12 @@ if sys.argv[3] == "memory":
 else:
     training, serving = sys.argv[1], sys.argv[2]
 report = audit(training, serving, ["id"])
-peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+peak_mb = peak_rss_mb()
 print(json.dumps({"seconds": time.perf_counter() - began, "peak_mb": peak_mb, "flagged": report.flagged_features}))
 """
 EVIDENTLY = """
-import json, resource, sys, time
+import json, sys, time
+from bench.common import peak_rss_mb
 import pandas as pd
 from tools.parity.evaluation import _evidently
 began = time.perf_counter()
@@ -55,13 +57,14 @@ serving = pd.read_parquet(sys.argv[2]).drop(columns=["id"]).head(rows)
 if sys.argv[3] == "memory":
     began = time.perf_counter()
 flagged = _evidently(training, serving, list(training.columns))
-peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+peak_mb = peak_rss_mb()
 print(json.dumps({"seconds": time.perf_counter() - began, "peak_mb": peak_mb, "flagged": flagged}))
 """
 FOOTINGS = {"parquet": "from Parquet (load timed)", "memory": "in memory (DataFrames given, load not timed)"}
 
 
-def generate(directory: Path) -> tuple[Path, Path]:
+def generate(directory: Path, rows: int = ROWS) -> tuple[Path, Path]:
+    """Training and serving Parquet logs of `rows` rows (seed 0.42); the serving copy carries the bugs."""
     numeric = ", ".join(f"round(random() * {i + 1} * 10, 4) AS n{i}" for i in range(NUMERIC))
     categorical = ", ".join(
         f"['a', 'b', 'c', 'd', 'e'][1 + (hash(i * {j + 3}) % 5)::INT] AS c{j}" for j in range(CATEGORICAL)
@@ -69,7 +72,7 @@ def generate(directory: Path) -> tuple[Path, Path]:
     training, serving = directory / "training.parquet", directory / "serving.parquet"
     con = duckdb.connect()
     con.execute("SELECT setseed(0.42)")
-    con.execute(f"CREATE TABLE t AS SELECT i AS id, {numeric}, {categorical} FROM range({ROWS}) r(i)")
+    con.execute(f"CREATE TABLE t AS SELECT i AS id, {numeric}, {categorical} FROM range({rows}) r(i)")
     con.execute(f"COPY t TO '{training}' (FORMAT parquet)")
     con.execute(f"""COPY (SELECT t.* REPLACE (CASE WHEN id % 10 = 0 THEN n0 * 1000 ELSE n0 END AS n0,
                      x.n1 AS n1, CAST(CAST(n2 AS FLOAT) AS DOUBLE) AS n2)

@@ -114,6 +114,14 @@ def test_a_body_that_is_not_even_json_or_utf8_is_401_without_credentials(client:
     )
     assert response.status_code == 422, response.text
     assert response.json()["field"] == "body"
+    assert response.json()["error"] == "body: not valid JSON: not UTF-8"
+    # Nested deeper than the JSON parser goes: said so (it used to be called "not UTF-8").
+    deep = b'{"server": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    response = client.post(
+        "/v1/authz/check", content=deep, headers={**tokens.admin, "content-type": "application/json"}
+    )
+    assert response.status_code == 422, response.text[:300]
+    assert response.json()["error"] == "body: not valid JSON: nested too deeply"
 
 
 def test_anonymous_discovery_when_allowed_still_validates(client: TestClient) -> None:

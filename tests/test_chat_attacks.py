@@ -715,7 +715,7 @@ def test_fixed_huge_arguments_are_not_bounded(env: Env) -> None:
 
 
 def test_very_deeply_nested_arguments_are_a_4xx(env: Env) -> None:
-    """Deeper than Python's JSON parser goes: 422 (its message says "not UTF-8", which is misleading)."""
+    """Deeper than Python's JSON parser goes: 422 saying so (it used to say "not UTF-8")."""
     ann = env.chat("ann")
     sid = ann.new()
     depth = 3000
@@ -724,6 +724,7 @@ def test_very_deeply_nested_arguments_are_a_4xx(env: Env) -> None:
         f"/v1/chat/sessions/{sid}/messages", content=raw.encode(), headers={"content-type": "application/json"}
     )
     assert response.status_code == 422, (response.status_code, response.text[:300])
+    assert response.json()["error"] == "body: not valid JSON: nested too deeply", response.text[:300]
     assert ann.get(sid).status_code == 200
 
 

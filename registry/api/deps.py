@@ -134,7 +134,15 @@ async def refuse_unstorable_text(request: Request) -> None:
         raise RequestValidationError(errors)
 
 
-_NOT_UTF8 = {"type": "json_invalid", "loc": ("body",), "msg": "JSON decode error", "ctx": {"error": "not UTF-8"}}
+def _unparsable_body(cause: BaseException) -> dict[str, Any]:
+    """The 422 entry for a body FastAPI could not parse, naming why (never echoing the body)."""
+    if isinstance(cause, UnicodeDecodeError):
+        reason = "not UTF-8"
+    elif isinstance(cause, RecursionError):
+        reason = "nested too deeply"
+    else:
+        reason = "not parsable"
+    return {"type": "json_invalid", "loc": ("body",), "msg": "JSON decode error", "ctx": {"error": reason}}
 
 
 class AuthenticatedRoute(APIRoute):
@@ -152,9 +160,10 @@ class AuthenticatedRoute(APIRoute):
             try:
                 return await handler(request)
             except HTTPException as exc:
-                # FastAPI's answer to a body it cannot decode (not UTF-8): a 422 naming the body, like bad JSON.
+                # FastAPI's answer to a body it cannot parse (not UTF-8, nested deeper than the JSON parser
+                # goes): a 422 naming the body and why, like bad JSON.
                 if exc.status_code == 400 and exc.__cause__ is not None:
-                    raise RequestValidationError([_NOT_UTF8]) from exc
+                    raise RequestValidationError([_unparsable_body(exc.__cause__)]) from exc
                 raise
 
         return authenticated
