@@ -338,6 +338,25 @@ def test_discovery_and_catalog_show_items_to_who_may_use_them(client: TestClient
     assert [p["name"] for p in catalog(finance_engineer)[S]["prompts"]] == ["revenue_brief", "summarise"]
     assert S not in catalog(analyst) and "dev.bastion/lab" not in catalog(analyst)  # may not use them
 
+    # /v1/authz/check answers for a prompt or a resource (or template) by name, under its own policy.
+    def check(headers: dict[str, str], **item: str) -> Any:
+        return client.post("/v1/authz/check", json={"server": S, **item}, headers=headers)
+
+    assert check(engineer, prompt="summarise").json()["allowed"] is True
+    refused = check(engineer, prompt="revenue_brief").json()
+    assert (refused["allowed"], refused["deniedBy"]) == (False, "policy.tool.allowed_groups"), refused
+    assert "policy limits prompt revenue_brief to groups finance" in refused["reasons"]
+    assert check(finance_engineer, prompt="revenue_brief").json()["allowed"] is True
+    assert check(engineer, resource="glossary").json()["allowed"] is True
+    assert check(engineer, resource="campaign").json()["allowed"] is True  # a template, by name
+    assert check(analyst, resource="glossary").json()["allowed"] is False  # not even the server
+    missing = check(engineer, prompt="nope")
+    assert (missing.status_code, missing.json()["field"]) == (404, "prompt"), missing.text
+    assert check(engineer, resource="nope").json()["field"] == "resource"
+    both = check(engineer, prompt="summarise", tool="spend")
+    assert (both.status_code, both.json()["code"]) == (422, "invalid"), both.text
+    assert "one of tool, prompt and resource" in both.json()["error"]
+
 
 # --- review diff ------------------------------------------------------------------------------------------
 

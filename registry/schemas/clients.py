@@ -4,20 +4,32 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from governance import Classification, Environment
-from registry.schemas.base import ApiModel
+from registry.schemas.base import ApiModel, rule
 from registry.schemas.items import PromptArgument
 
 
 class AuthzCheckRequest(ApiModel):
     server: str = Field(min_length=1, max_length=200)
+    # At most one of tool, prompt and resource: without one, the question is about the server.
     tool: str | None = Field(None, min_length=1, max_length=64)
+    prompt: str | None = Field(None, min_length=1, max_length=64, description="A prompt of the server, by name")
+    resource: str | None = Field(
+        None, min_length=1, max_length=64, description="A resource or resource template of the server, by name"
+    )
     # Admins may ask on behalf of someone else.
     user: str | None = Field(None, min_length=1, max_length=200)
     groups: list[str] | None = None
     clearance: Classification | None = None
+
+    @model_validator(mode="after")
+    def _one_item(self) -> AuthzCheckRequest:
+        named = [f for f in ("tool", "prompt", "resource") if getattr(self, f) is not None]
+        if len(named) > 1:
+            raise rule(f"ask about one of tool, prompt and resource at a time (got {' and '.join(named)})")
+        return self
 
 
 class AuthzCheckResponse(ApiModel):

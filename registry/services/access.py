@@ -53,7 +53,9 @@ class Access:
         if entry is None:
             raise NotFound(f"server {body.server!r} does not exist", field="server")
         facts_tool: ToolFacts | None = None
-        if body.tool is not None:
+        if body.prompt is not None or body.resource is not None:
+            facts_tool = _item_facts(entry, body)
+        elif body.tool is not None:
             if entry.published:
                 tool = entry.tools.get(body.tool)
                 if tool is None:
@@ -148,6 +150,21 @@ class Access:
             resources=[CatalogResource.model_validate(d) for d in items(entry.resources)],
             resource_templates=[CatalogResourceTemplate.model_validate(d) for d in items(entry.templates)],
         )
+
+
+def _item_facts(entry: ServerEntry, body: AuthzCheckRequest) -> ToolFacts:
+    """The facts of the prompt or resource (or resource template) the check names, governed under its policy
+    key (`prompt:NAME`, `resource:NAME`) as the gateway governs it."""
+    kind, name = ("prompt", body.prompt) if body.prompt is not None else ("resource", body.resource)
+    assert name is not None
+    if not entry.published:
+        raise NotFound(f"server {entry.name} has no published version: it serves no {kind}s", field=kind)
+    found = entry.prompts.get(name) if kind == "prompt" else entry.resources.get(name) or entry.templates.get(name)
+    if found is None:
+        raise NotFound(
+            f"server {entry.name} (version {entry.facts.published_version}) has no {kind} {name!r}", field=kind
+        )
+    return found.facts
 
 
 def _usable_items(
