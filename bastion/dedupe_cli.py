@@ -70,7 +70,12 @@ def explain(url: str) -> None:
 @dedupe_app.command("learn")
 def learn(
     domain: str,
-    log: Annotated[Path, typer.Option(help="URL log: .txt (one per line), .csv/.tsv/.parquet with a `url` column")],
+    log: Annotated[
+        Path | None, typer.Option(help="URL log: .txt (one per line), .csv/.tsv/.parquet with a `url` column")
+    ] = None,
+    table: Annotated[
+        str | None, typer.Option(help="Or a table with a `url` column, of the engine BASTION_DEDUPE_ENGINE names")
+    ] = None,
     fingerprint: Annotated[str, typer.Option(help="simhash | dom | title_og | table")] = "simhash",
     method: Annotated[str, typer.Option(help="group (ours) | fixed (published MIQPS)")] = "group",
     threshold: Annotated[float, typer.Option(help="T")] = 0.1,
@@ -78,12 +83,20 @@ def learn(
     top_patterns: Annotated[int, typer.Option(help="K")] = 50,
     override_gate: Annotated[bool, typer.Option(help="Publish even if the anomaly gate rejects")] = False,
 ) -> None:
-    """Learn DOMAIN's map from a log (fetching pages unless fingerprints are in the log) and publish it."""
+    """Learn DOMAIN's map from a log (fetching pages unless fingerprints are in the log) and publish it.
+
+    The log is grouped and sampled on BASTION_DEDUPE_ENGINE (DuckDB here by default; sc://HOST:PORT for Spark
+    Connect): a .csv/.tsv/.parquet log or a table is read by the engine, whole."""
     from pydantic import ValidationError
 
     from tools.dedupe.model import LearnSettings
+    from tools.dedupe.sampling import ENGINE_FILES, LogSource, LogTable
     from tools.dedupe.service import DedupeError, read_log_file
 
+    if (log is None) == (table is None):
+        fail("give exactly one of --log (a file) or --table (a table of the dedupe engine)")
+    if table is not None and fingerprint == "table":
+        fail("--fingerprint table reads the fingerprints of a --log file")
     if fingerprint not in ("simhash", "dom", "title_og", "table"):
         fail(f"--fingerprint must be simhash, dom, title_og or table, not {fingerprint!r}")
     try:
@@ -94,7 +107,15 @@ def learn(
         fail("; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors()))
     service = _service()
     try:
-        urls, fingerprints = read_log_file(log)
+        urls: LogSource
+        fingerprints: dict[str, str] | None = None
+        if table is not None:
+            urls = LogTable(table)
+        elif log is not None and fingerprint != "table" and log.suffix.lower() in ENGINE_FILES:
+            urls = log  # read by the engine, all of it
+        else:
+            assert log is not None
+            urls, fingerprints = read_log_file(log)
         kind: Literal["simhash", "dom", "title_og", "table"] = fingerprint  # type: ignore[assignment]
         fingerprinter, close = service.fingerprinter(kind, fingerprints)
     except (DedupeError, OSError) as exc:
@@ -102,15 +123,20 @@ def learn(
 
     async def run() -> object:
         with bar(err) as progress:
-            task = progress.add_task(f"learning {domain}: patterns", total=None)
+            prepared = progress.add_task(f"learning {domain}: preparing log URLs", total=None)
+            task = progress.add_task(f"learning {domain}: patterns", total=None, start=False)
+
+            def log_advance(done: int, total: int) -> None:
+                progress.update(prepared, completed=done, total=total)
 
             def advance(done: int, total: int) -> None:
+                progress.start_task(task)
                 progress.update(task, completed=done, total=total)
 
             try:
                 return await service.learn(
-                    domain, urls, fingerprinter, settings, source=str(log), created_by="cli",
-                    override_gate=override_gate, progress=advance,
+                    domain, urls, fingerprinter, settings, source=str(log) if log else f"table:{table}",
+                    created_by="cli", override_gate=override_gate, progress=advance, log_progress=log_advance,
                 )  # fmt: skip
             finally:
                 if close is not None:

@@ -44,17 +44,22 @@ def index() -> None:
     from embeddings.embedder import make_embedder
     from embeddings.index import build_index
     from embeddings.settings import IndexSettings
+    from tools.engines.catalog import reader_for
 
     settings = IndexSettings()
     if settings.warehouse_url is None and not settings.demo_warehouse.exists():
         fail(f"no schema source: set BASTION_WAREHOUSE_URL or run `bastion demo prepare` ({settings.demo_warehouse})")
     progress, advance = bars()
     started = time.monotonic()
+    reader = reader_for(settings.warehouse_url)  # a Spark warehouse: read through the engine layer
     try:
         with progress:
-            summary = build_index(settings, make_embedder(settings), progress=advance)
+            summary = build_index(settings, make_embedder(settings), progress=advance, reader=reader)
     except SourceError as exc:
         fail(str(exc))
+    finally:
+        if reader is not None:
+            reader.close()
     synced = ", ".join(f"{k}: {v['embedded']} embedded, {v['unchanged']} unchanged, {v['removed']} removed"
                        for k, v in summary.synced.items())  # fmt: skip
     out.print(

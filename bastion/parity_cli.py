@@ -54,26 +54,42 @@ def audit_command(
 def eval_parity(
     evidently: Annotated[bool, typer.Option(help="Run Evidently's drift preset side by side")] = True,
     results: Annotated[Path, typer.Option("--out", help="Where the JSON goes")] = Path("bench/results"),
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URL",
+            help="Where the audits run: sc://HOST:PORT or spark://HOST:PORT for Spark (default: BASTION_PARITY_ENGINE, "
+            "else embedded DuckDB)",
+        ),
+    ] = None,
 ) -> None:
     """Bug-injection suites on NannyML's synthetic_car_loan: our audit beside a keyed diff and
     Evidently's drift preset — the harder suite (bugs on 0.1–10% of rows, subtle kinds, 20 clean
-    pairs) first, then the classic one."""
+    pairs) first, then the classic one. With --engine (or BASTION_PARITY_ENGINE) the audits run on that
+    engine: on Spark, expect minutes (each audit is a few dozen Spark queries)."""
     from embeddings.settings import IndexSettings
     from tools.parity.evaluation import car_loan, render, run_suite, score
     from tools.parity.hard_suite import render_hard, run_hard_suite
+    from tools.parity.server import ParitySettings
     from tools.provenance import data_version, provenance
 
+    engine = engine or ParitySettings().engine
     csv = car_loan(IndexSettings().datasets_dir)
-    hard = run_hard_suite(csv, with_evidently=evidently, console=err)
+    if engine:
+        err.print(f"audits run on {engine}")
+    hard = run_hard_suite(csv, with_evidently=evidently, console=err, engine=engine)
     render_hard(hard, out)
     out.print("Classic suite (one bug per pair on every row it targets; each kind matches one of our diagnosers):")
-    suite = run_suite(csv, with_evidently=evidently, console=err)
+    suite = run_suite(csv, with_evidently=evidently, console=err, engine=engine)
     render(suite, out)
     results.mkdir(parents=True, exist_ok=True)
-    path = results / "parity_eval.json"
+    from tools.engines import is_spark
+
+    path = results / ("parity_eval_spark.json" if is_spark(engine) else "parity_eval.json")
     path.write_text(
         json.dumps(
             {
+                "engine": "spark" if is_spark(engine) else "duckdb (embedded)",
                 "harder": hard,
                 "classic": {
                     "scenarios": [s.model_dump() for s in suite],

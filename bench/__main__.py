@@ -7,6 +7,7 @@ import sys
 from bench import (
     chat_bench,
     dedupe_bench,
+    dedupe_learning_bench,
     embeddings_bench,
     fullpath_bench,
     gateway_bench,
@@ -15,6 +16,7 @@ from bench import (
     parity_bench,
     registry_bench,
     rerank_bench,
+    scale_bench,
     sql_bench,
 )
 
@@ -23,6 +25,7 @@ BENCHMARKS = {
     "gateway": gateway_bench.main,
     "rerank": rerank_bench.main,
     "dedupe": dedupe_bench.main,
+    "dedupe_learning": dedupe_learning_bench.main,
     "embeddings": embeddings_bench.main,
     "sql": sql_bench.main,
     "parity": parity_bench.main,
@@ -30,6 +33,7 @@ BENCHMARKS = {
     "fullpath": fullpath_bench.main,
     "chat": chat_bench.main,
     "identity": identity_bench.main,
+    "scale": scale_bench.main,
 }
 
 

@@ -1,7 +1,9 @@
 """Schema connectors: tables, columns, row counts and low-cardinality values from a live source.
 
-DuckDB and SQLite files are read directly; anything else goes through SQLAlchemy's inspector
-(PostgreSQL, MySQL, and Trino with the `trino` package's dialect: `trino://user@host:8080/catalog`).
+DuckDB and SQLite files are read directly; a Spark warehouse (`sc://…`, `spark://…`) through a
+`WarehouseReader` the caller passes in (the tools' engine layer has one; this package may not import it);
+anything else goes through SQLAlchemy's inspector (PostgreSQL, MySQL, and Trino with the `trino` package's
+dialect: `trino://user@host:8080/catalog`).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import duckdb
 import sqlalchemy
@@ -21,12 +24,43 @@ _STRING_TYPES = ("VARCHAR", "TEXT", "CHAR", "STRING", "CHARACTER")
 _SKIP_SCHEMAS = {"information_schema", "pg_catalog", "sys", "mysql", "performance_schema"}
 
 
+# Sources only a WarehouseReader reads (an engine this package does not run).
+READER_SCHEMES = ("sc://", "spark://")
+
+
 class SourceError(RuntimeError):
     """A source that cannot be read, with what to fix."""
 
 
-def read_schema(source: str, profile: bool = True, progress: Callable[[str], None] | None = None) -> list[Table]:
-    """Tables of `source`: a .duckdb/.db/.sqlite file path or an SQLAlchemy URL."""
+class WarehouseReader(Protocol):
+    """A warehouse read through an engine of the caller's (the tools' engine layer: `tools.engines.catalog`)."""
+
+    @property
+    def name(self) -> str:
+        """The source as it may be shown (no credentials)."""
+
+    def read_tables(self, profile: bool, progress: Callable[[str], None] | None) -> list[Table]:
+        """Every table: columns, row counts, partition column; low-cardinality values when `profile`. SourceError
+        when the warehouse cannot be read."""
+
+    def read_rows(self, table: str, columns: list[str], order_by: str, limit: int) -> list[dict[str, object]]:
+        """At most `limit` rows of `table` (schema.table), latest `order_by` first: those of `columns` it has."""
+
+    def close(self) -> None: ...
+
+
+def read_schema(
+    source: str,
+    profile: bool = True,
+    progress: Callable[[str], None] | None = None,
+    reader: WarehouseReader | None = None,
+) -> list[Table]:
+    """Tables of `source`: a .duckdb/.db/.sqlite file path, an SQLAlchemy URL, or what `reader` reads."""
+    if reader is not None:
+        return reader.read_tables(profile, progress)
+    if source.startswith(READER_SCHEMES):
+        raise SourceError(f"{source.split('://', 1)[0]}:// warehouses are read through the engine layer: "
+                          "build the index with `bastion index`")  # fmt: skip
     if "://" not in source:
         path = Path(source)
         if not path.exists():
@@ -64,7 +98,7 @@ def _duckdb(path: Path, profile: bool, progress: Callable[[str], None] | None) -
             for table in tables:
                 if progress is not None:
                     progress(table.name)
-                _profile(table, lambda sql: [r[0] for r in con.execute(sql).fetchall()])
+                profile_values(table, lambda sql: [r[0] for r in con.execute(sql).fetchall()])
         return tables
     finally:
         con.close()
@@ -83,7 +117,7 @@ def _sqlite(path: Path, profile: bool) -> list[Table]:
         tables = _group(rows, sizes)
         if profile:
             for table in tables:
-                _profile(table, lambda sql: [r[0] for r in con.execute(sql).fetchall()])
+                profile_values(table, lambda sql: [r[0] for r in con.execute(sql).fetchall()])
         return tables
     except sqlite3.Error as exc:
         raise SourceError(f"cannot read SQLite file {path}: {exc}") from None
@@ -109,7 +143,7 @@ def _sqlalchemy(url: str, profile: bool) -> list[Table]:
         if profile:
             with engine.connect() as conn:
                 for table in tables:
-                    _profile(table, lambda sql: [r[0] for r in conn.execute(sqlalchemy.text(sql)).fetchall()])
+                    profile_values(table, lambda sql: [r[0] for r in conn.execute(sqlalchemy.text(sql)).fetchall()])
         return tables
     except SQLAlchemyError as exc:
         safe = sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
@@ -127,8 +161,9 @@ def _group(rows: list[tuple[str, str, str, str]], sizes: dict[str, int]) -> list
     return list(tables.values())
 
 
-def _profile(table: Table, query: Callable[[str], list[object]]) -> None:
-    """Record the values of low-cardinality string columns (`'WEB'`, not `'web'`)."""
+def profile_values(table: Table, query: Callable[[str], list[object]]) -> None:
+    """Record the values of low-cardinality string columns (`'WEB'`, not `'web'`). `query` runs SQL in DuckDB's
+    dialect (double-quoted names; an engine of another dialect transpiles it) and gives the first column."""
     quoted = ".".join(f'"{part}"' for part in table.name.split("."))
     for column in table.columns:
         if not column.type.startswith(_STRING_TYPES):

@@ -16,13 +16,13 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from embeddings.connectors import SourceError, read_schema
+from embeddings.connectors import SourceError, WarehouseReader, read_schema
 from embeddings.documents import IntentRecord, content_hash, governance_document, table_document
 from embeddings.embedder import Embedder
 from embeddings.intent import Intent, LLMDescriber, describe
 from embeddings.metadata import Problem, apply_metadata, load_metadata
 from embeddings.mining import Mined, mine
-from embeddings.querylog import QueryRecord, read_query_log
+from embeddings.querylog import QUERY_LOG_COLUMNS, QueryRecord, read_query_log, read_query_rows
 from embeddings.settings import IndexSettings, LLMSettings
 from embeddings.store import Doc, SyncStats, VectorStore, client_for
 from governance.catalog import Catalog, CommonFilter, JoinKey, Usage
@@ -44,9 +44,12 @@ class IndexSummary(BaseModel):
     notes: list[str] = Field(default_factory=list)
 
 
-def build_catalog(settings: IndexSettings, progress: Progress | None = None) -> tuple[Catalog, list[Problem]]:
+def build_catalog(
+    settings: IndexSettings, progress: Progress | None = None, reader: WarehouseReader | None = None
+) -> tuple[Catalog, list[Problem]]:
+    """The catalog of the warehouse (read by `reader` when given: a Spark warehouse) with its metadata merged."""
     tables = read_schema(
-        settings.source(), progress=(lambda name: progress("profiling", 1, None)) if progress else None
+        settings.source(), progress=(lambda name: progress("profiling", 1, None)) if progress else None, reader=reader
     )
     catalog = Catalog(tables={t.name: t for t in tables})
     problems: list[Problem] = []
@@ -224,12 +227,25 @@ def build_index(
     llm: LLMSettings | None = None,
     progress: Progress | None = None,
     store: VectorStore | None = None,
+    reader: WarehouseReader | None = None,
 ) -> IndexSummary:
-    catalog, problems = build_catalog(settings, progress)
+    """Build and publish the index. `reader` reads a warehouse this package does not (Spark: the CLI passes the
+    engine layer's), its catalog and, with QUERY_LOG_TABLE, its query history."""
+    catalog, problems = build_catalog(settings, progress, reader)
     notes: list[str] = []
     records: list[QueryRecord] = []
     log_file = settings.query_log_file()
-    if log_file is not None:
+    if settings.query_log_table is not None:
+        if reader is None:
+            raise SourceError("BASTION_QUERY_LOG_TABLE is read from a Spark warehouse (BASTION_WAREHOUSE_URL sc://… "
+                              "or spark://…); export another warehouse's history to BASTION_QUERY_LOG")  # fmt: skip
+        limit = settings.query_log_rows
+        rows = reader.read_rows(settings.query_log_table, QUERY_LOG_COLUMNS, "executed_at", limit)
+        records, found = read_query_rows(rows, settings.query_log_table)
+        problems.extend(found)
+        if len(rows) >= limit:
+            notes.append(f"Query history: the latest {limit:,} rows of {settings.query_log_table} were read.")
+    elif log_file is not None:
         records, found = read_query_log(log_file)
         problems.extend(found)
     llm = llm or LLMSettings()
@@ -254,7 +270,7 @@ def build_index(
         synced[name] = {"embedded": stats.embedded, "unchanged": stats.unchanged, "removed": stats.removed}
     summary = IndexSummary(
         built_at=datetime.now(UTC),
-        source=_safe_source(settings.source()),
+        source=reader.name if reader is not None else _safe_source(settings.source()),
         tables=len(catalog.tables),
         queries=len(records),
         intents=sum(1 for r in intents if r.parsed),

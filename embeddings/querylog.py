@@ -51,6 +51,22 @@ def _row(raw: dict[str, object], source: str, line: int, problems: list[Problem]
         return None
 
 
+# The columns of a query log, as the file's (`read_query_log`) and a warehouse table's (`read_query_rows`).
+QUERY_LOG_COLUMNS = list(QueryRecord.model_fields)
+QUERY_LOG_REQUIRED = {"query_id", "author", "executed_at", "sql"}
+
+
+def read_query_rows(rows: list[dict[str, object]], source: str) -> tuple[list[QueryRecord], list[Problem]]:
+    """A query log kept as a table (rows as dicts, read by the warehouse's reader), validated like the file's;
+    `line` is the row's position in what was read."""
+    problems: list[Problem] = []
+    missing = QUERY_LOG_REQUIRED - set(rows[0]) if rows else set()
+    if missing:
+        return [], [Problem(source=source, message=f"missing columns: {', '.join(sorted(missing))}")]
+    records = [r for n, raw in enumerate(rows, 1) if (r := _row(raw, source, n, problems)) is not None]
+    return records, problems
+
+
 def read_query_log(path: Path) -> tuple[list[QueryRecord], list[Problem]]:
     source = str(path)
     records: list[QueryRecord] = []
@@ -77,7 +93,7 @@ def read_query_log(path: Path) -> tuple[list[QueryRecord], list[Problem]]:
                     records.append(record)
         elif path.suffix in (".csv", ".tsv"):
             reader = csv.DictReader(handle, delimiter="\t" if path.suffix == ".tsv" else ",")
-            missing = {"query_id", "author", "executed_at", "sql"} - set(reader.fieldnames or [])
+            missing = QUERY_LOG_REQUIRED - set(reader.fieldnames or [])
             if missing:
                 return [], [Problem(source=source, line=1, message=f"missing columns: {', '.join(sorted(missing))}")]
             for raw in reader:

@@ -37,6 +37,13 @@ class IndexSettings(BaseSettings):
     )
     catalog_metadata: Path | None = Field(None, description="Metadata YAML (owners, tiers, glossary, PII, …)")
     query_log: Path | None = Field(None, description="Query history, CSV or JSONL")
+    query_log_table: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$",
+        description="Query history kept as a table of a Spark warehouse (schema.table, the file's columns), "
+        "read instead of QUERY_LOG",
+    )
+    query_log_rows: int = Field(200_000, ge=1, description="Rows of QUERY_LOG_TABLE read at most, latest first")
     query_dialect: str = Field("duckdb", description="SQL dialect of the query log (sqlglot name)")
     chroma_path: Path | None = Field(None, description="Chroma PersistentClient directory; default DATA_DIR/chroma")
     chroma_url: str | None = Field(None, description="A Chroma server (HttpClient), e.g. http://chroma:8000")

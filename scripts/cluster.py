@@ -1,6 +1,10 @@
 """A local Bastion cluster for tests and demos: one Chroma server, two `bastion serve` replicas on PostgreSQL +
 Redis and, when `pyspark` is installed, a Spark Connect server — all bound to 127.0.0.1.
 
+With Spark up, the indexed DuckDB warehouse (the demo's) is loaded into Spark's catalog (Parquet under spark/tables)
+and the replicas run the sql tool's queries (BASTION_SQL_URL), the parity audit (BASTION_PARITY_ENGINE) and dedupe
+learning (BASTION_DEDUPE_ENGINE) there; the knowledge index is still read from the DuckDB file (same tables).
+
     scripts/cluster up        start everything, build the knowledge index into the Chroma server, print the URLs
     scripts/cluster status    each component, its pid, port and health (--json: machine-readable)
     scripts/cluster index     `bastion index` again, into the same Chroma server (incremental), while serving
@@ -286,7 +290,18 @@ def bastion_env(state: dict[str, Any]) -> dict[str, str]:
         "BASTION_HOST": "127.0.0.1",
         # Behind a load balancer without sticky sessions: no in-session state on either replica.
         "BASTION_GATEWAY_STATELESS": os.environ.get("BASTION_GATEWAY_STATELESS", "true"),
+        **spark_engines(state),
     }
+
+
+def spark_engines(state: dict[str, Any]) -> dict[str, str]:
+    """With Spark up, the jobs it takes: the sql tool's queries (on the warehouse `up` loads into Spark), the
+    parity audit and dedupe learning. A setting given in this process's environment is kept as it is."""
+    spark = state["components"].get("spark")
+    if spark is None:
+        return {}
+    keys = ("BASTION_SQL_URL", "BASTION_PARITY_ENGINE", "BASTION_DEDUPE_ENGINE")
+    return {key: os.environ.get(key) or spark["url"] for key in keys}
 
 
 def bastion(*args: str) -> list[str]:
@@ -334,7 +349,9 @@ def start_spark(base: Path) -> dict[str, Any]:
         (scratch / sub).mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "SPARK_HOME": str(home), "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_LOG_DIR": str(scratch / "logs"),
            "SPARK_PID_DIR": str(base / "pids"), "SPARK_IDENT_STRING": SPARK_IDENT,
-           "SPARK_LOCAL_DIRS": str(scratch / "local"), "SPARK_CONF_DIR": str(scratch / "conf")}  # fmt: skip
+           "SPARK_LOCAL_DIRS": str(scratch / "local"), "SPARK_CONF_DIR": str(scratch / "conf"),
+           # Arrow UDFs (dedupe learning, BASTION_DEDUPE_ENGINE) run in Python workers: this interpreter.
+           "PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON", sys.executable)}  # fmt: skip
     env.pop("SPARK_CONNECT_MODE_ENABLED", None)  # the server, not a client of one
     metastore = scratch / "metastore"
     conf = {
@@ -367,6 +384,41 @@ def start_spark(base: Path) -> dict[str, Any]:
     component = record(base, "spark", pid, launcher.pid, port, f"sc://127.0.0.1:{port}")
     component["log"] = str(latest(scratch / "logs"))
     return component
+
+
+def duckdb_warehouse(state: dict[str, Any]) -> Path | None:
+    """The DuckDB warehouse the cluster indexes (the demo's, or a configured file), or None for another kind."""
+    source = state["sources"].get("BASTION_WAREHOUSE_URL")
+    if source is None:
+        return Path(state["data_dir"]) / "demo" / "warehouse.duckdb"
+    path = Path(source.removeprefix("duckdb:///"))
+    return path if "://" not in source.replace("duckdb:///", "") and path.suffix == ".duckdb" else None
+
+
+def load_warehouse(spark_url: str, warehouse: Path, scratch: Path) -> int:
+    """Every table of the DuckDB warehouse as a Spark table of the same name: written as Parquet under `scratch`
+    and registered in Spark's catalog (its metastore), so that the sql tool on Spark queries the tables the
+    index describes. The number of tables."""
+    import duckdb
+    from pyspark.sql import SparkSession
+
+    shutil.rmtree(scratch, ignore_errors=True)
+    con = duckdb.connect(str(warehouse), read_only=True)
+    session = SparkSession.builder.remote(spark_url).getOrCreate()
+    try:
+        tables = con.execute("SELECT schema_name, table_name FROM duckdb_tables() ORDER BY 1, 2").fetchall()
+        for schema in sorted({schema for schema, _ in tables}):
+            session.sql(f"CREATE DATABASE IF NOT EXISTS `{schema}`")
+        for schema, table in tables:
+            target = scratch / schema / table
+            target.mkdir(parents=True)
+            con.execute(f'COPY "{schema}"."{table}" TO \'{target / "part-0.parquet"}\' (FORMAT parquet)')
+            session.sql(f"DROP TABLE IF EXISTS `{schema}`.`{table}`")
+            session.sql(f"CREATE TABLE `{schema}`.`{table}` USING parquet LOCATION '{target}'")
+    finally:
+        con.close()
+        session.stop()
+    return len(tables)
 
 
 # -- commands ----------------------------------------------------------------------------------------------
@@ -454,6 +506,10 @@ def up(base: Path) -> int:
             wait_until("spark connect server", lambda: port_open(spark_port) or not alive(components["spark"]), 180)
             if not alive(components["spark"]):
                 raise ClusterError("the Spark Connect server exited")
+            warehouse = duckdb_warehouse(state)
+            if warehouse is not None:
+                state["spark_tables"] = load_warehouse(components["spark"]["url"], warehouse, base / "spark" / "tables")
+                write_state(base, state)
         finish("index", indexing)
     except (Exception, KeyboardInterrupt) as exc:
         print(f"cluster up failed: {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -485,7 +541,9 @@ def urls(state: dict[str, Any]) -> list[str]:
         if name in components:
             lines.append(f"{name}: {components[name]['url']} (MCP gateway {components[name]['url']}/mcp)")
     if "spark" in components:
-        lines.append(f"BASTION_SQL_URL={components['spark']['url']} (Spark Connect)")
+        loaded = f"; {state['spark_tables']} warehouse tables loaded" if state.get("spark_tables") else ""
+        lines.append(f"BASTION_SQL_URL={components['spark']['url']} (Spark Connect: the sql tool, parity and "
+                     f"dedupe learning run there{loaded})")  # fmt: skip
     elif state.get("spark_skipped"):
         lines.append(f"Spark skipped: {state['spark_skipped']}")
     lines.append(f"BASTION_DATA_DIR={state['data_dir']} (the replicas' secrets and index snapshot)")
@@ -545,9 +603,8 @@ def env_lines(base: Path) -> int:
     first = components[REPLICAS[0]]
     values = {"BASTION_DATA_DIR": state["data_dir"], "BASTION_DATABASE_URL": state["database"]["url"],
               "BASTION_REDIS_URL": state["redis_url"], "BASTION_CHROMA_URL": components["chroma"]["url"],
-              "BASTION_HOST": "127.0.0.1", "BASTION_PORT": str(first["port"]), **state["sources"]}  # fmt: skip
-    if "spark" in components:
-        values["BASTION_SQL_URL"] = components["spark"]["url"]
+              "BASTION_HOST": "127.0.0.1", "BASTION_PORT": str(first["port"]), **state["sources"],
+              **spark_engines(state)}  # fmt: skip
     for key, value in values.items():
         print(f"export {key}={shlex.quote(value)}")
     return 0

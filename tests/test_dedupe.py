@@ -473,6 +473,98 @@ def test_sampling_sql_runs_in_duckdb_and_transpiles_for_trino_and_spark(shop: tu
     duckdb.connect().execute("SELECT 1").fetchall()  # the engine this runs on here
 
 
+def test_a_log_file_is_read_by_the_engine_with_the_same_samples(
+    shop: tuple[World, Site, list[str]], tmp_path: Path
+) -> None:
+    import pyarrow as pa
+    import pyarrow.csv
+    import pyarrow.parquet as pq
+
+    from tools.dedupe.sampling import LogError, LogTable
+
+    _, site, log = shop
+    urls = [*log, "not a url", "ftp://x.example/?a=1"]
+
+    def samples(source: Any) -> tuple[Any, ...]:
+        sampled = sample(source, Normalizer(), domain=site.host, top_patterns=8, per_param=5, seed=2)
+        shown = [(p.pattern, p.urls, {k: [u.url() for u in v] for k, v in p.by_param.items()}, p.value_counts)
+                 for p in sampled.patterns]  # fmt: skip
+        return shown, sampled.log_urls, sampled.rejected, sampled.hosts
+
+    expected = samples(urls)
+    assert expected[1] == 3000 and expected[2] == {"invalid_host": 1, "unsupported_scheme": 1}
+    table = pa.table({"url": urls, "other": list(range(len(urls)))})
+    pq.write_table(table, tmp_path / "log.parquet")
+    pa.csv.write_csv(table, tmp_path / "log.csv")
+    (tmp_path / "log.txt").write_text("# a comment\n" + "\n".join(urls) + "\n\n")
+    for name in ("log.parquet", "log.csv", "log.txt"):
+        assert samples(tmp_path / name) == expected, name
+    # A DuckDB file's table, through the engine URL.
+    warehouse = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("CREATE TABLE url_log AS SELECT * FROM read_parquet(?)", [str(tmp_path / "log.parquet")])
+    sampled = sample(LogTable("url_log"), Normalizer(), domain=site.host, top_patterns=8, per_param=5, seed=2,
+                     engine=str(warehouse))  # fmt: skip
+    assert sampled.log_urls == 3000
+    # A log without a `url` column, a missing file, a name that is not a table: said so.
+    pq.write_table(pa.table({"link": urls}), tmp_path / "links.parquet")
+    with pytest.raises(LogError, match="no `url` column"):
+        sample(tmp_path / "links.parquet", Normalizer(), domain=site.host)
+    with pytest.raises(LogError, match="does not exist"):
+        sample(tmp_path / "missing.parquet", Normalizer(), domain=site.host)
+    with pytest.raises(LogError, match="not a table name"):
+        sample(LogTable("x; DROP TABLE y"), Normalizer(), domain=site.host)
+
+
+def test_the_learn_command_takes_a_file_or_a_table_of_the_dedupe_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from bastion.cli import app
+
+    monkeypatch.setenv("BASTION_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("BASTION_DEDUPE_ENGINE", raising=False)
+    runner = CliRunner()
+    for args in ([], ["--log", str(tmp_path / "a.txt"), "--table", "t"]):
+        result = runner.invoke(app, ["dedupe", "learn", "shop.example", *args])
+        assert result.exit_code != 0 and "exactly one of --log" in result.output
+    result = runner.invoke(app, ["dedupe", "learn", "shop.example", "--table", "t", "--fingerprint", "table"])
+    assert result.exit_code != 0 and "reads the fingerprints of a --log file" in result.output
+    result = runner.invoke(app, ["dedupe", "learn", "shop.example", "--table", "url_log"])
+    assert result.exit_code != 0
+    assert "url_log cannot be read" in result.output and "BASTION_DEDUPE_ENGINE names (unset" in result.output
+
+
+def test_the_batch_normalizer_on_duckdb_equals_the_python_one(learned_maps: dict[str, DomainMap]) -> None:
+    import pyarrow as pa
+
+    from tools.dedupe.batches import normalize_relation
+    from tools.engines import EngineError, connect
+
+    domain_map = learned_maps["group"]
+    normalizer = Normalizer([domain_map])
+    site = Site.generate(0, 21, "shop")
+    urls: list[str | None] = [*site.urls(2000, 5), "not a url", None]
+    engine = connect()
+    try:
+        engine.register_arrow("log", pa.table({"url": pa.array(urls, pa.string())}))
+        normalize_relation(engine, "normalized", "log", normalizer)
+        got = engine.rows("SELECT url, normalized, normalize_error FROM normalized")
+        with pytest.raises(EngineError, match="already has the column"):
+            normalize_relation(engine, "again", "normalized", normalizer, column="normalized")
+    finally:
+        engine.close()
+    expected: list[tuple[str | None, str | None, str | None]] = []
+    for url in urls:
+        try:
+            expected.append((url, normalizer.normalize(url) if url is not None else None, None))
+        except URLError as exc:
+            expected.append((url, None, exc.code))
+    assert sorted(got, key=str) == sorted(expected, key=str)
+    assert sum(1 for url, normalized, _ in expected if normalized not in (None, url)) > 500
+
+
 # -- versions, the anomaly gate, diffs ----------------------------------------------------------
 
 

@@ -70,3 +70,43 @@ def test_the_audits_sql_as_spark_receives_it() -> None:
     )
     assert "INTERVAL '1' DAY" in transpile("SELECT ts - INTERVAL 1 DAY FROM t")
     assert {"reflect", "java_method"} <= DENIED
+
+
+def test_a_duckdb_warehouse_read_through_the_engine_layer(tmp_path: Path) -> None:
+    """The catalog reader and a caller's query on the layer's DuckDB (tests/scale/test_sql_spark.py: on Spark)."""
+    from datetime import datetime
+
+    from tools.engines.catalog import EngineWarehouse
+
+    path = tmp_path / "w.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE SCHEMA shop")
+    con.execute(
+        "CREATE TABLE shop.orders AS SELECT i AS order_id, ['WEB', 'IOS'][1 + i % 2] AS platform FROM range(10) r(i)"
+    )
+    con.execute("COMMENT ON TABLE shop.orders IS 'One row per order'")
+    con.execute("CREATE TABLE shop.log AS SELECT 'q1' AS query_id, 'ana' AS author, "
+                "TIMESTAMP '2026-11-01 10:00:00' AS executed_at, 'SELECT 1' AS sql")  # fmt: skip
+    con.close()
+    reader = EngineWarehouse(str(path))
+    tables = {t.name: t for t in reader.read_tables(profile=True, progress=None)}
+    assert sorted(tables) == ["shop.log", "shop.orders"]
+    orders = tables["shop.orders"]
+    assert [(c.name, c.type) for c in orders.columns] == [("order_id", "BIGINT"), ("platform", "VARCHAR")]
+    assert orders.row_count == 10 and orders.description == "One row per order" and orders.partition_column is None
+    platform = orders.column("platform")
+    assert platform is not None and platform.values == ["IOS", "WEB"]
+    rows = reader.read_rows("shop.log", ["query_id", "author", "executed_at", "success", "sql"], "executed_at", 5)
+    assert rows == [{"query_id": "q1", "author": "ana", "executed_at": datetime(2026, 11, 1, 10), "sql": "SELECT 1"}]
+
+    engine = reader.engine()
+    capped = engine.fetch_native("SELECT order_id FROM shop.orders ORDER BY order_id", max_rows=3, timeout=10)
+    assert capped.columns == ["order_id"] and capped.rows == [(0,), (1,), (2,), (3,)]  # the cap plus one
+
+    def refuse(columns: list[str]) -> None:
+        raise LookupError(columns)
+
+    with pytest.raises(LookupError):
+        engine.fetch_native("SELECT platform FROM shop.orders", max_rows=3, timeout=10, check=refuse)
+    assert "orders" in engine.plan_native("SELECT * FROM shop.orders", timeout=10).lower()
+    reader.close()

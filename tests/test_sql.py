@@ -158,6 +158,24 @@ def test_every_supported_dialect_validates(catalog: Catalog) -> None:
     assert codes("select 1 from ads.campaigns", catalog, "oracle") == ["unsupported_dialect"]
 
 
+def test_the_spark_dialect_refuses_jvm_file_and_program_calls(catalog: Catalog) -> None:
+    from tools.engines.spark import DENIED as SPARK_ENGINE_DENIED
+    from tools.sql.engine import dialect_of
+
+    assert dialect_of("sc://127.0.0.1:15002/;token=x") == dialect_of("spark://127.0.0.1:7077") == "spark"
+    assert dialect_of("nope://x") == "nope" and codes("select 1 from ads.campaigns", catalog, "nope") == [
+        "unsupported_dialect"
+    ]  # an engine the guard cannot name: refused
+    for call in ("reflect('java.lang.Runtime', 'getRuntime')", "java_method('java.lang.System', 'exit', 0)",
+                 "try_reflect('java.lang.Runtime', 'getRuntime')", "input_file_name()"):  # fmt: skip
+        assert codes(f"select {call} as x from ads.campaigns", catalog, "spark") == ["forbidden_function"], call
+    assert {"reflect", "java_method", "read_files"} <= SPARK_ENGINE_DENIED  # one list: the guard's and the engine's
+    assert codes("select transform(objective) using 'sh -c id' as (x) from ads.campaigns", catalog, "spark") == [
+        "not_read_only"
+    ]
+    assert codes("select objective from ads.campaigns", catalog, "spark") == []
+
+
 def test_transpile_reports_what_does_not_translate() -> None:
     result = transpile("select date_trunc('week', dt) as w, list_agg(x) from t", "duckdb", "trino")
     assert result.sql is not None and "DATE_TRUNC" in result.sql.upper()

@@ -15,6 +15,13 @@ DENIED = frozenset({
     "sys_exec", "sys_eval", "readfile", "writefile", "fts_match", "query", "query_table", "system",
 })  # fmt: skip
 
+# Functions of one dialect that reach the engine's JVM or its file system: refused in that dialect (they are
+# not on its allow-list either; named here so that the refusal says why). The Spark engine denies them too.
+DENIED_IN_DIALECT: dict[str, frozenset[str]] = {
+    "spark": frozenset({"reflect", "java_method", "try_reflect", "read_files", "input_file_name",
+                        "input_file_block_start", "input_file_block_length"}),
+}  # fmt: skip
+
 _COMMON = {
     "abs", "coalesce", "nullif", "greatest", "least", "round", "floor", "ceil", "ceiling", "lower", "upper",
     "length", "trim", "ltrim", "rtrim", "replace", "substr", "substring", "concat", "cast", "count", "sum",

@@ -326,6 +326,30 @@ def test_spark_connect_answers_when_pyspark_is_installed(cluster: Cluster) -> No
     assert done.returncode == 0 and done.stdout.strip() == "42", done.stderr[-2000:]
 
 
+@pytest.mark.anyio
+async def test_with_spark_the_sql_tool_queries_the_warehouse_on_spark(cluster: Cluster) -> None:
+    """`up` loaded the demo warehouse into Spark's catalog; a replica's run_sql is checked in Spark's dialect and
+    answered by Spark, with the same rows the DuckDB warehouse holds."""
+    if "spark" not in cluster.state["components"]:
+        pytest.skip(f"Spark not started: {cluster.state['spark_skipped']}")
+    assert cluster.state["spark_tables"] == 35
+    sql = "SELECT status, count(*) AS n FROM ads.campaigns GROUP BY status ORDER BY status"
+    token = cluster.token(f"ana-{uuid.uuid4().hex[:6]}", ["analysts"])
+    async with mcp_client(cluster.url("replica-2"), token) as client:
+        result = await client.call_tool("sql__run_sql", {"sql": sql})
+    assert not result.is_error, result.content
+    assert result.structured_content is not None
+    assert result.structured_content["dialect"] == "spark"
+    import duckdb
+
+    warehouse = Path(cluster.state["data_dir"]) / "demo" / "warehouse.duckdb"
+    if cluster.state["sources"].get("BASTION_WAREHOUSE_URL"):
+        warehouse = Path(cluster.state["sources"]["BASTION_WAREHOUSE_URL"])
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        expected = [list(row) for row in con.execute(sql).fetchall()]
+    assert result.structured_content["result"]["rows"] == expected
+
+
 def test_down_stops_every_process_and_drops_the_scratch_database(cluster: Cluster) -> None:
     pids = [int(c["pid"]) for c in cluster.state["components"].values()]
     assert all(running(pid) for pid in pids)

@@ -17,6 +17,7 @@ from bastion_sdk import current_caller
 from tools.dedupe.fingerprint import Fingerprinter
 from tools.dedupe.model import LearnSettings, MapDiff
 from tools.dedupe.normalizer import Explanation, NormalizeResult, URLProblem
+from tools.dedupe.sampling import LogSource
 from tools.dedupe.service import DedupeError, DedupeService, DedupeSettings, LearnOutcome
 from tools.dedupe.store import MapNotFound, MapVersion
 from tools.dedupe.syntax import URLError
@@ -143,10 +144,14 @@ def build(settings: DedupeSettings | None = None) -> MCPServer[Any]:
         if urls is not None and len(urls) > MAX_INLINE_LOG:
             raise ToolError(f"{len(urls)} inline URLs; at most {MAX_INLINE_LOG} (put bigger logs in a file)")
         try:
-            if source is not None:
+            log: LogSource
+            fingerprints: dict[str, str] | None = None
+            if source is not None and fingerprint == "table":
                 log, fingerprints = service.read_log(source)
+            elif source is not None:
+                log = service.log_source(source)  # a .csv/.parquet log is read by the engine, all of it
             else:
-                log, fingerprints = list(urls or []), None
+                log = list(urls or [])
             fingerprinter: Fingerprinter
             fingerprinter, close = service.fingerprinter(fingerprint, fingerprints)
         except DedupeError as exc:
@@ -176,7 +181,7 @@ def build(settings: DedupeSettings | None = None) -> MCPServer[Any]:
                 log,
                 fingerprinter,
                 settings,
-                source=source or f"inline ({len(log)} URLs)",
+                source=source or f"inline ({len(urls or [])} URLs)",
                 created_by=caller.subject if caller else None,
                 override_gate=override_gate,
                 progress=progress,

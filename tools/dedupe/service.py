@@ -1,7 +1,7 @@
 """The dedupe service: settings, the live normalizer over the map store, and learning from a log.
 
-I/O lives here (files, DuckDB reads, HTTP fetches, the SQLite store); the algorithms it calls are
-pure. The MCP server (`server`) and the CLI are thin layers over this.
+I/O lives here (files, the engine that groups and samples a log, HTTP fetches, the SQLite store); the
+algorithms it calls are pure. The MCP server (`server`) and the CLI are thin layers over this.
 """
 
 from __future__ import annotations
@@ -29,9 +29,10 @@ from tools.dedupe.model import DomainMap, GateReport, LearnSettings, MapDiff
 from tools.dedupe.netguard import AddressRefused
 from tools.dedupe.normalizer import Normalizer
 from tools.dedupe.rules import RulesFile, load_rules
-from tools.dedupe.sampling import sample
+from tools.dedupe.sampling import ENGINE_FILES, LogError, LogSource, LogTable, sample
 from tools.dedupe.store import MapStore
 from tools.dedupe.syntax import URLError, clip, normalize_host, quote
+from tools.engines import EngineError, EngineUnavailable
 
 MAX_LOG_URLS = 5_000_000
 
@@ -56,6 +57,12 @@ class DedupeSettings(BaseSettings):
     fetch_timeout: float = Field(10.0, gt=0)
     fetch_private: bool = Field(False, description="Allow learning to fetch hosts on private or loopback addresses")
     max_url_length: int = Field(8192, ge=256, le=1_000_000)
+    engine: str | None = Field(
+        None,
+        description="Where learning groups and samples a log: embedded DuckDB by default (or a DuckDB file, whose "
+        "tables a log may name), or Spark — sc://HOST:PORT (Spark Connect) or spark://HOST:PORT (a standalone "
+        "master) — which prepares the log in its Python workers; the learned map is the same on every engine",
+    )
 
     @classmethod
     def under(cls, data_dir: Path) -> DedupeSettings:
@@ -104,6 +111,24 @@ class DedupeService:
 
     def read_log(self, source: str) -> tuple[list[str], dict[str, str] | None]:
         """A log named by a caller: only files inside log_dir."""
+        path = self.log_path(source)
+        try:
+            return read_log_file(path)
+        except DedupeError:
+            raise
+        except (OSError, ValueError) as exc:  # an unreadable file
+            raise DedupeError(f"cannot read the log {quote(source)}: {clip(str(exc))}") from None
+
+    def log_source(self, source: str) -> LogSource:
+        """A log named by a caller, as learning reads it: a .csv/.tsv/.parquet file by the engine (all of it, in
+        the cluster on Spark), a .txt log here (its first MAX_LOG_URLS URLs)."""
+        path = self.log_path(source)
+        if path.suffix.lower() in ENGINE_FILES:
+            return path
+        return self.read_log(source)[0]
+
+    def log_path(self, source: str) -> Path:
+        """The file a caller's log name resolves to: inside log_dir, or DedupeError."""
         root = self.settings.log_dir.resolve()
         try:
             path = (root / source).resolve()
@@ -113,7 +138,7 @@ class DedupeService:
                 available = sorted(p.name for p in root.iterdir()) if root.is_dir() else []
                 hint = f"; available: {clip(', '.join(available[:20]), 300)}" if available else f"; {root} is empty"
                 raise DedupeError(f"no log named {quote(source)}{hint}")
-            return read_log_file(path)
+            return path
         except DedupeError:
             raise
         except (OSError, ValueError) as exc:  # a name too long, a NUL byte, an unreadable file
@@ -143,7 +168,7 @@ class DedupeService:
     async def learn(
         self,
         domain: str,
-        urls: list[str],
+        urls: LogSource,
         fingerprinter: Fingerprinter,
         settings: LearnSettings,
         *,
@@ -151,16 +176,30 @@ class DedupeService:
         created_by: str | None,
         override_gate: bool = False,
         progress: Callable[[int, int], Awaitable[None] | None] | None = None,
+        log_progress: Callable[[int, int], None] | None = None,
     ) -> LearnOutcome:
+        """Sample the log on the engine (`log_progress(URLs prepared, URLs)` from a worker thread, where the engine
+        can tell), learn the domain's map from the samples (`progress(patterns done, patterns)`), publish it."""
         try:
             host = normalize_host(domain.strip().lower())
         except URLError as exc:
             raise DedupeError(f"domain {quote(domain)}: {exc.message}") from None
         normalizer = Normalizer((), self.rules, self.settings.max_url_length)
-        sampled = await asyncio.to_thread(
-            sample, urls, normalizer, domain=host, top_patterns=settings.top_patterns,
-            per_param=settings.max_samples, seed=settings.seed,
-        )  # fmt: skip
+        try:
+            sampled = await asyncio.to_thread(
+                sample, urls, normalizer, domain=host, top_patterns=settings.top_patterns,
+                per_param=settings.max_samples, seed=settings.seed, engine=self.settings.engine, progress=log_progress,
+            )  # fmt: skip
+        except EngineUnavailable as exc:
+            raise DedupeError(f"the dedupe engine (BASTION_DEDUPE_ENGINE) is not available: {exc}") from None
+        except LogError as exc:
+            where = ""
+            if isinstance(urls, LogTable):
+                unset = "" if self.settings.engine else " (unset: an empty in-memory DuckDB)"
+                where = f"; a table is read from the engine BASTION_DEDUPE_ENGINE names{unset}"
+            raise DedupeError(f"{exc}{where}") from None
+        except EngineError as exc:
+            raise DedupeError(f"the engine failed to group and sample the log: {exc}") from None
         if sampled.log_urls == 0:
             seen = ", ".join(f"{h} ({n})" for h, n in sorted(sampled.hosts.items(), key=lambda kv: -kv[1])[:5])
             raise DedupeError(f"the log has no URLs for {host}" + (f"; it has {seen}" if seen else ""))

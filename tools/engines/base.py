@@ -8,7 +8,8 @@ difference is stated here and in each engine's module, never as `if spark` branc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 
@@ -22,6 +23,10 @@ class EngineError(Exception):
 
 class EngineUnavailable(EngineError):
     """The engine cannot be reached (or is not installed): a configuration problem, not a bad query."""
+
+
+class EngineTimeout(EngineError):
+    """A statement ran past its timeout and was interrupted on the engine."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,35 @@ class Capabilities:
 
 
 @dataclass(frozen=True)
+class Fetched:
+    """A query's column names and its first rows (at most the cap asked for plus one: the caller can tell
+    that there were more)."""
+
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    name: str
+    type: str  # in the engine's own vocabulary (Spark: STRING, BIGINT, ARRAY<STRING>, …): what its users write
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    """A table (or view) of the engine's catalog, as the knowledge index needs it."""
+
+    schema: str  # the database (Spark) or schema (DuckDB)
+    name: str
+    columns: list[ColumnInfo]
+    description: str | None = None
+    partition_columns: list[str] = field(default_factory=list)
+    last_partition: str | None = None  # the greatest value of the first partition column
+    row_count: int | None = None  # the engine's statistics, else counted; None for views
+
+
+@dataclass(frozen=True)
 class Histogram:
     """An aggregate that counts each value of `expression` (non-null values only) → {value: count}."""
 
@@ -49,6 +83,48 @@ class Histogram:
 
 
 Aggregate = str | Histogram
+
+# A function over Arrow record batches (pyarrow.RecordBatch in, pyarrow.RecordBatch out), run by `map_batches`
+# and `with_columns`: in this process on DuckDB, in the cluster's Python workers on Spark (an Arrow UDF), so it
+# must pickle — an instance of a module-level class, its module importable where it runs.
+BatchFunction = Callable[[Any], Any]
+# Rows per batch handed to a BatchFunction on DuckDB (Spark uses spark.sql.execution.arrow.maxRecordsPerBatch).
+BATCH_ROWS = 50_000
+# The column types a BatchFunction may produce, in DuckDB's vocabulary, as Arrow and Spark types.
+BATCH_TYPES = {
+    "VARCHAR": ("string", "string"),
+    "BIGINT": ("int64", "bigint"),
+    "INTEGER": ("int32", "int"),
+    "DOUBLE": ("float64", "double"),
+    "BOOLEAN": ("bool_", "boolean"),
+}
+
+
+def arrow_schema(columns: list[tuple[str, str]]) -> Any:
+    """(column, type) pairs of BATCH_TYPES as a pyarrow.Schema; EngineError for another type."""
+    import pyarrow as pa
+
+    fields = []
+    for name, kind in columns:
+        if kind not in BATCH_TYPES:
+            raise EngineError(
+                f"column {name[:60]!r}: a batch function yields {', '.join(BATCH_TYPES)}, not {kind[:40]!r}"
+            )
+        fields.append(pa.field(name, getattr(pa, BATCH_TYPES[kind][0])()))
+    return pa.schema(fields)
+
+
+def conform(batch: Any, schema: Any) -> Any:
+    """A batch function's output as a RecordBatch of exactly `schema` (columns by name, types cast)."""
+    import pyarrow as pa
+
+    if not isinstance(batch, pa.RecordBatch):
+        raise EngineError(f"a batch function returned {type(batch).__name__[:60]}, not a pyarrow.RecordBatch")
+    try:
+        arrays = [batch.column(f.name).cast(f.type) for f in schema]
+    except (KeyError, pa.ArrowException) as exc:
+        raise EngineError(f"a batch function's output does not match its declared columns: {exc}") from None
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 @runtime_checkable
@@ -85,6 +161,24 @@ class Engine(Protocol):
     def sample(self, name: str, relation: str, columns: list[str], rows: int, total: int, seed: int) -> None:
         """About `rows` rows of `relation` (of `total` rows), kept as `name`; all of them if `total` <= `rows`."""
 
+    def map_batches(
+        self,
+        name: str,
+        relation: str,
+        function: BatchFunction,
+        columns: list[tuple[str, str]],
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        """`function` over `relation`, batch by batch, kept as `name` (it runs once per row): each batch of the
+        relation's rows in, a batch of `columns` ((name, a BATCH_TYPES type)) out, of any number of rows. DuckDB
+        runs it here, calling `progress(rows done, rows)` after each batch; Spark as an Arrow UDF (mapInArrow) in
+        its Python workers, when the relation is first read (no progress: the work is in the cluster)."""
+
+    def with_columns(self, name: str, relation: str, function: BatchFunction, columns: list[tuple[str, str]]) -> None:
+        """The view `name`: every column of `relation`, then `columns`, which `function` computes for each batch
+        (a batch of `columns` with the input batch's rows, in order). DuckDB computes it now (a temporary table);
+        Spark whenever the view is read (an Arrow UDF in its Python workers), so a whole log stays in the cluster."""
+
     def first_per_key(self, name: str, relation: str, keys: list[str]) -> None:
         """The view `name`: one (arbitrary) row of `relation` per distinct value of `keys`."""
 
@@ -102,6 +196,23 @@ class Engine(Protocol):
 
     def aggregate(self, relation: str, aggregates: list[Aggregate]) -> tuple[Any, ...]:
         """One row of aggregates over `relation`: SQL expressions, and Histograms as {value: count} dicts."""
+
+    # -- a caller's query, in the engine's own dialect (`capabilities.dialect`), run as written: what a guard
+    # checked in that dialect is what runs, never transpiled again.
+
+    def plan_native(self, sql: str, timeout: float) -> str:
+        """The engine's plan of a query (EXPLAIN); EngineError when it does not plan (unknown table, bad types),
+        EngineTimeout past `timeout` seconds."""
+
+    def fetch_native(
+        self, sql: str, max_rows: int, timeout: float, check: Callable[[list[str]], None] | None = None
+    ) -> Fetched:
+        """Run a query: its columns and at most `max_rows` + 1 rows, interrupted on the engine after `timeout`
+        seconds (EngineTimeout). `check` sees the column names before any row is fetched; what it raises
+        propagates, and nothing is fetched."""
+
+    def tables(self) -> list[TableInfo]:
+        """Every table and view of the engine's catalog (system schemas left out)."""
 
     def denied_functions(self) -> frozenset[str]:
         """Functions this engine must never run for a caller (beyond the guard's list): file or JVM access."""

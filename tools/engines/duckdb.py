@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
+import threading
 import weakref
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from tools.engines.base import Aggregate, Capabilities, EngineError, EngineUnavailable, Histogram
+from tools.engines.base import (
+    BATCH_ROWS,
+    Aggregate,
+    BatchFunction,
+    Capabilities,
+    ColumnInfo,
+    EngineError,
+    EngineTimeout,
+    EngineUnavailable,
+    Fetched,
+    Histogram,
+    TableInfo,
+    arrow_schema,
+    conform,
+)
 
 FILE_READERS = {
     ".parquet": "read_parquet",
@@ -47,8 +64,9 @@ class DuckDBEngine:
 
     capabilities = CAPABILITIES
 
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, database: str | None = None) -> None:
         self.con = con
+        self._database = database  # the attached file's catalog: each cursor of a caller's query uses it
 
     @classmethod
     def open(cls, database: str | None = None) -> DuckDBEngine:
@@ -65,7 +83,7 @@ class DuckDBEngine:
             except duckdb.Error as exc:
                 con.close()
                 raise EngineUnavailable(f"cannot attach {path}: {exc}") from None
-        return cls(con)
+        return cls(con, "engine" if database else None)
 
     # -- running SQL ----------------------------------------------------------------------------------
 
@@ -129,6 +147,69 @@ class DuckDBEngine:
         clause = f"USING SAMPLE {share:.4f}% (system, {int(seed)})" if share < 100 else ""
         self.materialize(name, f"SELECT {', '.join(quote(c) for c in columns)} FROM {relation} {clause}")
 
+    def map_batches(
+        self,
+        name: str,
+        relation: str,
+        function: BatchFunction,
+        columns: list[tuple[str, str]],
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        schema = arrow_schema(columns)
+        source = self._read(relation)
+
+        def mapped() -> Iterator[Any]:
+            done = 0
+            for batch in source.to_batches(max_chunksize=BATCH_ROWS):
+                yield conform(function(batch), schema)
+                done += batch.num_rows
+                if progress is not None:
+                    progress(done, source.num_rows)
+
+        self._fill(name, mapped(), schema)
+
+    def with_columns(self, name: str, relation: str, function: BatchFunction, columns: list[tuple[str, str]]) -> None:
+        import pyarrow as pa
+
+        added = arrow_schema(columns)
+        source = self._read(relation)
+        clash = sorted(set(source.schema.names) & set(added.names))
+        if clash:
+            raise EngineError(f"{relation[:80]} already has the column(s) {', '.join(clash)[:200]}")
+        schema = pa.schema([*source.schema, *added])
+
+        def joined(batch: Any) -> Any:
+            extra = conform(function(batch), added)
+            if extra.num_rows != batch.num_rows:
+                raise EngineError(f"a batch function gave {extra.num_rows} rows for {batch.num_rows}")
+            return pa.RecordBatch.from_arrays([*batch.columns, *extra.columns], schema=schema)
+
+        self._fill(name, (joined(b) for b in source.to_batches(max_chunksize=BATCH_ROWS)), schema)
+
+    def _read(self, relation: str) -> Any:
+        """A relation as a pyarrow.Table (no copy of it beyond Arrow's)."""
+        try:
+            return self.con.sql(f"SELECT * FROM {relation}").to_arrow_table()
+        except duckdb.Error as exc:
+            raise EngineError(str(exc)) from None
+
+    def _fill(self, name: str, batches: Any, schema: Any) -> None:
+        """The temporary table `name` of `schema`, filled batch by batch (DuckDB spills what memory cannot hold)."""
+        import pyarrow as pa
+
+        staging = f"{name}_batch"
+        try:
+            self.con.register(staging, pa.Table.from_batches([], schema=schema))
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {staging}")
+            for batch in batches:
+                self.con.register(staging, batch)
+                self.con.execute(f"INSERT INTO {name} SELECT * FROM {staging}")
+        except duckdb.Error as exc:
+            raise EngineError(str(exc)) from None
+        finally:
+            with contextlib.suppress(duckdb.Error):
+                self.con.unregister(staging)
+
     def first_per_key(self, name: str, relation: str, keys: list[str]) -> None:
         partition = ", ".join(quote(k) for k in keys)
         self.execute(
@@ -151,6 +232,60 @@ class DuckDBEngine:
         parts = [f"histogram({a.expression})" if isinstance(a, Histogram) else a for a in aggregates]
         row = self.one(f"SELECT {', '.join(parts)} FROM {relation}")
         return tuple(dict(v or {}) if isinstance(a, Histogram) else v for a, v in zip(aggregates, row, strict=True))
+
+    # -- a caller's query ----------------------------------------------------------------------------
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        """A connection of its own for one query (threads may run queries at once; each can be interrupted)."""
+        cursor = self.con.cursor()
+        if self._database:
+            cursor.execute(f"USE {self._database}")
+        return cursor
+
+    def plan_native(self, sql: str, timeout: float) -> str:
+        plan = self.fetch_native(f"EXPLAIN {sql}", 200, timeout)
+        return "\n".join(" ".join(str(v) for v in row) for row in plan.rows)
+
+    def fetch_native(
+        self, sql: str, max_rows: int, timeout: float, check: Callable[[list[str]], None] | None = None
+    ) -> Fetched:
+        cursor = self._cursor()
+        timer = threading.Timer(timeout, cursor.interrupt)
+        timer.start()
+        try:
+            cursor.execute(sql)
+            columns = [str(d[0]) for d in cursor.description or []]
+            if check is not None:
+                check(columns)
+            return Fetched(columns, [tuple(r) for r in cursor.fetchmany(max_rows + 1)])
+        except duckdb.InterruptException:
+            raise EngineTimeout(f"the query ran longer than {timeout:g}s and was cancelled") from None
+        except duckdb.Error as exc:
+            raise EngineError(str(exc)) from None
+        finally:
+            timer.cancel()
+            cursor.close()
+
+    def tables(self) -> list[TableInfo]:
+        columns: dict[tuple[str, str], list[ColumnInfo]] = {}
+        for schema, table, column, kind in self.rows(
+            "SELECT table_schema, table_name, column_name, data_type FROM information_schema.columns "
+            "WHERE table_catalog = current_database() AND table_schema NOT IN ('information_schema', 'pg_catalog') "
+            "ORDER BY table_schema, table_name, ordinal_position"
+        ):
+            columns.setdefault((str(schema), str(table)), []).append(ColumnInfo(str(column), str(kind)))
+        stats: dict[tuple[str, str], tuple[int | None, str | None]] = {
+            (str(s), str(t)): (None if n is None else int(n), str(comment) if comment else None)
+            for s, t, n, comment in self.rows(
+                "SELECT schema_name, table_name, estimated_size, comment FROM duckdb_tables() "
+                "WHERE database_name = current_database()"
+            )
+        }
+        return [
+            TableInfo(schema=schema, name=table, columns=found, row_count=stats.get((schema, table), (None, None))[0],
+                      description=stats.get((schema, table), (None, None))[1])
+            for (schema, table), found in columns.items()
+        ]  # fmt: skip
 
     def denied_functions(self) -> frozenset[str]:
         return frozenset()

@@ -11,28 +11,57 @@ sqlglot cannot bridge is done here, with the DataFrame API where Spark SQL has n
 - per-value histograms: one GROUPING SETS query (Spark has no `histogram` aggregate);
 - ASOF joins: a window over the union of both sides (the last right row at or before each left row),
   partitioned by the `by` columns (without them, one partition: fine for a sample, slow at scale);
+- functions over Arrow batches (`map_batches`, `with_columns`): Arrow UDFs (DataFrame.mapInArrow) over the rows
+  dealt to spark.sql.shuffle.partitions tasks, run by the cluster's Python workers — which need bastion
+  installed (the function's module must import there);
 - files: the DataFrame reader; afterwards `spark.sql.runSQLOnFiles` is off, so SQL cannot name a file.
+
+A caller's query (the `sql` tool's, already checked by the guard in the spark dialect) runs as written:
+`fetch_native` tags the call's operations and interrupts the tag on the server at the timeout (the job is
+cancelled), and fetches at most the cap plus one row. `tables` reads the catalog: databases, tables, columns
+(Spark's types and comments), partition columns and the latest partition, row counts.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
+import re
 import socket
 import threading
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import sqlglot
 
-from tools.engines.base import Aggregate, Capabilities, EngineError, EngineUnavailable, Histogram
+from governance.sqlguard.functions import DENIED_IN_DIALECT
+from tools.engines.base import (
+    BATCH_TYPES,
+    Aggregate,
+    BatchFunction,
+    Capabilities,
+    ColumnInfo,
+    EngineError,
+    EngineTimeout,
+    EngineUnavailable,
+    Fetched,
+    Histogram,
+    TableInfo,
+    arrow_schema,
+    conform,
+)
 
 QUANTILE_ACCURACY = 10_000
 CONNECT_TIMEOUT_S = 10.0
 READERS = {".parquet": "parquet", ".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".ndjson": "json"}
-# Calls that reach the JVM or the file system from SQL: never run for a caller.
-DENIED = frozenset({"reflect", "java_method", "try_reflect", "read_files", "input_file_name"})
+# Calls that reach the JVM or the file system from SQL: never run for a caller (the SQL guard refuses them in
+# the spark dialect; one list, the guard's).
+DENIED = DENIED_IN_DIALECT["spark"]
+INTERRUPT_RETRY_S = 0.5  # after a timeout, interrupt again this often until the call returns
+_ROWS_STATISTIC = re.compile(r"(\d+) rows")
 
 CAPABILITIES = Capabilities(
     name="spark",
@@ -269,6 +298,43 @@ class SparkEngine:
             df = df.sample(fraction=rows / total, seed=int(seed))
         self._keep(name, df)
 
+    def map_batches(
+        self,
+        name: str,
+        relation: str,
+        function: BatchFunction,
+        columns: list[tuple[str, str]],
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        arrow_schema(columns)  # the types checked here, not in a worker
+        df = self._df(f"SELECT * FROM {relation}")
+        try:
+            df = self._spread(df)
+            mapped = df.mapInArrow(ArrowMap(function, columns, keep=False), _struct(df, columns, keep=False))
+        except Exception as exc:
+            raise _spark_error(exc) from None
+        self._keep(name, mapped)
+
+    def with_columns(self, name: str, relation: str, function: BatchFunction, columns: list[tuple[str, str]]) -> None:
+        arrow_schema(columns)
+        df = self._df(f"SELECT * FROM {relation}")
+        try:
+            clash = sorted(set(df.columns) & {c for c, _ in columns})
+            if clash:
+                raise EngineError(f"{relation[:80]} already has the column(s) {', '.join(clash)[:200]}")
+            schema = _struct(df, columns, keep=True)
+            mapped = self._spread(df).mapInArrow(ArrowMap(function, columns, keep=True), schema)
+        except EngineError:
+            raise
+        except Exception as exc:
+            raise _spark_error(exc) from None
+        self._view(name, mapped)
+
+    def _spread(self, df: Any) -> Any:
+        """Rows dealt round-robin over spark.sql.shuffle.partitions tasks, so that a Python function uses every
+        core however few files (or row groups) the input has — one Parquet file is one task otherwise."""
+        return df.repartition(int(self.session.conf.get("spark.sql.shuffle.partitions") or 200))
+
     def first_per_key(self, name: str, relation: str, keys: list[str]) -> None:
         try:
             df = self.session.table(relation).dropDuplicates(keys)
@@ -345,6 +411,110 @@ class SparkEngine:
         scalar_iter, histogram_iter = iter(scalar_values), iter(counted)
         return tuple(next(histogram_iter) if isinstance(a, Histogram) else next(scalar_iter) for a in aggregates)
 
+    # -- a caller's query (Spark SQL, run as written) and the catalog ---------------------------------------
+
+    def plan_native(self, sql: str, timeout: float) -> str:
+        plan = self.fetch_native(f"EXPLAIN {sql}", 200, timeout)
+        text = "\n".join(str(v) for row in plan.rows for v in row)
+        # Spark's EXPLAIN answers an unplannable query with a row saying so rather than an error.
+        if text.lstrip().startswith("Error occurred during query planning"):
+            raise EngineError(text.lstrip().split("\n", 1)[-1].strip() or text)
+        return text
+
+    def fetch_native(
+        self, sql: str, max_rows: int, timeout: float, check: Callable[[list[str]], None] | None = None
+    ) -> Fetched:
+        """Every operation of this call carries a tag of its own (tags are per thread); past `timeout` the tag is
+        interrupted on the server — the running job is cancelled — and again until the call returns, so that
+        an operation started just after an interrupt does not escape it."""
+        tag = f"bastion-query-{uuid.uuid4().hex}"
+        done, fired = threading.Event(), threading.Event()
+
+        def watch() -> None:
+            if done.wait(timeout):
+                return
+            fired.set()
+            while True:
+                with contextlib.suppress(Exception):
+                    self.session.interruptTag(tag)
+                if done.wait(INTERRUPT_RETRY_S):
+                    return
+
+        def failed(exc: Exception) -> EngineError:
+            if fired.is_set():
+                return EngineTimeout(f"the query ran longer than {timeout:g}s and was cancelled")
+            return _spark_error(exc)
+
+        try:
+            self.session.addTag(tag)
+        except Exception as exc:
+            raise _spark_error(exc) from None
+        watcher = threading.Thread(target=watch, name="spark-query-timeout", daemon=True)
+        watcher.start()
+        try:
+            try:
+                df = self.session.sql(sql)
+                columns = [str(c) for c in df.columns]
+            except Exception as exc:
+                raise failed(exc) from None
+            if check is not None:
+                check(columns)
+            if fired.is_set():
+                raise failed(TimeoutError())
+            try:
+                rows = [tuple(r) for r in df.limit(max_rows + 1).collect()]
+            except Exception as exc:
+                raise failed(exc) from None
+            return Fetched(columns, rows)
+        finally:
+            done.set()
+            with contextlib.suppress(Exception):
+                self.session.removeTag(tag)
+
+    def tables(self) -> list[TableInfo]:
+        try:
+            catalog = self.session.catalog
+            listed = [(d.name, t) for d in catalog.listDatabases() for t in catalog.listTables(d.name)]
+            return [self._table_info(database, table) for database, table in listed if not table.isTemporary]
+        except EngineError:
+            raise
+        except Exception as exc:
+            raise _spark_error(exc) from None
+
+    def _table_info(self, database: str, table: Any) -> TableInfo:
+        qualified = f"{_backtick(database)}.{_backtick(table.name)}"
+        columns = self.session.catalog.listColumns(qualified)
+        partitions = [c.name for c in columns if c.isPartition]
+        view = str(table.tableType or "").upper() == "VIEW"
+        return TableInfo(
+            schema=database, name=table.name,
+            columns=[ColumnInfo(c.name, str(c.dataType).upper(), c.description or None) for c in columns],
+            description=table.description or None, partition_columns=partitions,
+            last_partition=self._last_partition(qualified) if partitions else None,
+            row_count=None if view else self._row_count(qualified),
+        )  # fmt: skip
+
+    def _last_partition(self, qualified: str) -> str | None:
+        """The greatest value of the first partition column (`SHOW PARTITIONS`: `dt=2026-11-01/region=eu`)."""
+        try:
+            specs = [str(r[0]) for r in self.session.sql(f"SHOW PARTITIONS {qualified}").collect()]
+        except Exception:  # a source without partition metadata: no latest partition, not an error
+            return None
+        values = [unquote(spec.split("/", 1)[0].split("=", 1)[-1]) for spec in specs]
+        return max((v for v in values if v != "__HIVE_DEFAULT_PARTITION__"), default=None)
+
+    def _row_count(self, qualified: str) -> int | None:
+        """The table's statistics when it has them (ANALYZE TABLE … COMPUTE STATISTICS), else counted."""
+        with contextlib.suppress(Exception):
+            for name, value, *_ in self.session.sql(f"DESCRIBE TABLE EXTENDED {qualified}").collect():
+                found = _ROWS_STATISTIC.search(str(value)) if str(name) == "Statistics" else None
+                if found:
+                    return int(found.group(1))
+        try:
+            return int(self.session.sql(f"SELECT count(*) FROM {qualified}").collect()[0][0])
+        except Exception:  # a table that cannot be scanned (a missing file): listed, size unknown
+            return None
+
     def denied_functions(self) -> frozenset[str]:
         return DENIED
 
@@ -369,8 +539,43 @@ class SparkEngine:
                 self.session.catalog.dropTempView(view)
 
 
+class ArrowMap:
+    """mapInArrow's function (pickled to the Python workers): a BatchFunction over each batch, its output conformed
+    to the declared columns, and with `keep` appended to the input batch's columns."""
+
+    def __init__(self, function: BatchFunction, columns: list[tuple[str, str]], keep: bool) -> None:
+        self.function, self.columns, self.keep = function, columns, keep
+
+    def __call__(self, batches: Any) -> Any:
+        import pyarrow as pa
+
+        schema = arrow_schema(self.columns)
+        for batch in batches:
+            out = conform(self.function(batch), schema)
+            if not self.keep:
+                yield out
+                continue
+            if out.num_rows != batch.num_rows:
+                raise EngineError(f"a batch function gave {out.num_rows} rows for {batch.num_rows}")
+            yield pa.RecordBatch.from_arrays([*batch.columns, *out.columns], names=[*batch.schema.names, *schema.names])
+
+
+def _struct(df: Any, columns: list[tuple[str, str]], keep: bool) -> Any:
+    """The Spark schema of a batch function's output: `columns` (after the input's when `keep`)."""
+    from pyspark.sql import types
+
+    spark_types = {"string": types.StringType(), "bigint": types.LongType(), "int": types.IntegerType(),
+                   "double": types.DoubleType(), "boolean": types.BooleanType()}  # fmt: skip
+    added = [types.StructField(c, spark_types[BATCH_TYPES[t][1]]) for c, t in columns]
+    return types.StructType([*(df.schema.fields if keep else []), *added])
+
+
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def _backtick(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
 
 
 def _pyspark() -> Any:

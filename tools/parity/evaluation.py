@@ -138,7 +138,11 @@ def _evidently(training: Any, serving: Any, columns: list[str]) -> list[str]:
     return sorted(drifted + [c for c in columns if c not in serving.columns])
 
 
-def run_suite(csv: Path, with_evidently: bool = True, console: Console | None = None) -> list[Scenario]:
+def run_suite(
+    csv: Path, with_evidently: bool = True, console: Console | None = None, engine: str | None = None
+) -> list[Scenario]:
+    """The classic suite; each pair audited on `engine` (embedded DuckDB by default). The embedding cases
+    (`compare_embeddings`) run on DuckDB whatever the engine."""
     con = duckdb.connect()
     _prepare(con, csv)
     columns = [*FEATURES, "repaid_share"]
@@ -161,7 +165,7 @@ def run_suite(csv: Path, with_evidently: bool = True, console: Console | None = 
         for name, kind, sql, truth, preserving in cases:
             serving = con.execute(sql).df()
             began = time.perf_counter()
-            report = audit(training, serving, ["id"], time_column="timestamp")
+            report = audit(training, serving, ["id"], time_column="timestamp", engine=engine)
             seconds = time.perf_counter() - began
             ours = sorted(set(report.flagged_features) & {*columns})
             theirs, their_seconds = None, None

@@ -191,7 +191,7 @@ def _diff_for(pair: Pair, base: KeyedDiff) -> KeyedDiff:
     return base.model_copy(update={"rtol": max(base.rtol, NOISY_RTOL)}) if pair.noisy else base
 
 
-def tune_on_validation(con: duckdb.DuckDBPyConnection, training: Any) -> dict[str, Any]:
+def tune_on_validation(con: duckdb.DuckDBPyConnection, training: Any, engine: str | None = None) -> dict[str, Any]:
     """The keyed diff's (rtol, min_mismatch_rate) and our audit's min_mismatch_rate, selected on
     validation pairs: the same bug kinds and strengths on other rows (another salt) and clean pairs
     with other seeds. Each pair is joined once; every setting reads the same join."""
@@ -211,7 +211,7 @@ def tune_on_validation(con: duckdb.DuckDBPyConnection, training: Any) -> dict[st
     best = _best(grid)
     ours_grid: list[dict[str, Any]] = []
     for rate in RATES:
-        flagged = [_ours(training, s, _tolerances(p, rate)) for p, s in zip(pairs, servings, strict=True)]
+        flagged = [_ours(training, s, _tolerances(p, rate), engine) for p, s in zip(pairs, servings, strict=True)]
         f1, fp = _f1(pairs, flagged)
         ours_grid.append({"rtol": 0.0, "min_mismatch_rate": rate, "f1": f1, "false_alarms": fp})
     return {"selected": best, "grid": grid, "validation_pairs": len(pairs),
@@ -223,8 +223,8 @@ def _best(grid: list[dict[str, Any]]) -> dict[str, Any]:
     return max(grid, key=lambda g: (g["f1"], -g["false_alarms"], g["rtol"], g["min_mismatch_rate"]))
 
 
-def _ours(training: Any, serving: Any, tolerances: Tolerances) -> list[str]:
-    report = audit(training, serving, ["id"], time_column="timestamp", tolerances=tolerances)
+def _ours(training: Any, serving: Any, tolerances: Tolerances, engine: str | None = None) -> list[str]:
+    report = audit(training, serving, ["id"], time_column="timestamp", tolerances=tolerances, engine=engine)
     return sorted(set(report.flagged_features) & set(COLUMNS))
 
 
@@ -233,12 +233,16 @@ def _tolerances(pair: Pair, min_mismatch_rate: float | None = None) -> Tolerance
     return base.model_copy(update={"rtol": NOISY_RTOL}) if pair.noisy else base
 
 
-def run_hard_suite(csv: Path, with_evidently: bool = True, console: Console | None = None) -> dict[str, Any]:
+def run_hard_suite(
+    csv: Path, with_evidently: bool = True, console: Console | None = None, engine: str | None = None
+) -> dict[str, Any]:
+    """Every pair audited on `engine` (BASTION_PARITY_ENGINE's URLs; embedded DuckDB by default); the
+    serving copies are made, and the keyed diff and Evidently run, in process as always."""
     con = duckdb.connect()
     _prepare(con, csv)
     training = con.execute("SELECT * FROM training").df()
     training_features = training[COLUMNS] if with_evidently else None
-    tuned = tune_on_validation(con, training)
+    tuned = tune_on_validation(con, training, engine)
     chosen = KeyedDiff(rtol=tuned["selected"]["rtol"], min_mismatch_rate=tuned["selected"]["min_mismatch_rate"])
     tuned_rate = tuned["ours_selected"]["min_mismatch_rate"]
     cases = _cases(TEST_SALT, range(CLEAN_PAIRS))
@@ -248,9 +252,9 @@ def run_hard_suite(csv: Path, with_evidently: bool = True, console: Console | No
         for pair, sql in cases:
             serving = con.execute(sql).df()
             began = time.perf_counter()
-            pair.ours = _ours(training, serving, _tolerances(pair))
+            pair.ours = _ours(training, serving, _tolerances(pair), engine)
             pair.seconds = round(time.perf_counter() - began, 3)
-            pair.ours_tuned = _ours(training, serving, _tolerances(pair, tuned_rate))
+            pair.ours_tuned = _ours(training, serving, _tolerances(pair, tuned_rate), engine)
             pair.keyed_diff = _diff_for(pair, chosen).flagged(training, serving, ["id"], COLUMNS)
             if training_features is not None:
                 pair.evidently = _evidently(training_features, serving, COLUMNS)

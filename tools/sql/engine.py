@@ -1,7 +1,10 @@
-"""The query engine adapter: DuckDB/SQLite files embedded, any SQLAlchemy URL (PostgreSQL, Trino, MySQL).
+"""The query engine adapter: DuckDB files and Spark through the engine layer (`tools.engines`), SQLite files and
+any SQLAlchemy URL (PostgreSQL, Trino, MySQL) through SQLAlchemy.
 
 Only this module talks to an engine. It runs what the guard passed — EXPLAIN first, then the query
 with a statement timeout and a row cap — and turns engine failures into `EngineError`s with a code.
+The engine layer runs the query as written, in the engine's dialect (the one the guard checked):
+DuckDB (a file, `duckdb:///PATH`) or Spark (`sc://HOST:PORT` Spark Connect, `spark://HOST:PORT` a master).
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import duckdb
 from pydantic import BaseModel, Field
+
+from tools import engines
 
 
 class EngineError(Exception):
@@ -33,7 +37,14 @@ class Rows(BaseModel):
     elapsed_ms: float
 
 
+# Dialects whose engines the engine layer runs (the rest go through SQLAlchemy).
+LAYER_DIALECTS = ("duckdb", "spark")
+
+
 def dialect_of(url: str) -> str:
+    """The guard's dialect for an engine URL; an unknown scheme stays as it is (the guard refuses it)."""
+    if engines.is_spark(url):
+        return "spark"
     if "://" not in url:
         path = Path(url)
         if path.suffix in (".sqlite", ".sqlite3", ".db") and path.exists():
@@ -77,34 +88,50 @@ def check_shape(columns: list[str], expect: list[str] | None) -> None:
         )
 
 
+def _layer_error(exc: engines.EngineError, timeout: float) -> EngineError:
+    """An engine layer failure with the codes the SQLAlchemy path gives (the same for every engine)."""
+    if isinstance(exc, engines.EngineTimeout):
+        return EngineError("timeout", f"the query ran longer than {timeout:g}s and was cancelled")
+    if isinstance(exc, engines.EngineUnavailable):
+        return EngineError("engine_down", f"the engine is unreachable: {exc}")
+    return EngineError("execution_failed", str(exc))
+
+
 class Engine:
     def __init__(self, url: str) -> None:
         self.url = url
         self.dialect = dialect_of(url)
-        self._duckdb: duckdb.DuckDBPyConnection | None = None
+        self._layer: engines.Engine | None = None
         self._sqlalchemy: Any = None
         self._lock = threading.Lock()
 
     def describe(self) -> str:
         if "://" not in self.url:
             return f"{self.dialect} file {self.url}"
+        if self.dialect in LAYER_DIALECTS:
+            return engines.display_url(self.url)
         from sqlalchemy.engine import make_url
 
         return make_url(self.url).render_as_string(hide_password=True)
 
     # -- connections ---------------------------------------------------------------------------
 
-    def _duck(self) -> duckdb.DuckDBPyConnection:
+    def _engine_layer(self) -> engines.Engine:
         with self._lock:
-            if self._duckdb is None:
-                path = self.url.removeprefix("duckdb:///")
-                if not Path(path).exists():
-                    raise EngineError("engine_down", f"the warehouse file {path} does not exist")
+            if self._layer is None:
                 try:
-                    self._duckdb = duckdb.connect(path, read_only=True)
-                except duckdb.Error as exc:
-                    raise EngineError("engine_down", f"cannot open {path}: {exc}") from None
-            return self._duckdb.cursor()
+                    layer = engines.connect(self.url)  # a DuckDB file is attached read-only
+                except engines.EngineError as exc:
+                    raise EngineError("engine_down", f"cannot open {engines.display_url(self.url)}: {exc}") from None
+                try:
+                    # Behind the guard, the engine itself lets no query read a file: what the guard's function
+                    # lists miss, the engine refuses.
+                    layer.confine([])
+                except engines.EngineError as exc:
+                    layer.close()
+                    raise EngineError("engine_down", f"cannot confine {engines.display_url(self.url)}: {exc}") from None
+                self._layer = layer
+            return self._layer
 
     def _engine(self) -> Any:
         with self._lock:
@@ -124,6 +151,11 @@ class Engine:
     def explain(self, sql: str, timeout: float = 30.0) -> str:
         prefix = "EXPLAIN QUERY PLAN " if self.dialect == "sqlite" else "EXPLAIN "
         try:
+            if self.dialect in LAYER_DIALECTS:
+                try:
+                    return self._engine_layer().plan_native(sql, timeout)[:4000]
+                except engines.EngineError as exc:
+                    raise _layer_error(exc, timeout) from None
             result = self._execute(prefix + sql, max_rows=200, timeout=timeout)
         except EngineError as exc:
             if exc.code == "execution_failed":
@@ -137,8 +169,8 @@ class Engine:
 
     def _execute(self, sql: str, max_rows: int, timeout: float, expect: list[str] | None = None) -> Rows:
         started = time.perf_counter()
-        if self.dialect == "duckdb":
-            columns, rows = self._run_duckdb(sql, max_rows, timeout, expect)
+        if self.dialect in LAYER_DIALECTS:
+            columns, rows = self._run_layer(sql, max_rows, timeout, expect)
         else:
             columns, rows = self._run_sqlalchemy(sql, max_rows, timeout, expect)
         truncated = len(rows) > max_rows
@@ -146,24 +178,15 @@ class Engine:
         return Rows(columns=columns, rows=[[_jsonable(v) for v in row] for row in rows], row_count=len(rows),
                     truncated=truncated, elapsed_ms=round((time.perf_counter() - started) * 1000, 2))  # fmt: skip
 
-    def _run_duckdb(
+    def _run_layer(
         self, sql: str, max_rows: int, timeout: float, expect: list[str] | None
     ) -> tuple[list[str], list[Any]]:
-        cursor = self._duck()
-        timer = threading.Timer(timeout, cursor.interrupt)
-        timer.start()
+        layer = self._engine_layer()
         try:
-            cursor.execute(sql)
-            columns = [d[0] for d in cursor.description or []]
-            check_shape(columns, expect)
-            return columns, cursor.fetchmany(max_rows + 1)
-        except duckdb.InterruptException:
-            raise EngineError("timeout", f"the query ran longer than {timeout:g}s and was cancelled") from None
-        except duckdb.Error as exc:
-            raise EngineError("execution_failed", str(exc).split("\n")[0][:500]) from None
-        finally:
-            timer.cancel()
-            cursor.close()
+            fetched = layer.fetch_native(sql, max_rows, timeout, check=lambda columns: check_shape(columns, expect))
+        except engines.EngineError as exc:
+            raise _layer_error(exc, timeout) from None
+        return fetched.columns, [list(row) for row in fetched.rows]
 
     def _run_sqlalchemy(
         self, sql: str, max_rows: int, timeout: float, expect: list[str] | None
@@ -200,7 +223,7 @@ class Engine:
             raise EngineError("engine_down", f"the engine is unreachable: {str(exc)[:300]}") from None
 
     def close(self) -> None:
-        if self._duckdb is not None:
-            self._duckdb.close()
+        if self._layer is not None:
+            self._layer.close()
         if self._sqlalchemy is not None:
             self._sqlalchemy.dispose()

@@ -8,25 +8,26 @@ import difflib
 from sqlglot import exp
 
 from governance.sqlguard.context import Context
-from governance.sqlguard.functions import ALLOWED_ANONYMOUS, DENIED
+from governance.sqlguard.functions import ALLOWED_ANONYMOUS, DENIED, DENIED_IN_DIALECT
 
 _WHY = "it reads files, sleeps or reaches outside the query"
 
 
 def check(ctx: Context) -> None:
     allowed = ALLOWED_ANONYMOUS[ctx.dialect]
+    denied = DENIED | DENIED_IN_DIALECT.get(ctx.dialect, frozenset())
     for func in ctx.of(exp.Func):
         if isinstance(func.parent, exp.Table):
             continue  # a table function: reported by the tables rule
         if isinstance(func, exp.Anonymous):
             name = str(func.this).lower()[:80]
-            if name in DENIED:
+            if name in denied:
                 ctx.error("forbidden_function", f"function {name} is not allowed", func, subject=name, hint=_WHY)
             elif name not in allowed:
                 close = difflib.get_close_matches(name, sorted(allowed), n=3, cutoff=0.7)
                 ctx.error("unknown_function", f"function {name} is not known in {ctx.dialect}", func,
                           subject=name, hint=f"did you mean {', '.join(close)}?" if close
                           else f"use a {ctx.dialect} function")  # fmt: skip
-        elif func.sql_name().lower() in DENIED:
+        elif func.sql_name().lower() in denied:
             name = func.sql_name().lower()
             ctx.error("forbidden_function", f"function {name} is not allowed", func, subject=name, hint=_WHY)
