@@ -176,6 +176,42 @@ def test_the_spark_dialect_refuses_jvm_file_and_program_calls(catalog: Catalog) 
     assert codes("select objective from ads.campaigns", catalog, "spark") == []
 
 
+@pytest.mark.parametrize(
+    "sql",
+    [
+        # In a literal: Spark substitutes before parsing, so the result would carry the server's secrets.
+        "select '${env:AWS_SECRET_ACCESS_KEY}' as k, objective from ads.campaigns",
+        "select objective from ads.campaigns where objective = '${spark.hadoop.fs.s3a.secret.key}'",
+        # In a comment: after substitution the comment closes early and the rest is SQL the guard never saw.
+        "select objective /* *${system:file.separator} || (select max(email) from users.users) "
+        "${system:file.separator}* */ from ads.campaigns",
+        "select objective -- ${hiveconf:x}\nfrom ads.campaigns",
+    ],
+)
+def test_spark_variable_substitution_is_refused_wherever_it_appears(catalog: Catalog, sql: str) -> None:
+    result = check(sql, catalog, "spark")
+    assert [e.code for e in result.errors] == ["variable_substitution"], result.errors
+    assert result.sql is None and result.errors[0].line is not None
+    # Other engines do not substitute: the same text is an ordinary literal or comment there.
+    assert "variable_substitution" not in codes(sql, catalog, "duckdb")
+
+
+def test_the_sql_that_runs_carries_none_of_the_callers_comments(catalog: Catalog) -> None:
+    for dialect in ("duckdb", "spark", "mysql", "postgres"):
+        result = check("select objective /* note */ from ads.campaigns -- tail\n/*! , 1 */", catalog, dialect)
+        assert result.ok and result.sql is not None, (dialect, result.errors)
+        assert "note" not in result.sql and "tail" not in result.sql and "/*" not in result.sql, (dialect, result.sql)
+
+
+def test_time_travel_and_schema_qualified_functions_are_refused(catalog: Catalog) -> None:
+    for sql in ("select objective from ads.campaigns version as of 1",
+                "select objective from ads.campaigns timestamp as of '2020-01-01'"):  # fmt: skip
+        assert codes(sql, catalog, "spark") == ["time_travel"], sql
+    # `ads.upper` is whatever function the schema holds under that name, not the built-in.
+    assert codes("select ads.upper(objective) as u from ads.campaigns", catalog, "spark") == ["qualified_function"]
+    assert codes("select upper(objective) as u from ads.campaigns", catalog, "spark") == []
+
+
 def test_transpile_reports_what_does_not_translate() -> None:
     result = transpile("select date_trunc('week', dt) as w, list_agg(x) from t", "duckdb", "trino")
     assert result.sql is not None and "DATE_TRUNC" in result.sql.upper()

@@ -5,6 +5,7 @@
 a hint where one helps. A rule marked `halt` stops the run when anything so far is an error (later rules
 need what it established); `clean` rules run only when nothing so far is an error.
 
+0. substitution: no `${…}` where the engine would substitute it in the text before parsing (Spark, Hive);
 1. parse: one statement in the dialect, bounded in size and nesting;
 2. read-only: a query with no DML, DDL, `SELECT … INTO`, locking or commands inside; shape: non-empty
    select lists;
@@ -41,6 +42,7 @@ from governance.sqlguard.rules import (
     read_only,
     resolve,
     shape,
+    substitution,
     tables,
 )
 from governance.sqlguard.rules.parse import MAX_SQL_CHARS
@@ -59,6 +61,7 @@ class Rule:
 
 
 RULES: tuple[Rule, ...] = (
+    Rule("substitution", substitution.check, halt=True),
     Rule("parse", parse.check, halt=True),
     Rule("read_only", read_only.check),
     Rule("shape", shape.check, halt=True),

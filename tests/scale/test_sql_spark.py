@@ -260,3 +260,29 @@ def test_a_spark_connect_url_never_shows_its_token(tmp_path: Path) -> None:
     with pytest.raises(EngineError) as down:
         engine.run("SELECT 1", 1, 1)
     assert down.value.code == "engine_down" and "s3cret" not in down.value.message
+
+
+def test_a_connect_server_that_does_not_answer_never_shows_the_token() -> None:
+    """A port that accepts connections but speaks no Spark Connect (a server starting, a wrong port): the
+    error says so within the timeout, without the URL's credentials."""
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        with pytest.raises(engines.EngineUnavailable) as silent:
+            engines.connect(f"sc://127.0.0.1:{port}/;token=s3cret;user_id=x", timeout=2)
+    message = str(silent.value)
+    assert f"sc://127.0.0.1:{port}" in message and "s3cret" not in message and "user_id" not in message, message
+
+
+def test_spark_sessions_of_ours_substitute_no_variables(spark_db: str) -> None:
+    """Spark replaces ${…} in SQL text before parsing it (a literal would read the server's environment; a
+    comment could close early). Every engine session switches that off; the guard refuses the syntax too."""
+    engine = engines.connect(spark_db)
+    try:
+        fetched = engine.fetch_native("SELECT '${system:file.separator}' AS x, '${env:HOME}' AS y", 1, 60)
+    finally:
+        engine.close()
+    assert fetched.rows == [("${system:file.separator}", "${env:HOME}")]

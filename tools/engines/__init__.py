@@ -12,8 +12,6 @@ Tools write SQL once, in DuckDB's dialect; `Engine` (base.py) names every place 
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from tools.engines.base import (
     Aggregate,
     Capabilities,
@@ -25,6 +23,7 @@ from tools.engines.base import (
     Fetched,
     Histogram,
     TableInfo,
+    display_url,
 )
 
 __all__ = [
@@ -46,18 +45,6 @@ __all__ = [
 
 def is_spark(url: str | None) -> bool:
     return bool(url) and str(url).startswith(("sc://", "spark://"))
-
-
-def display_url(url: str) -> str:
-    """An engine URL fit to show: no credentials (a Spark Connect URL's `;token=…` parameters, a user's password)."""
-    if is_spark(url):
-        parts = urlsplit(url)
-        try:
-            port = f":{parts.port}" if parts.port else ""
-        except ValueError:
-            port = ":?"
-        return f"{parts.scheme}://{parts.hostname or ''}{port}"
-    return url.rsplit("@", 1)[-1] if "://" in url else url
 
 
 def connect(url: str | None = None, timeout: float = 10.0) -> Engine:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 
 class EngineError(Exception):
@@ -19,6 +20,18 @@ class EngineError(Exception):
     def __init__(self, message: str) -> None:
         first = (message.strip().splitlines() or [""])[0]
         super().__init__(first[:400])
+
+
+def display_url(url: str) -> str:
+    """An engine URL fit to show: no credentials (a Spark Connect URL's `;token=…` parameters, a user's password)."""
+    if url.startswith(("sc://", "spark://")):
+        parts = urlsplit(url)
+        try:
+            port = f":{parts.port}" if parts.port else ""
+        except ValueError:
+            port = ":?"
+        return f"{parts.scheme}://{parts.hostname or ''}{port}"
+    return url.rsplit("@", 1)[-1] if "://" in url else url
 
 
 class EngineUnavailable(EngineError):

@@ -52,6 +52,7 @@ from tools.engines.base import (
     TableInfo,
     arrow_schema,
     conform,
+    display_url,
 )
 
 QUANTILE_ACCURACY = 10_000
@@ -128,8 +129,11 @@ def _probe(url: str, timeout: float) -> None:
         ) from None
 
 
-def _spark_error(exc: Exception) -> EngineError:
+def _spark_error(exc: Exception, url: str | None = None) -> EngineError:
+    """The first line of Spark's message (bounded by EngineError), without the URL's credentials."""
     text = str(exc)
+    if url is not None:
+        text = text.replace(url, display_url(url))
     # Spark's messages put the error class first, then an explanation; the JVM trace never reaches callers.
     return EngineError(text.split("\n\nJVM stacktrace", 1)[0])
 
@@ -147,8 +151,15 @@ class SparkEngine:
         try:
             # Naive timestamps mean the same instant on both engines.
             session.conf.set("spark.sql.session.timeZone", "UTC")
+            # Spark replaces `${name}`, `${env:NAME}` and `${system:name}` in SQL text before parsing it: in a
+            # string a caller's query would read the server's environment and settings, in a comment turn into
+            # SQL the guard never saw. Nothing here substitutes variables, so no session of ours does.
+            session.conf.set("spark.sql.variable.substitute", "false")
+            substitutes = str(session.conf.get("spark.sql.variable.substitute")).lower()
         except Exception as exc:
             raise _spark_error(exc) from None
+        if substitutes != "false":
+            raise EngineUnavailable("this Spark session keeps substituting ${…} variables in SQL; refusing to use it")
 
     @classmethod
     def remote(cls, url: str, timeout: float = CONNECT_TIMEOUT_S) -> SparkEngine:
@@ -158,7 +169,7 @@ class SparkEngine:
         try:
             session = session_type.builder.remote(url).create()  # a channel: no call yet
         except Exception as exc:
-            raise EngineUnavailable(f"Spark Connect at {url}: {_spark_error(exc)}") from None
+            raise EngineUnavailable(f"Spark Connect at {display_url(url)}: {_spark_error(exc, url)}") from None
         outcome: dict[str, Any] = {}
 
         def first_call() -> None:
@@ -176,8 +187,8 @@ class SparkEngine:
             with contextlib.suppress(Exception):
                 session.client.close()
             caller.join(5)
-            why = _spark_error(outcome["error"]) if "error" in outcome else f"no answer within {timeout:g} s"
-            raise EngineUnavailable(f"Spark Connect at {url} does not answer: {why}")
+            why = _spark_error(outcome["error"], url) if "error" in outcome else f"no answer within {timeout:g} s"
+            raise EngineUnavailable(f"Spark Connect at {display_url(url)} does not answer: {why}")
         return cls(session, owned=True)
 
     @classmethod

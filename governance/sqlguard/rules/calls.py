@@ -31,3 +31,11 @@ def check(ctx: Context) -> None:
         elif func.sql_name().lower() in denied:
             name = func.sql_name().lower()
             ctx.error("forbidden_function", f"function {name} is not allowed", func, subject=name, hint=_WHY)
+    # `schema.upper(x)` is not the built-in upper: an engine with a catalog of functions (Spark, Trino) runs the
+    # function of that name the schema holds, whatever it does. Only built-in functions, by their plain name.
+    for dot in ctx.of(exp.Dot):
+        if isinstance(dot.expression, exp.Func):
+            name = (dot.expression.sql_name() if not isinstance(dot.expression, exp.Anonymous)
+                    else str(dot.expression.this)).lower()[:80]  # fmt: skip
+            ctx.error("qualified_function", f"function {name} is named with a schema or catalog", dot, subject=name,
+                      hint=f"call the built-in function as {name}(…)")  # fmt: skip

@@ -42,7 +42,9 @@ def render(ctx: Context) -> None:
             identifier.set("this", original)
         dialect.quote_identifier(identifier, identify=False)
     try:
-        ctx.output = dialect.generate(tree, copy=False, pretty=True, unsupported_level=ErrorLevel.RAISE)
+        # Without the caller's comments: an engine may read text in one (MySQL's `/*! … */`, Spark's `${…}`),
+        # and nothing the guard checked is in them. Hints are nodes of the tree, not comments: they stay.
+        ctx.output = dialect.generate(tree, copy=False, pretty=True, unsupported_level=ErrorLevel.RAISE, comments=False)
     except UnsupportedError as exc:
         ctx.error("unsupported_construct", f"{ctx.dialect} cannot express part of this query: {str(exc)[:200]}",
                   hint="rewrite that part in the engine's dialect")  # fmt: skip

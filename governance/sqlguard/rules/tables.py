@@ -1,5 +1,7 @@
 """Each table exists in the catalog (CTE names excepted), none is deprecated (the successor is named),
-Tier 3 is warned; table functions (which read files or reach outside the query) are refused."""
+Tier 3 is warned; table functions (which read files or reach outside the query) are refused, and so is time
+travel (`VERSION AS OF`, `TIMESTAMP AS OF`, `FOR SYSTEM_TIME AS OF`): an old snapshot holds rows that retention or
+erasure removed, and the catalog describes the table as it is."""
 
 from __future__ import annotations
 
@@ -19,6 +21,9 @@ def check(ctx: Context) -> None:
             continue
         if ctx.is_cte_ref(node):
             continue
+        if node.args.get("version") is not None:
+            ctx.error("time_travel", f"{shown(node, ctx.dialect)[:120]} reads an earlier version of the table", node,
+                      subject=node.name[:120], hint="query the table as it is now")  # fmt: skip
         reference = ".".join(p for p in (node.catalog, node.db, node.name) if p)
         table = ctx.catalog.table(".".join(reference.lower().split(".")[-2:]))
         if table is None:
