@@ -70,14 +70,16 @@ def generate(directory: Path, rows: int = ROWS) -> tuple[Path, Path]:
         f"['a', 'b', 'c', 'd', 'e'][1 + (hash(i * {j + 3}) % 5)::INT] AS c{j}" for j in range(CATEGORICAL)
     )
     training, serving = directory / "training.parquet", directory / "serving.parquet"
-    con = duckdb.connect()
-    con.execute("SELECT setseed(0.42)")
-    con.execute(f"CREATE TABLE t AS SELECT i AS id, {numeric}, {categorical} FROM range({rows}) r(i)")
-    con.execute(f"COPY t TO '{training}' (FORMAT parquet)")
-    con.execute(f"""COPY (SELECT t.* REPLACE (CASE WHEN id % 10 = 0 THEN n0 * 1000 ELSE n0 END AS n0,
-                     x.n1 AS n1, CAST(CAST(n2 AS FLOAT) AS DOUBLE) AS n2)
-                   FROM t JOIN (SELECT n1, row_number() OVER (ORDER BY hash(id)) - 1 AS k FROM t) x ON x.k = t.id)
-                   TO '{serving}' (FORMAT parquet)""")
+    # Closed at the end: the generator's tables (GBs at 10M rows) must not stay in the runner's memory while
+    # the measured processes run.
+    with duckdb.connect() as con:
+        con.execute("SELECT setseed(0.42)")
+        con.execute(f"CREATE TABLE t AS SELECT i AS id, {numeric}, {categorical} FROM range({rows}) r(i)")
+        con.execute(f"COPY t TO '{training}' (FORMAT parquet)")
+        con.execute(f"""COPY (SELECT t.* REPLACE (CASE WHEN id % 10 = 0 THEN n0 * 1000 ELSE n0 END AS n0,
+                         x.n1 AS n1, CAST(CAST(n2 AS FLOAT) AS DOUBLE) AS n2)
+                       FROM t JOIN (SELECT n1, row_number() OVER (ORDER BY hash(id)) - 1 AS k FROM t) x
+                       ON x.k = t.id) TO '{serving}' (FORMAT parquet)""")
     return training, serving
 
 

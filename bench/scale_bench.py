@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -29,6 +30,7 @@ from bench.parity_bench import CATEGORICAL, NUMERIC, generate
 SIZES = [int(s) for s in os.environ.get("BASTION_BENCH_SCALE_ROWS", "1000000,10000000").split(",") if s.strip()]
 TIMEOUT_S = float(os.environ.get("BASTION_BENCH_SCALE_TIMEOUT", "1800"))
 SPARK_DRIVER_MEMORY = os.environ.get("BASTION_BENCH_SPARK_DRIVER_MEMORY", "8g")
+RESULT = re.compile(r'\{"seconds".*\}')
 DATA_VERSION = "bench.parity_bench.generate (seed 0.42; bugs: n0 ×1000 on 10%, n1 shuffled, n2 fp16)"
 
 # argv: training, serving, engine URL ("" for embedded DuckDB)
@@ -53,12 +55,13 @@ def _audit(training: Path, serving: Path, engine: str) -> dict[str, Any]:
         )  # fmt: skip
     except subprocess.TimeoutExpired:
         return {"outcome": f"timed out after {TIMEOUT_S:g} s"}
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
+    # The result is the last JSON object printed (whatever else shares its line: a library's progress output).
+    found = RESULT.findall(done.stdout)
+    if done.returncode != 0 or not found:
         last = (done.stderr.strip().splitlines() or done.stdout.strip().splitlines() or ["(no output)"])[-1]
         killed = " (killed: out of memory?)" if done.returncode < 0 else ""
         return {"outcome": f"failed, status {done.returncode}{killed}: {last[:300]}"}
-    result: dict[str, Any] = json.loads(lines[-1])
+    result: dict[str, Any] = json.loads(found[-1])
     result["outcome"] = "ok"
     return result
 

@@ -54,6 +54,20 @@ def test_duckdb_engine_answers_where_dialects_differ() -> None:
     engine.close()
 
 
+def test_the_duckdb_engine_draws_no_progress_bar_on_stdout(tmp_path: Path) -> None:
+    """DuckDB draws a progress bar on stdout for a query past two seconds; in an MCP server on stdio that would
+    break the JSON-RPC stream, and in a benchmark it ran into the result line."""
+    database = tmp_path / "w.duckdb"
+    duckdb.connect(str(database)).close()
+    for engine in (DuckDBEngine.open(), DuckDBEngine.open(str(database))):
+        try:
+            assert engine.one("SELECT current_setting('enable_progress_bar')") == (False,)
+            # a caller's query runs on a cursor of its own: the setting holds there too
+            assert engine.fetch_native("SELECT current_setting('enable_progress_bar') AS p", 1, 5).rows == [(False,)]
+        finally:
+            engine.close()
+
+
 def test_spark_types_read_as_duckdb_types() -> None:
     spark = ("bigint", "int", "double", "string", "boolean", "timestamp_ntz", "decimal(10,2)", "array<double>",
              "varchar(20)")  # fmt: skip

@@ -70,7 +70,10 @@ class DuckDBEngine:
 
     @classmethod
     def open(cls, database: str | None = None) -> DuckDBEngine:
+        # No progress bar: DuckDB draws one on stdout for a query past two seconds, which would interleave with
+        # a tool's output (an MCP server on stdio speaks JSON-RPC there).
         con = duckdb.connect()
+        con.execute("SET enable_progress_bar = false")
         con.execute("SET preserve_insertion_order = false")
         if database:
             path = Path(database)
