@@ -194,7 +194,11 @@ def _report(results: dict[str, dict[int, dict[str, Any]]]) -> None:
         f"over Spark Connect, driver {SPARK_MEMORY} (its memory is not in the client's peak)",
     )
     payload = {engine: {str(size): r for size, r in by_size.items()} for engine, by_size in results.items()}
-    path = save("dedupe_learning", {"sizes": SIZES, "hosts": HOSTS, "results": payload})
+    path = save("dedupe_learning", {
+        "sizes": SIZES, "hosts": HOSTS, "seeds": {"world": WORLD_SEED, "sample": 0, "shuffle": "chunk index"},
+        "data_version": f"tools.dedupe.simulator World.generate({HOSTS}, {WORLD_SEED}), chunks of {CHUNK:,}",
+        "results": payload,
+    })  # fmt: skip
     console.print(f"wrote {path}")
 
 
