@@ -173,6 +173,9 @@ async def measure(cases_: list[Case], gateway: str, token: str, bare: dict[str, 
     local = {name: build(name, data_dir) for name in SERVERS}
     results: dict[str, Any] = {}
     async with AsyncExitStack() as stack:
+        for server in local.values():  # as a served builtin runs: its lifespan writes the feature log at the end
+            if server.settings.lifespan is not None:
+                await stack.enter_async_context(server.settings.lifespan(server))
         http = await stack.enter_async_context(httpx2.AsyncClient(timeout=120))
         authed = await stack.enter_async_context(
             httpx2.AsyncClient(timeout=120, headers={"Authorization": f"Bearer {token}"})

@@ -346,3 +346,102 @@ def test_a_graceful_stop_of_the_server_writes_every_served_row(
         live.stop()
     with duckdb.connect(str(log_path), read_only=True) as con:
         assert con.execute(f"SELECT count(*) FROM served_{SCHEMA.hash()}").fetchone() == (12 * 40,)
+
+
+def test_the_vectorised_encoder_gives_the_checked_arrays_and_the_same_errors() -> None:
+    """Item features are read in one pass when the request is well-formed; every other request takes the
+    per-value path. Same arrays on the edge values (unseen, negative and float-written ids), same codes."""
+    from tools.inference.features import _items, _items_checked
+
+    rng = np.random.default_rng(3)
+    values: list[Any] = [0, 1, 299, 300, 10**6, -4, 7.0, 2.0**60, 10**30]
+    candidates = [
+        Candidate.model_construct(
+            id=f"c{i}",
+            features={
+                "item_id": values[i % len(values)],
+                "category": int(rng.integers(0, 12)),
+                "price": float(rng.normal()),
+            },
+        )
+        for i in range(200)
+    ]
+    fast, checked = _items(SCHEMA, candidates), _items_checked(SCHEMA, candidates)
+    assert fast[0].dtype == np.int64 and fast[1].dtype == np.float32
+    assert np.array_equal(fast[0], checked[0]) and np.array_equal(fast[1], checked[1])
+    assert fast[0][:, 0].tolist()[:9] == [0, 1, 299, 0, 0, 0, 7, 0, 0]  # unknown ids read as 0, 'unknown'
+    user, context, _ = request(1)
+    bad: list[tuple[dict[str, Any], str, str]] = [
+        ({"item_id": 1.5, "category": 1, "price": 0.1}, "wrong_type", "'item_id' must be an integer id"),
+        ({"item_id": float("nan"), "category": 1, "price": 0.1}, "wrong_type", "'item_id' must be an integer id"),
+        ({"item_id": float("inf"), "category": 1, "price": 0.1}, "wrong_type", "'item_id' must be an integer id"),
+        ({"item_id": True, "category": 1, "price": 0.1}, "wrong_type", "'item_id' must be an integer id"),
+        ({"item_id": 1, "category": 1, "price": float("nan")}, "wrong_type", "'price' must be a finite number"),
+        ({"item_id": 1, "category": 1, "price": "0.1"}, "wrong_type", "'price' must be a finite number"),
+        ({"item_id": 1, "category": 1}, "missing_feature", "features missing: price"),
+        ({"item_id": 1, "category": 1, "price": 0.1, "colour": 2}, "extra_feature", "not in the model's schema"),
+    ]
+    for features, code, message in bad:
+        one = [*candidates[:5], Candidate.model_construct(id="bad", features=features)]
+        with pytest.raises(InferenceError) as error:
+            encode(SCHEMA, user, context, one)
+        assert (error.value.code, "candidate 'bad'") == (code, error.value.message[:15]), error.value.message
+        assert message in error.value.message
+
+
+def test_the_feature_log_keeps_writing_after_its_file_is_moved_away(
+    trained: tuple[ModelRegistry, Arrays], tmp_path: Path
+) -> None:
+    """An operator archives the log while the server runs: the next write starts a new file with the table (the
+    writer used to remember the table and fail every write after, keeping rows until the queue dropped them)."""
+    from tools.inference.featurelog import FeatureLog
+
+    registry, _ = trained
+    service = InferenceService(registry.root, None, max_candidates=100)
+    service.log = log = FeatureLog(tmp_path / "log.duckdb", interval=3600)
+    service.score(*request(10))
+    log.flush()
+    (tmp_path / "log.duckdb").rename(tmp_path / "archived.duckdb")
+    service.score(*request(20))
+    log.flush()
+    assert log.pending == 0 and log.written == 30
+    service.close()
+    table = f"served_{SCHEMA.hash()}"
+    for name, rows in (("archived.duckdb", 10), ("log.duckdb", 20)):
+        with duckdb.connect(str(tmp_path / name), read_only=True) as con:
+            assert con.execute(f"SELECT count(*) FROM {table}").fetchone() == (rows,)
+
+
+def test_the_feature_log_batch_is_the_requests_rows_in_order() -> None:
+    """The writer builds one Arrow table per batch, column by column: each row still carries its own request's
+    id, time, user features and history, and a model without a click head writes NULL, not a number."""
+    from datetime import UTC, datetime, timedelta
+
+    import pyarrow as pa
+
+    from tools.inference.featurelog import Served, batch_table
+
+    rng = np.random.default_rng(0)
+
+    def served(i: int, n: int, click: bool) -> Served:
+        return Served(
+            table="served_x", request_id=f"r{i}", logged_at=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=i),
+            model_version="v1", surface=["search", "home_feed"][i % 2], ids=pa.array([f"r{i}c{j}" for j in range(n)]),
+            user_columns=[("user_id", "BIGINT", 100 + i), ("tenure", "DOUBLE", i / 10)],
+            item_cat=rng.integers(0, 9, (n, 2)), item_dense=rng.random((n, 1)), item_names=(["item_id", "category"],
+            ["price"]), history=np.arange(1, i + 2), click=rng.random(n) if click else None, conversion=rng.random(n),
+        )  # fmt: skip
+
+    requests = [served(0, 3, True), served(1, 1, False), served(2, 4, True)]
+    table = batch_table(requests)
+    assert table.num_rows == 8
+    assert table.column_names == [c for c, _ in requests[0].columns()]
+    rows = table.to_pylist()
+    assert [r["request_id"] for r in rows] == ["r0"] * 3 + ["r1"] + ["r2"] * 4
+    assert [r["candidate_id"] for r in rows][:4] == ["r0c0", "r0c1", "r0c2", "r1c0"]
+    assert [r["user_id"] for r in rows] == [100] * 3 + [101] + [102] * 4
+    assert rows[3]["history"] == [1, 2] and rows[7]["history"] == [1, 2, 3]
+    assert rows[3]["logged_at"] == datetime(2026, 1, 1, 0, 0, 1) and rows[3]["surface"] == "home_feed"
+    assert rows[3]["p_click"] is None and rows[0]["p_click"] == float(requests[0].click[0])  # type: ignore[index]
+    assert [r["item_id"] for r in rows][4:] == requests[2].item_cat[:, 0].tolist()
+    assert [r["p_conversion"] for r in rows][4:] == requests[2].conversion.tolist()

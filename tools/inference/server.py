@@ -33,6 +33,9 @@ class InferenceSettings(BaseSettings):
     models: Path | None = Field(None, description="Model registry directory; default DATA_DIR/models/conversion")
     feature_log: Path | None = Field(None, description="DuckDB feature log; default DATA_DIR/feature_log.duckdb")
     log_requests: bool = Field(True, description="Write every scored request to the feature log")
+    log_interval: float = Field(
+        5.0, gt=0, le=3600, description="Seconds between feature log writes (sooner when 100,000 rows wait)"
+    )
     max_candidates: int = Field(1000, ge=1, le=5000, description="Candidates per request at most")
     threads: int = Field(1, ge=1, le=64, description="Torch intra-op threads (1: no tail latency from contention)")
     dedup: bool = Field(
@@ -65,7 +68,14 @@ def build(settings: InferenceSettings, data_dir: Path) -> MCPServer[Any]:
         from tools.inference.serving import InferenceService
 
         log = settings.feature_log if settings.log_requests else None
-        return InferenceService(models, log, settings.max_candidates, settings.threads, dedup=settings.dedup)
+        return InferenceService(
+            models,
+            log,
+            settings.max_candidates,
+            settings.threads,
+            dedup=settings.dedup,
+            log_interval=settings.log_interval,
+        )
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Any]) -> AsyncIterator[None]:
