@@ -898,3 +898,21 @@ def test_rules_file_model_round_trip() -> None:
     rule = RegexRule(param="x", action="drop")
     assert RulesFile(rules=[rule]).rules[0].describe() == "rule [host *, param ~ x] drops"
     assert split("https://a.com/?b=1&a=2").params == [("a", "2"), ("b", "1")]
+
+
+def test_a_normalizer_sees_a_map_published_by_another_process(tmp_path: Path) -> None:
+    """Each service asks its store for a revision on every call (now from a kept connection, by SQLite's
+    data_version): a version published through another connection to the file is used on the next call, and
+    nothing is rebuilt while nothing changes."""
+    from tools.dedupe.service import DedupeService, DedupeSettings
+
+    settings = DedupeSettings(store=tmp_path / "maps.db")
+    serving, learner = DedupeService(settings), DedupeService(settings)
+    before = serving.normalizer()
+    assert serving.normalizer() is before and "shop.example" not in before.maps
+    learner.store.publish(_map(), max_flip_share=0.2)
+    after = serving.normalizer()
+    assert after is not before and after.maps["shop.example"].version == 1
+    assert serving.normalizer() is after
+    learner.store.publish(_map(), max_flip_share=1.0)
+    assert serving.normalizer().maps["shop.example"].version == 2

@@ -31,6 +31,7 @@ from registry.gateway.ratelimit import create_limiter
 from registry.gateway.server import SessionTracker, build_server
 from registry.gateway.tracing import Tracing
 from registry.gateway.upstreams import BuiltinUpstream, RemoteUpstream, Upstream
+from registry.gateway.wirejson import install as install_fast_json
 from registry.schemas.errors import ErrorOut
 from registry.services.facts import ServerEntry
 
@@ -78,6 +79,7 @@ class Gateway:
         self.core = GatewayCore(ctx, upstreams, self.limiter, self.audit, self.metrics, remote, self.tracing)
         self.sessions = SessionTracker(self.core)
         self.server = build_server(self.core, self.sessions, version)
+        install_fast_json()  # orjson in the SDK's transport (registry/gateway/wirejson.py)
         self.manager = StreamableHTTPSessionManager(self.server, stateless=settings.gateway_stateless)
         self.endpoint = GatewayEndpoint(self.core, self.manager)
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from bastion_sdk import current_caller
 from tools.dedupe.fingerprint import Fingerprinter
 from tools.dedupe.model import LearnSettings, MapDiff
-from tools.dedupe.normalizer import Explanation, NormalizeResult, URLProblem
+from tools.dedupe.normalizer import Explanation, Normalizer, NormalizeResult, URLProblem
 from tools.dedupe.sampling import LogSource
 from tools.dedupe.service import DedupeError, DedupeService, DedupeSettings, LearnOutcome
 from tools.dedupe.store import MapNotFound, MapVersion
@@ -47,17 +47,10 @@ class DedupeResponse(BaseModel):
     reduction: float = Field(description="1 − clusters / valid URLs: the share of fetches dedupe saves")
 
 
-def _maps_used(service: DedupeService, results: list[NormalizeResult]) -> dict[str, int]:
-    normalizer = service.normalizer()
-    used: dict[str, int] = {}
-    for result in results:
-        if result.normalized is None:
-            continue
-        host = result.normalized.split("/", 3)[2].rsplit(":", 1)[0]
-        domain_map = normalizer.maps.get(host)
-        if domain_map is not None:
-            used[host] = domain_map.version
-    return used
+def _maps_used(normalizer: Normalizer, results: list[NormalizeResult]) -> dict[str, int]:
+    """The learned map version per host of the input that has one (the normalizer that produced `results`)."""
+    hosts = {r.normalized.split("/", 3)[2].rsplit(":", 1)[0] for r in results if r.normalized is not None}
+    return {host: normalizer.maps[host].version for host in sorted(hosts) if host in normalizer.maps}
 
 
 def build(settings: DedupeSettings | None = None) -> MCPServer[Any]:
@@ -79,9 +72,10 @@ def build(settings: DedupeSettings | None = None) -> MCPServer[Any]:
         A URL that cannot be normalized gets an error (code and message) in its result; the others still succeed.
         """
         check_batch(urls)
-        results = service.normalizer().normalize_many(urls)
+        normalizer = service.normalizer()
+        results = normalizer.normalize_many(urls)
         return NormalizeResponse(
-            results=results, errors=sum(r.error is not None for r in results), maps=_maps_used(service, results)
+            results=results, errors=sum(r.error is not None for r in results), maps=_maps_used(normalizer, results)
         )
 
     @server.tool(annotations=READ_ONLY)

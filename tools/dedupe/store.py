@@ -8,6 +8,7 @@ gate's report) for review but never served.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -50,6 +51,10 @@ class MapVersion(BaseModel):
 class MapStore:
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._watch: sqlite3.Connection | None = None  # read-only use: revision()
+        self._watch_lock = threading.Lock()
+        self._seen = -1
+        self._revision: tuple[int, int] | None = None
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as con:
             con.executescript(_SCHEMA)
@@ -121,10 +126,18 @@ class MapStore:
         return None if row is None else self._load(row)
 
     def revision(self) -> tuple[int, int]:
-        """Changes whenever a version is published (by any process): (rows, last rowid)."""
-        with self._connect() as con:
-            count, last = con.execute("SELECT COUNT(*), COALESCE(MAX(rowid), 0) FROM maps").fetchone()
-        return int(count), int(last)
+        """Changes whenever a version is published (by any process): (rows, last rowid).
+
+        Asked on every normalize call. A connection kept for it asks SQLite's `data_version` (which moves when any
+        other connection commits) and counts again only then: ~10 µs instead of ~0.5 ms to open the file."""
+        with self._watch_lock:
+            if self._watch is None:
+                self._watch = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            (version,) = self._watch.execute("PRAGMA data_version").fetchone()
+            if self._revision is None or version != self._seen:
+                count, last = self._watch.execute("SELECT COUNT(*), COALESCE(MAX(rowid), 0) FROM maps").fetchone()
+                self._seen, self._revision = version, (int(count), int(last))
+            return self._revision
 
     def active(self, domain: str) -> DomainMap | None:
         with self._connect() as con:
