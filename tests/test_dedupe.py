@@ -916,3 +916,28 @@ def test_a_normalizer_sees_a_map_published_by_another_process(tmp_path: Path) ->
     assert serving.normalizer() is after
     learner.store.publish(_map(), max_flip_share=1.0)
     assert serving.normalizer().maps["shop.example"].version == 2
+
+
+def test_a_normalizer_sees_a_replaced_store_file_and_a_reused_rowid(tmp_path: Path) -> None:
+    """Found by review of the kept connection: it stayed on a file that was replaced (a restored backup), so the
+    new file's maps were never served; and a deleted last version followed by a new one reused the rowid, which
+    the old (count, last rowid) revision could not tell apart."""
+    import shutil
+    import sqlite3
+
+    from tools.dedupe.service import DedupeService, DedupeSettings
+
+    path = tmp_path / "maps.db"
+    serving = DedupeService(DedupeSettings(store=path))
+    assert "shop.example" not in serving.normalizer().maps
+    other = MapStore(tmp_path / "backup.db")
+    other.publish(_map(), max_flip_share=0.2)
+    shutil.copy(tmp_path / "backup.db", tmp_path / "incoming.db")
+    (tmp_path / "incoming.db").replace(path)  # a new file at the same path
+    assert serving.normalizer().maps["shop.example"].version == 1
+    with sqlite3.connect(path) as con:  # the last version deleted, a new one published: the same rowid
+        con.execute("DELETE FROM maps")
+    before = serving.normalizer()
+    MapStore(path).publish(_map(domain="other.example"), max_flip_share=0.2)
+    after = serving.normalizer()
+    assert after is not before and "other.example" in after.maps

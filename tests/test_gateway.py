@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -148,3 +150,34 @@ async def test_remote_upstream_gets_the_gateways_credential_not_the_callers(
     assert remote.recorder.seen, "the upstream was never called"
     assert all(h == f"Bearer {GATEWAY_TOKEN}" for h in remote.recorder.seen)
     assert not any(caller_token in (h or "") for h in remote.recorder.seen)
+
+
+async def test_the_transport_json_keeps_ids_line_separators_and_depth(gw: Gateway) -> None:
+    """The gateway's transport reads and writes JSON with orjson (registry/gateway/wirejson.py). Through the real
+    endpoint: a request id beyond 64 bits comes back the same integer (orjson alone reads it as a float); a
+    U+2028 in a reply stays escaped (a line break to line-splitting SSE clients); arguments nested 200 levels are
+    served, and 300 or 1,000 levels are a JSON-RPC parse error (1,000 levels used to be served, its audit row
+    cut down after a RecursionError)."""
+    await setup_ops(gw)
+    meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
+            "io.modelcontextprotocol/clientCapabilities": {}}  # fmt: skip
+    headers = {**gw.auth("ann", ["analysts"]), "accept": "application/json, text/event-stream",
+               "content-type": "application/json", "mcp-protocol-version": "2026-07-28",
+               "mcp-method": "tools/call", "mcp-name": "ops__read_metric"}  # fmt: skip
+
+    def call(request_id: str, name: str, extra: str = "") -> httpx.Response:
+        body = (f'{{"jsonrpc":"2.0","id":{request_id},"method":"tools/call","params":{{"name":"ops__read_metric",'
+                f'"arguments":{{"name":{json.dumps(name)}{extra}}},"_meta":{json.dumps(meta)}}}}}')  # fmt: skip
+        return httpx.post(f"{gw.url}/mcp", content=body, headers=headers, timeout=30)
+
+    big = call("123456789012345678901234567890", "spend\u2028x")
+    assert big.status_code == 200, big.text
+    assert b'"id":123456789012345678901234567890' in big.content
+    assert "\u2028".encode() not in big.content and b"\\u2028" in big.content
+    assert json.loads(big.content)["result"]["content"][0]["text"] == "spend\u2028x=42"
+    served = call("2", "spend", ',"x":' + "[" * 200 + "]" * 200)
+    assert served.status_code == 200 and "spend=42" in served.text, served.text[:300]
+    for depth in (300, 1000):
+        refused = call("3", "spend", ',"x":' + "[" * depth + "]" * depth)
+        assert refused.status_code == 400 and json.loads(refused.content)["error"]["code"] == -32700

@@ -75,3 +75,24 @@ def test_long_fractions_take_the_fast_path() -> None:
     body = json.dumps({"v": [0.00012345678901234567, 1.2345678901234567e-07, 0.6369616873214543]}).encode()
     assert not wirejson._may_hold_a_long_integer(body)
     assert wirejson.loads(body) == json.loads(body)
+
+
+def test_line_separators_stay_escaped_for_line_readers() -> None:
+    """U+2028, U+2029 and U+0085 are line breaks to `str.splitlines` (and to SSE clients built on it): a reply
+    written with them raw was cut in the middle of a string (found by review; this failed on the first version)."""
+    text = wirejson.dumps({"text": "a\u2028b\u2029c\x85d é"}, separators=(",", ":"))
+    assert len(text.splitlines()) == 1 and "é" in text
+    assert json.loads(text) == {"text": "a\u2028b\u2029c\x85d é"}
+
+
+def test_documents_deeper_than_255_levels_are_refused() -> None:
+    limit = wirejson.MAX_DEPTH
+    assert wirejson.loads("[" * limit + "]" * limit) is not None
+    for text in ("[" * (limit + 1) + "]" * (limit + 1), '{"a":' * 600 + "1" + "}" * 600):
+        with pytest.raises(ValueError, match="nested more than 255"):
+            wirejson.loads(text)
+    wide = "[" + ",".join("[1]" for _ in range(5000)) + "]"  # many brackets, two levels: read
+    assert len(wirejson.loads(wide)) == 5000
+    lone = '{"s": "\\ud800", "x": ' + "[" * 300 + "]" * 300 + "}"  # the standard library's path, then the limit
+    with pytest.raises(ValueError, match="nested more than 255"):
+        wirejson.loads(lone)

@@ -445,3 +445,21 @@ def test_the_feature_log_batch_is_the_requests_rows_in_order() -> None:
     assert rows[3]["p_click"] is None and rows[0]["p_click"] == float(requests[0].click[0])  # type: ignore[index]
     assert [r["item_id"] for r in rows][4:] == requests[2].item_cat[:, 0].tolist()
     assert [r["p_conversion"] for r in rows][4:] == requests[2].conversion.tolist()
+
+
+def test_dense_values_the_model_cannot_read_are_refused_on_both_paths() -> None:
+    """An integer beyond float64 (a 500 before), or a value beyond float32 (the model's input type: it became
+    infinite), is `wrong_type` whether or not the request takes the vectorised path; 2**64 is a number."""
+    from tools.inference.features import _items, _items_checked
+
+    user, context, _ = request(1)
+    fine = Candidate.model_construct(id="ok", features={"item_id": 1, "category": 1, "price": 2**64})
+    assert _items(SCHEMA, [fine])[1][0, 0] == np.float32(2**64) == _items_checked(SCHEMA, [fine])[1][0, 0]
+    broken = Candidate.model_construct(id="other", features={"item_id": 1, "category": 1})  # the per-value path
+    for value in (10**400, 1e300, -3.5e38):
+        bad = Candidate.model_construct(id="bad", features={"item_id": 1, "category": 1, "price": value})
+        for candidates in ([bad], [bad, broken]):
+            with pytest.raises(InferenceError) as error:
+                encode(SCHEMA, user, context, candidates)
+            assert error.value.code == "wrong_type" and "'price' must be a finite number" in error.value.message
+            assert len(error.value.message) < 200

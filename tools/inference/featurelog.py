@@ -16,7 +16,6 @@ from __future__ import annotations
 import atexit
 import functools
 import logging
-import os
 import threading
 import time
 from collections import deque
@@ -128,22 +127,6 @@ def batch_table(requests: list[Served]) -> pa.Table:
     return pa.table(data)
 
 
-def background_priority() -> bool:
-    """Lower the calling thread to the lowest CPU priority (nice 19; Linux niceness is per thread).
-
-    The writer's DuckDB work (50-300 ms of a core per write, with the GIL released) then takes the cores only
-    when the request threads leave them idle; at equal priority it took its share of a 2-core machine from
-    the requests and set their p99. A thread may always lower its own priority; where it cannot (another
-    platform), it runs as before. Returns whether the priority was lowered."""
-    if not hasattr(os, "setpriority"):
-        return False
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-    except OSError:
-        return False
-    return True
-
-
 class FeatureLog:
     def __init__(
         self, path: Path, *, interval: float = 5.0, max_rows: int = 500_000, batch_rows: int = 100_000
@@ -194,7 +177,6 @@ class FeatureLog:
     # -- the writer --------------------------------------------------------------------------------------
 
     def _run(self) -> None:
-        background_priority()
         while not self._stop.is_set():
             self._wake.wait(self.interval)
             self._wake.clear()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from itertools import chain
 from typing import Any
 
@@ -62,18 +63,31 @@ class Encoded(BaseModel):
     item_dense: Any  # (N, Di) float32
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def clip(value: Any) -> str:
+    """A refused value as an error shows it: at most 80 characters of its repr (an integer can be 400 digits)."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:80]}… ({len(text)} characters)"
+
+
 def _categorical(name: str, value: Any, size: int, where: str) -> int:
     fractional = isinstance(value, float) and not value.is_integer()  # NaN and infinities too
     if isinstance(value, bool) or not isinstance(value, int | float) or fractional:
-        raise InferenceError("wrong_type", f"{where} feature {name!r} must be an integer id, got {value!r}")
+        raise InferenceError("wrong_type", f"{where} feature {name!r} must be an integer id, got {clip(value)}")
     index = int(value)
     return index if 0 <= index < size else 0  # unseen ids map to the 'unknown' row
 
 
 def _dense(name: str, value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
-        raise InferenceError("wrong_type", f"{where} feature {name!r} must be a finite number, got {value!r}")
-    return float(value)
+    try:
+        number = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+    except OverflowError:  # an integer beyond float64
+        number = math.nan
+    if not math.isfinite(number) or abs(number) > _FLOAT32_MAX:  # the model reads float32: it would be infinite
+        raise InferenceError("wrong_type", f"{where} feature {name!r} must be a finite number, got {clip(value)}")
+    return number
 
 
 def _check_names(given: dict[str, Any], expected: list[str], where: str) -> None:
@@ -113,6 +127,7 @@ def _items(schema: FeatureSchema, candidates: list[Candidate]) -> tuple[np.ndarr
                 and (cat == np.floor(cat)).all()
                 and (np.abs(cat) < _EXACT).all()
                 and np.isfinite(dense).all()
+                and (np.abs(dense) <= _FLOAT32_MAX).all()
             ):
                 sizes = np.array([schema.item_categorical[n] for n in cat_names], dtype=np.float64)
                 ids = np.where((cat >= 0) & (cat < sizes), cat, 0).astype(np.int64)  # unseen ids → 'unknown'
