@@ -40,7 +40,7 @@ from registry.auth import mint_token
 from registry.settings import RegistrySettings
 
 SECRET = "bench-" + "s" * 40
-CALLS = int(os.environ.get("BASTION_BENCH_FULLPATH_CALLS", "60"))
+CALLS = int(os.environ.get("BASTION_BENCH_FULLPATH_CALLS", "200"))  # a p99 needs more than 60 samples
 ONLY = os.environ.get("BASTION_BENCH_FULLPATH_ONLY", "")  # run only the cases whose name contains this
 WARMUP = 5
 SERVERS = ("inference", "rerank", "dedupe", "sql")
