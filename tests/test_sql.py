@@ -430,3 +430,17 @@ def test_bad_questions_are_refused_clearly(service: SqlService, question: str) -
     with pytest.raises(SqlError) as refused:
         agent.ask(question)
     assert refused.value.code == "bad_question"
+
+
+def test_a_wide_result_is_refused_and_amplifiers_never_run(knowledge: Knowledge) -> None:
+    """The row cap bounds rows, not bytes. Before: `lpad('a', 100000000, 'b')` over five rows returned 500 MB and
+    took 3.7 GB of the serving process. Now the guard refuses the width before anything runs, and a result made
+    wide by the data itself (an aggregate of many rows) is refused after the fetch, by its size."""
+    small = SqlService(SqlSettings(url=None, timeout=10, max_result_bytes=20_000), knowledge.settings)
+    with pytest.raises(SqlError) as amplified:
+        small.run("select lpad('a', 100000000, 'b') as x from ads.campaigns limit 5")
+    assert amplified.value.code == "refused" and amplified.value.issues[0].code == "unbounded_output"
+    with pytest.raises(SqlError) as wide:
+        small.run("select string_agg(cast(campaign_id as varchar), ',') as ids from ads.campaigns")
+    assert wide.value.code == "result_too_large" and "20,000" in wide.value.message
+    assert small.run("select count(*) as n from ads.campaigns").result.rows[0][0] > 0

@@ -31,6 +31,7 @@ from governance.catalog import Catalog
 from governance.sqlguard.context import Context, GuardPolicy
 from governance.sqlguard.issues import GuardResult
 from governance.sqlguard.rules import (
+    amplification,
     calls,
     columns,
     constructs,
@@ -67,6 +68,7 @@ RULES: tuple[Rule, ...] = (
     Rule("shape", shape.check, halt=True),
     Rule("tables", tables.check),
     Rule("functions", calls.check),
+    Rule("amplification", amplification.check),
     Rule("constructs", constructs.check),
     Rule("reads_a_table", shape.reads_a_table, halt=True, clean=True),
     Rule("limit", limit.apply),

@@ -230,7 +230,9 @@ class Engine(Protocol):
     def denied_functions(self) -> frozenset[str]:
         """Functions this engine must never run for a caller (beyond the guard's list): file or JVM access."""
 
-    def confine(self, files: list[str]) -> None:
-        """From now on, queries may read no file but these (registered inputs are read already)."""
+    def confine(self, files: list[str], memory: str | None = None) -> None:
+        """From now on, queries may read no file but these (registered inputs are read already); with `memory`
+        (e.g. "2GB"), the engine's own memory for queries is bounded where the engine lives in this process
+        (DuckDB); a remote engine's memory is its cluster's setting."""
 
     def close(self) -> None: ...

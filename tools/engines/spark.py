@@ -529,7 +529,7 @@ class SparkEngine:
     def denied_functions(self) -> frozenset[str]:
         return DENIED
 
-    def confine(self, files: list[str]) -> None:
+    def confine(self, files: list[str], memory: str | None = None) -> None:  # memory: the cluster's settings
         # Inputs are read through the DataFrame reader; SQL may not name a file (parquet.`/etc/…`).
         try:
             self.session.conf.set("spark.sql.runSQLOnFiles", "false")

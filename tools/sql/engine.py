@@ -94,12 +94,16 @@ def _layer_error(exc: engines.EngineError, timeout: float) -> EngineError:
         return EngineError("timeout", f"the query ran longer than {timeout:g}s and was cancelled")
     if isinstance(exc, engines.EngineUnavailable):
         return EngineError("engine_down", f"the engine is unreachable: {exc}")
+    if "Out of Memory" in str(exc):  # DuckDB, at the engine's memory bound (BASTION_SQL_MEMORY_LIMIT)
+        return EngineError("memory_exceeded", "the query needed more memory than the sql tool allows "
+                           "(BASTION_SQL_MEMORY_LIMIT): select fewer or narrower values, or aggregate")  # fmt: skip
     return EngineError("execution_failed", str(exc))
 
 
 class Engine:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, memory: str | None = None) -> None:
         self.url = url
+        self.memory = memory  # the engine's own memory bound, where it runs in this process (DuckDB)
         self.dialect = dialect_of(url)
         self._layer: engines.Engine | None = None
         self._sqlalchemy: Any = None
@@ -126,7 +130,7 @@ class Engine:
                 try:
                     # Behind the guard, the engine itself lets no query read a file: what the guard's function
                     # lists miss, the engine refuses.
-                    layer.confine([])
+                    layer.confine([], memory=self.memory)
                 except engines.EngineError as exc:
                     layer.close()
                     raise EngineError("engine_down", f"cannot confine {engines.display_url(self.url)}: {exc}") from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -30,6 +31,14 @@ class SqlSettings(BaseSettings):
     timeout: float = Field(30.0, gt=0, description="Statement timeout, seconds")
     default_limit: int = Field(100, ge=1, description="LIMIT added to a query without one")
     max_rows: int = Field(1000, ge=1, description="Rows returned at most (a larger LIMIT is capped)")
+    memory_limit: str | None = Field(
+        "2GB",
+        pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+        description="DuckDB's memory limit for the sql tool's instance (buffer-managed memory, not streamed strings)",
+    )
+    max_result_bytes: int = Field(
+        16_000_000, ge=1000, description="A result larger than this (as JSON) is refused: the row cap bounds rows"
+    )
     partition_min_rows: int | None = Field(1_000_000, description="Partition filter required from this size")
 
 
@@ -149,7 +158,7 @@ class SqlService:
 
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = Engine(self.settings.url or self.index.source())
+            self._engine = Engine(self.settings.url or self.index.source(), memory=self.settings.memory_limit)
         return self._engine
 
     def policy(self, clearance: Classification = Classification.INTERNAL, limit: int | None = None) -> GuardPolicy:
@@ -253,6 +262,11 @@ class SqlService:
                                      timeout=self.settings.timeout, expect=validation.guard.output_columns)  # fmt: skip
         except EngineError as exc:
             raise SqlError(exc.code, exc.message) from None
+        size = len(orjson.dumps(rows.rows, default=str))
+        if size > self.settings.max_result_bytes:  # wide values from the data (an aggregate of a big table)
+            raise SqlError("result_too_large", f"the result is {size:,} bytes as JSON; at most "
+                           f"{self.settings.max_result_bytes:,} are returned (BASTION_SQL_MAX_RESULT_BYTES): "
+                           "select fewer or narrower columns, or aggregate")  # fmt: skip
         warnings = [w.message for w in validation.guard.warnings] + validation.untranslated
         return RunResult(sql=validation.guard.sql, dialect=validation.guard.dialect, tables=validation.guard.tables,
                          warnings=warnings, result=rows)  # fmt: skip
