@@ -124,3 +124,17 @@ def test_a_duckdb_warehouse_read_through_the_engine_layer(tmp_path: Path) -> Non
         engine.fetch_native("SELECT platform FROM shop.orders", max_rows=3, timeout=10, check=refuse)
     assert "orders" in engine.plan_native("SELECT * FROM shop.orders", timeout=10).lower()
     reader.close()
+
+
+def test_confine_sets_the_engines_memory_limit(tmp_path: Path) -> None:
+    """The `sql` tool's BASTION_SQL_MEMORY_LIMIT reaches its own DuckDB instance (and no other engine's)."""
+    path = tmp_path / "w.duckdb"
+    duckdb.connect(str(path)).close()
+    bounded, other = DuckDBEngine.open(str(path)), DuckDBEngine.open(str(path))
+    bounded.confine([], memory="64MB")
+    other.confine([])
+    limit = str(bounded.one("SELECT current_setting('memory_limit')")[0])
+    assert limit.endswith("MiB") and float(limit.split(maxsplit=1)[0]) < 100, limit
+    assert str(other.one("SELECT current_setting('memory_limit')")[0]) != limit
+    bounded.close()
+    other.close()

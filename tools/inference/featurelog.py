@@ -78,9 +78,6 @@ class Served:
             + [("history", "BIGINT[]"), ("p_click", "DOUBLE"), ("p_conversion", "DOUBLE")]
         )  # fmt: skip
 
-    def arrow(self) -> pa.Table:
-        return batch_table([self])
-
 
 def batch_table(requests: list[Served]) -> pa.Table:
     """One Arrow table for many requests of one schema, built column by column over the whole batch.
@@ -93,8 +90,10 @@ def batch_table(requests: list[Served]) -> pa.Table:
     n = int(counts.sum())
     cat, dense = first.item_names
 
+    owner = pa.array(np.repeat(np.arange(len(requests)), counts))  # each row's request
+
     def per_request(values: list[Any], kind: pa.DataType) -> pa.Array:  # one value per request, repeated per row
-        return pa.array(values, kind).take(pa.array(np.repeat(np.arange(len(requests)), counts)))
+        return pa.array(values, kind).take(owner)
 
     data: dict[str, pa.Array] = {
         "request_id": per_request([r.request_id for r in requests], pa.string()),
