@@ -298,17 +298,18 @@ class DuckDBEngine:
         `read_text('/etc/passwd')`, `FROM 'secrets.csv'`, `glob('/*')`, `ATTACH` — can reach another file.
 
         `memory` sets DuckDB's memory limit for this engine's instance (its own: `open` connects an in-memory
-        database and attaches the file). It covers DuckDB's buffer-managed memory (aggregates, joins, sorts,
-        which spill to the private directory below), not strings built while a result streams: nested `repeat`
-        still took a test process to 23.8 GB (README, SQL guard: open)."""
+        database and attaches the file), and as much for what it spills to the private directory below. It
+        covers DuckDB's buffer-managed memory (aggregates, joins, sorts), not strings built while a result
+        streams: the `sql` tool bounds those with its engine process's limit (tools/sql/sandbox.py)."""
         # DuckDB may always write where it spills (temp_directory, by default ./.tmp): a private directory of
         # this connection's own, removed with it, so the one writable place is nobody else's.
         spill = tempfile.mkdtemp(prefix="bastion-parity-")
         weakref.finalize(self.con, shutil.rmtree, spill, True)
         listed = ", ".join(f"'{_literal(f)}'" for f in files)
         self.execute(f"SET temp_directory = '{_literal(spill)}'")
-        if memory is not None:
+        if memory is not None:  # and as much on disk, where it spills (by default: 90% of the free space)
             self.execute(f"SET memory_limit = '{_literal(memory)}'")
+            self.execute(f"SET max_temp_directory_size = '{_literal(memory)}'")
         self.execute(f"SET allowed_paths = [{listed}]")
         self.execute("SET enable_external_access = false")
         self.execute("SET lock_configuration = true")

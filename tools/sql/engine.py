@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import json
 import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, Field
 
 from tools import engines
@@ -58,13 +60,20 @@ def dialect_of(url: str) -> str:
 
 
 def _jsonable(value: Any) -> Any:
+    """A value as JSON holds it: plain numbers, strings, lists and objects (an engine's LIST of DATE too)."""
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
     if isinstance(value, decimal.Decimal):
         return float(value)
     if isinstance(value, dt.date | dt.datetime | dt.time | dt.timedelta | uuid.UUID):
         return str(value)
-    if isinstance(value, bytes):
-        return value.hex()
-    return value
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).hex()
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return str(value)
 
 
 def check_shape(columns: list[str], expect: list[str] | None) -> None:
@@ -94,10 +103,48 @@ def _layer_error(exc: engines.EngineError, timeout: float) -> EngineError:
         return EngineError("timeout", f"the query ran longer than {timeout:g}s and was cancelled")
     if isinstance(exc, engines.EngineUnavailable):
         return EngineError("engine_down", f"the engine is unreachable: {exc}")
-    if "Out of Memory" in str(exc):  # DuckDB, at the engine's memory bound (BASTION_SQL_MEMORY_LIMIT)
-        return EngineError("memory_exceeded", "the query needed more memory than the sql tool allows "
-                           "(BASTION_SQL_MEMORY_LIMIT): select fewer or narrower values, or aggregate")  # fmt: skip
+    if "Out of Memory" in str(exc):  # DuckDB, at its memory limit or at its process's (tools/sql/sandbox.py)
+        return _memory_error()
     return EngineError("execution_failed", str(exc))
+
+
+def _memory_error() -> EngineError:
+    return EngineError("memory_exceeded", "the query needed more memory than the sql tool allows "
+                       "(BASTION_SQL_MEMORY_LIMIT): select fewer or narrower values, or aggregate")  # fmt: skip
+
+
+def _values(rows: list[list[Any]], most: int) -> int:
+    """JSON values in `rows` (each list, object, key and scalar), counted up to just past `most`."""
+    count, stack = 0, [rows]
+    while stack and count <= most:
+        item = stack.pop()
+        count += 1
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            count += len(item)
+            stack.extend(item.values())
+    return count
+
+
+def check_size(rows: list[list[Any]], max_bytes: int | None) -> None:
+    """A result wider than `max_bytes` as JSON is refused (the row cap bounds rows, not their width), and so is
+    one of more than `max_bytes / 16` values: a million empty lists are 3 MB of JSON and 80 MB of objects."""
+    if max_bytes is None:
+        return
+    most = max_bytes // 16
+    if _values(rows, most) > most:
+        message = f"the result holds more than {most:,} values; at most that many are returned "
+        raise EngineError("result_too_large", message + "(BASTION_SQL_MAX_RESULT_BYTES / 16): select fewer values, "
+                          "or aggregate")  # fmt: skip
+    try:
+        size = len(orjson.dumps(rows, default=str))
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits (DuckDB's HUGEINT): the standard library's JSON
+        size = len(json.dumps(rows, default=str))
+    if size > max_bytes:
+        raise EngineError("result_too_large", f"the result is {size:,} bytes as JSON; at most {max_bytes:,} are "
+                          "returned (BASTION_SQL_MAX_RESULT_BYTES): select fewer or narrower columns, "
+                          "or aggregate")  # fmt: skip
 
 
 class Engine:
@@ -167,19 +214,25 @@ class Engine:
             raise
         return "\n".join(" ".join(str(v) for v in row) for row in result.rows)[:4000]
 
-    def run(self, sql: str, max_rows: int, timeout: float, expect: list[str] | None = None) -> Rows:
-        """Run `sql`; with `expect` (the guard's output columns), refuse a result shaped differently."""
-        return self._execute(sql, max_rows=max_rows, timeout=timeout, expect=expect)
+    def run(
+        self, sql: str, max_rows: int, timeout: float, expect: list[str] | None = None, max_bytes: int | None = None
+    ) -> Rows:
+        """Run `sql`; with `expect` (the guard's output columns), refuse a result shaped differently, and with
+        `max_bytes` one wider than that as JSON."""
+        return self._execute(sql, max_rows=max_rows, timeout=timeout, expect=expect, max_bytes=max_bytes)
 
-    def _execute(self, sql: str, max_rows: int, timeout: float, expect: list[str] | None = None) -> Rows:
+    def _execute(
+        self, sql: str, max_rows: int, timeout: float, expect: list[str] | None = None, max_bytes: int | None = None
+    ) -> Rows:
         started = time.perf_counter()
         if self.dialect in LAYER_DIALECTS:
             columns, rows = self._run_layer(sql, max_rows, timeout, expect)
         else:
             columns, rows = self._run_sqlalchemy(sql, max_rows, timeout, expect)
         truncated = len(rows) > max_rows
-        rows = rows[:max_rows]
-        return Rows(columns=columns, rows=[[_jsonable(v) for v in row] for row in rows], row_count=len(rows),
+        values = [[_jsonable(v) for v in row] for row in rows[:max_rows]]
+        check_size(values, max_bytes)
+        return Rows(columns=columns, rows=values, row_count=len(values),
                     truncated=truncated, elapsed_ms=round((time.perf_counter() - started) * 1000, 2))  # fmt: skip
 
     def _run_layer(
@@ -217,6 +270,8 @@ class Engine:
                 raise EngineError("timeout", f"the query ran longer than {timeout:g}s and was cancelled") from None
             if exc.connection_invalidated or "connect" in message.lower():
                 raise EngineError("engine_down", f"the engine is unreachable: {message}") from None
+            if "out of memory" in message.lower():  # SQLite, at its process's limit (tools/sql/sandbox.py)
+                raise _memory_error() from None
             raise EngineError("execution_failed", message) from None
         except DBAPIError as exc:
             message = str(exc.orig if exc.orig is not None else exc).split("\n")[0][:500]

@@ -9,8 +9,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import orjson
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from embeddings.embedder import make_embedder
@@ -21,7 +20,8 @@ from embeddings.store import VectorStore, client_for
 from governance.catalog import Catalog
 from governance.classification import Classification
 from governance.sqlguard import GuardPolicy, GuardResult, Issue, check, transpile
-from tools.sql.engine import Engine, EngineError, Rows
+from tools.sql.engine import EngineError, Rows
+from tools.sql.sandbox import MAX_MEMORY, MIN_MEMORY, SandboxedEngine, size_bytes
 
 
 class SqlSettings(BaseSettings):
@@ -34,12 +34,21 @@ class SqlSettings(BaseSettings):
     memory_limit: str | None = Field(
         "2GB",
         pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
-        description="DuckDB's memory limit for the sql tool's instance (buffer-managed memory, not streamed strings)",
+        description="Memory each engine process of the sql tool may use (its data segment; DuckDB's buffer manager "
+        "gets half): a query that needs more fails with memory_exceeded. Unset: unbounded",
     )
+    workers: int = Field(2, ge=1, le=64, description="Engine processes: queries the sql tool runs at once")
     max_result_bytes: int = Field(
         16_000_000, ge=1000, description="A result larger than this (as JSON) is refused: the row cap bounds rows"
     )
     partition_min_rows: int | None = Field(1_000_000, description="Partition filter required from this size")
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _a_workable_bound(cls, value: str | None) -> str | None:
+        if value is not None and not MIN_MEMORY <= size_bytes(value) <= MAX_MEMORY:
+            raise ValueError("between 512MB (an engine process needs that much to run) and 1PiB")
+        return value
 
 
 class SqlError(Exception):
@@ -114,7 +123,7 @@ class SqlService:
         self._lock = threading.Lock()
         self._retriever: Retriever | None = None
         self._stamp: tuple[int, int] | None = None
-        self._engine: Engine | None = None
+        self._engine: SandboxedEngine | None = None
 
     # -- lazily loaded parts ---------------------------------------------------------------------
 
@@ -156,10 +165,13 @@ class SqlService:
     def catalog(self) -> Catalog:
         return self.retriever().catalog
 
-    def engine(self) -> Engine:
-        if self._engine is None:
-            self._engine = Engine(self.settings.url or self.index.source(), memory=self.settings.memory_limit)
-        return self._engine
+    def engine(self) -> SandboxedEngine:
+        """The engine, run by processes of its own with bounded memory (tools/sql/sandbox.py)."""
+        with self._lock:
+            if self._engine is None:
+                url = self.settings.url or self.index.source()
+                self._engine = SandboxedEngine(url, memory=self.settings.memory_limit, workers=self.settings.workers)
+            return self._engine
 
     def policy(self, clearance: Classification = Classification.INTERNAL, limit: int | None = None) -> GuardPolicy:
         return GuardPolicy(
@@ -259,14 +271,10 @@ class SqlService:
             raise SqlError("explain_failed", f"EXPLAIN failed: {validation.explain_error}")
         try:
             rows = self.engine().run(validation.guard.sql, max_rows=self.settings.max_rows,
-                                     timeout=self.settings.timeout, expect=validation.guard.output_columns)  # fmt: skip
+                                     timeout=self.settings.timeout, expect=validation.guard.output_columns,
+                                     max_bytes=self.settings.max_result_bytes)  # fmt: skip
         except EngineError as exc:
             raise SqlError(exc.code, exc.message) from None
-        size = len(orjson.dumps(rows.rows, default=str))
-        if size > self.settings.max_result_bytes:  # wide values from the data (an aggregate of a big table)
-            raise SqlError("result_too_large", f"the result is {size:,} bytes as JSON; at most "
-                           f"{self.settings.max_result_bytes:,} are returned (BASTION_SQL_MAX_RESULT_BYTES): "
-                           "select fewer or narrower columns, or aggregate")  # fmt: skip
         warnings = [w.message for w in validation.guard.warnings] + validation.untranslated
         return RunResult(sql=validation.guard.sql, dialect=validation.guard.dialect, tables=validation.guard.tables,
                          warnings=warnings, result=rows)  # fmt: skip
