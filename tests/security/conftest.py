@@ -118,6 +118,7 @@ def base_env(data_dir: Path, **extra: str) -> dict[str, str]:
         "BASTION_TEST_SIDE_EFFECTS": str(data_dir / "side-effects.txt"),
         "BASTION_LOG_LEVEL": "WARNING",
         "BASTION_HEALTH_INTERVAL": "2",
+        "BASTION_PARITY_MEMORY_LIMIT": "1GB",  # tests/security/test_sql_memory.py
     })  # fmt: skip
     env.update(extra)
     return env

@@ -26,8 +26,9 @@ from pydantic import ValidationError
 
 from tests.security.clients import call, everything
 from tests.security.conftest import ROOT, Live
+from tools.engines.bounded import plain_loads as _plain_loads
 from tools.sql.engine import EngineError
-from tools.sql.sandbox import SandboxedEngine, _plain_loads, size_bytes
+from tools.sql.sandbox import SandboxedEngine, size_bytes
 from tools.sql.service import SqlSettings
 
 # One row's `objective`, doubled 27 times: a 1–3 GB string, and all the steps before it kept by the CTE.
@@ -63,6 +64,26 @@ def test_a_query_that_builds_gigabytes_fails_in_its_engine_process_not_the_gatew
     assert grown < 300, f"the gateway's peak memory grew by {grown:.0f} MB"
     again = call(live.base, token, "sql__run_sql", {"sql": "SELECT count(*) AS n FROM ads.campaigns"})
     assert not again.is_error, everything(again)  # the engine process was replaced or survived
+
+
+def test_a_parity_input_that_builds_gigabytes_fails_in_its_worker_not_the_gateway(live: Live) -> None:
+    """The same class through the parity tool: its `sql:` inputs pass the same guard, and the audit ran them in
+    the gateway's own DuckDB (old code: no memory bound at all). Now each call runs in a bounded worker."""
+    token = live.token("ann", ["analysts"], clearance="internal")
+    doubling = ("sql:WITH RECURSIVE r(campaign_id, s, n) AS (SELECT * FROM (SELECT campaign_id, objective, 0 "
+                "FROM ads.campaigns LIMIT 1) first UNION ALL SELECT campaign_id + 1, s || s, n + 1 FROM r "
+                "WHERE n < 26) SELECT campaign_id, s FROM r")  # fmt: skip
+    plain = "sql:SELECT campaign_id, objective AS s FROM ads.campaigns"
+    before = high_water_mb(live.proc.pid)
+    result = call(live.base, token, "parity__audit_parity", {"training": doubling, "serving": plain,
+                                                             "keys": ["campaign_id"]})  # fmt: skip
+    body = everything(result)
+    assert result.is_error and ("memory_exceeded" in body or "Out of Memory" in body), body[:500]
+    grown = high_water_mb(live.proc.pid) - before
+    assert grown < 300, f"the gateway's peak memory grew by {grown:.0f} MB"
+    fair = call(live.base, token, "parity__audit_parity", {"training": plain, "serving": plain,
+                                                           "keys": ["campaign_id"]})  # fmt: skip
+    assert not fair.is_error, everything(fair)[:500]
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +124,7 @@ def test_spills_are_bounded_and_go_where_the_worker_ends(engine: SandboxedEngine
         timeout=10,
     ).rows
     assert "%" not in most and ("256" in most or "244" in most), most  # half of 512MB
-    assert Path(spill).parent.name.startswith("bastion-sql-"), spill  # the worker's own scratch directory
+    assert Path(spill).parent.name.startswith("bastion-worker-"), spill  # the worker's own scratch directory
     workers = engine.pids()
     for pid in workers:
         os.kill(pid, signal.SIGKILL)
@@ -282,7 +303,7 @@ def test_workers_outlive_the_thread_that_started_them_but_not_the_gateway(wareho
     script.write_text(
         "import sys, time\nfrom tools.sql.sandbox import SandboxedEngine\n"
         f"e = SandboxedEngine({warehouse!r}, memory='512MB', workers=1)\n"
-        "e.run('SELECT 1 AS x', 1, 10)\nprint(e.pids()[0], e._all[0].scratch, flush=True)\ntime.sleep(120)\n"
+        "e.run('SELECT 1 AS x', 1, 10)\nprint(e.pids()[0], e.pool.scratch_dirs()[0], flush=True)\ntime.sleep(120)\n"
     )
     gateway = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:

@@ -7,11 +7,13 @@ no file-reading functions, no PII or above-clearance columns (a `table:` input r
 may see; asking for a withheld one is refused). The audit itself runs in a sandboxed DuckDB (no file access
 beyond the inputs), or on Spark when BASTION_PARITY_ENGINE is an sc:// or spark:// URL (files read by
 Spark's reader, SQL unable to name a file), and findings show values of personal-data columns as digests,
-never raw.
+never raw. Each call runs in a worker process with bounded memory (BASTION_PARITY_MEMORY_LIMIT), never in the
+gateway's: an input's SQL passed the guard, but what it builds is not bounded by it (tools/engines/bounded.py).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,9 +29,9 @@ from governance import Classification
 from governance.catalog import Catalog
 from governance.sqlguard import GuardPolicy, check
 from tools.engines import EngineError, is_spark
-from tools.parity.audit import audit
+from tools.engines.bounded import BoundedError, BoundedPool, MemoryLimit
 from tools.parity.model import DEFAULT_PII_KEYS, AuditReport, ParityError, Redactor, Tolerances
-from tools.parity.vectors import EmbeddingReport, FunnelReport, compare_embeddings, funnel_alignment
+from tools.parity.vectors import EmbeddingReport, FunnelReport
 from tools.wire import lean
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
@@ -53,6 +55,14 @@ class ParitySettings(BaseSettings):
         description="Column-name fragments whose values findings show only as digests (with the catalog's PII)",
     )
 
+    memory_limit: MemoryLimit | None = Field(
+        "4GB",
+        description="Memory each worker process of the parity tool may use (its data segment): a call that needs "
+        "more fails with memory_exceeded, and the gateway is untouched. At least 512MB",
+    )
+    workers: int = Field(1, ge=1, le=64, description="Worker processes: parity calls run at once (more wait)")
+    timeout: float = Field(600.0, gt=0, description="A parity call running longer is stopped, seconds")
+
     @field_validator("pii_keys", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
@@ -70,6 +80,32 @@ class ParityService:
         self.settings = settings or ParitySettings()
         self.engine = self.settings.engine or default_engine
         self._catalog = catalog
+        self._pool: BoundedPool | None = None
+        self._lock = threading.Lock()
+
+    def run(self, target: str, *args: Any, **kwargs: Any) -> Any:
+        """`target` (module:function) called in a worker process with bounded memory, its result as plain data:
+        an input's `sql:` is what a caller wrote (guarded, but what it builds is not bounded by the guard), and
+        its files may be large; neither may take the gateway's memory (tools/engines/bounded.py)."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = BoundedPool(self.settings.memory_limit, self.settings.workers,
+                                         "tools.engines.bounded:calls", setting="BASTION_PARITY_MEMORY_LIMIT",
+                                         what="the parity call")  # fmt: skip
+        try:
+            return self._pool.call(("call", target, args, kwargs), self.settings.timeout)
+        except BoundedError as exc:
+            if exc.code == "failed" and exc.message.startswith("ParityError: "):
+                raise ToolError(exc.message.removeprefix("ParityError: ")[:2000]) from None
+            if exc.code == "failed" and exc.message.startswith("EngineError: "):
+                raise ToolError(f"the engine failed: {exc.message.removeprefix('EngineError: ')[:1000]}") from None
+            raise ToolError(f"{exc.code}: {exc.message[:1000]}") from None
+
+    def engine_path(self, engine: str | None) -> str | None:
+        """An engine a worker can open from its own directory (a DuckDB file's path made absolute)."""
+        if engine and "://" not in engine and engine not in ("duckdb:", ":memory:"):
+            return str(Path(engine).resolve())
+        return engine
 
     def catalog(self, name: str) -> Catalog:
         if self._catalog is None:
@@ -192,18 +228,20 @@ def build(service: ParityService | None = None) -> MCPServer[Any]:
         needed = [*keys, *(features or []), time_column or "", prediction or "", *(version_columns or [])]
         try:
             tolerances = Tolerances(precision=precision, min_mismatch_rate=min_mismatch_rate)
-            return audit(
+            report = service.run(
+                "tools.parity.audit:audit",
                 service.source("training", training, needed, clearance),
                 service.source("serving", serving, needed, clearance),
                 keys,
                 features,
                 tolerances,
                 time_column,
-                service.engine_for(training, serving, distributed=True),
+                service.engine_path(service.engine_for(training, serving, distributed=True)),
                 prediction,
                 version_columns,
                 redactor=service.redactor(clearance),
             )
+            return AuditReport.model_validate(report)
         except ParityError as exc:
             raise fail(exc) from None
         except EngineError as exc:
@@ -222,16 +260,18 @@ def build(service: ParityService | None = None) -> MCPServer[Any]:
         clearance = _clearance()
         needed = [key, column, version_column or ""]
         try:
-            return compare_embeddings(
+            report = service.run(
+                "tools.parity.vectors:compare_embeddings",
                 service.source("training", training, needed, clearance),
                 service.source("serving", serving, needed, clearance),
                 key,
                 column,
                 version_column,
                 min_cosine,
-                engine=service.engine_for(training, serving),
+                engine=service.engine_path(service.engine_for(training, serving)),
                 redactor=service.redactor(clearance),
             )
+            return EmbeddingReport.model_validate(report)
         except ParityError as exc:
             raise fail(exc) from None
 
@@ -249,7 +289,8 @@ def build(service: ParityService | None = None) -> MCPServer[Any]:
         clearance = _clearance()
         needed = [request_key, item_key, retrieval_score, ranking_score]
         try:
-            return funnel_alignment(
+            report = service.run(
+                "tools.parity.vectors:funnel_alignment",
                 service.source("retrieval", retrieval, needed, clearance),
                 service.source("ranking", ranking, needed, clearance),
                 request_key,
@@ -257,8 +298,9 @@ def build(service: ParityService | None = None) -> MCPServer[Any]:
                 retrieval_score,
                 ranking_score,
                 k,
-                engine=service.engine_for(retrieval, ranking),
+                engine=service.engine_path(service.engine_for(retrieval, ranking)),
             )
+            return FunnelReport.model_validate(report)
         except ParityError as exc:
             raise fail(exc) from None
 

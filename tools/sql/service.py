@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from embeddings.embedder import make_embedder
@@ -20,8 +20,9 @@ from embeddings.store import VectorStore, client_for
 from governance.catalog import Catalog
 from governance.classification import Classification
 from governance.sqlguard import GuardPolicy, GuardResult, Issue, check, transpile
+from tools.engines.bounded import MemoryLimit
 from tools.sql.engine import EngineError, Rows
-from tools.sql.sandbox import MAX_MEMORY, MIN_MEMORY, SandboxedEngine, size_bytes
+from tools.sql.sandbox import SandboxedEngine
 
 
 class SqlSettings(BaseSettings):
@@ -31,24 +32,16 @@ class SqlSettings(BaseSettings):
     timeout: float = Field(30.0, gt=0, description="Statement timeout, seconds")
     default_limit: int = Field(100, ge=1, description="LIMIT added to a query without one")
     max_rows: int = Field(1000, ge=1, description="Rows returned at most (a larger LIMIT is capped)")
-    memory_limit: str | None = Field(
+    memory_limit: MemoryLimit | None = Field(
         "2GB",
-        pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
         description="Memory each engine process of the sql tool may use (its data segment; DuckDB's buffer manager "
-        "gets half): a query that needs more fails with memory_exceeded. Unset: unbounded",
+        "gets half): a query that needs more fails with memory_exceeded. At least 512MB",
     )
     workers: int = Field(2, ge=1, le=64, description="Engine processes: queries the sql tool runs at once")
     max_result_bytes: int = Field(
         16_000_000, ge=1000, description="A result larger than this (as JSON) is refused: the row cap bounds rows"
     )
     partition_min_rows: int | None = Field(1_000_000, description="Partition filter required from this size")
-
-    @field_validator("memory_limit")
-    @classmethod
-    def _a_workable_bound(cls, value: str | None) -> str | None:
-        if value is not None and not MIN_MEMORY <= size_bytes(value) <= MAX_MEMORY:
-            raise ValueError("between 512MB (an engine process needs that much to run) and 1PiB")
-        return value
 
 
 class SqlError(Exception):
