@@ -26,7 +26,9 @@ from pydantic import ValidationError
 
 from tests.security.clients import call, everything
 from tests.security.conftest import ROOT, Live
+from tools.engines.bounded import BoundedError, BoundedPool
 from tools.engines.bounded import plain_loads as _plain_loads
+from tools.parity.server import ParityService, ParitySettings
 from tools.sql.engine import EngineError
 from tools.sql.sandbox import SandboxedEngine, size_bytes
 from tools.sql.service import SqlSettings
@@ -320,3 +322,26 @@ def test_workers_outlive_the_thread_that_started_them_but_not_the_gateway(wareho
         assert not Path(scratch).exists(), "the worker left its scratch directory behind"
     finally:
         gateway.kill()
+
+
+def test_a_workers_errors_keep_their_kind_and_length() -> None:
+    """Found by review: a worker cut errors to 500 characters and named only the exception's own class, so a
+    subclass of the engine's error lost its wording."""
+    pool = BoundedPool("1GB", 1, "tools.engines.bounded:calls")
+    try:
+        with pytest.raises(BoundedError) as missing:
+            pool.call(("call", "operator:getitem", ({}, "k" * 3000), {}), timeout=10)
+        assert missing.value.code == "failed" and {"KeyError", "LookupError"} <= set(missing.value.kinds)
+        assert len(missing.value.message) == 2000
+        # The parity tool's DuckDB, opened in such a worker, spills at half the worker's bound.
+        assert pool.call(("call", "tools.parity.sources:_half_of_the_process_bound", (), {}), timeout=10) == "476MiB"
+    finally:
+        pool.close()
+
+
+def test_the_parity_engine_is_found_from_the_workers_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    service = ParityService(ParitySettings(data_dir=tmp_path))
+    expected = str(tmp_path / "w.duckdb")
+    assert service.engine_path("w.duckdb") == expected and service.engine_path("duckdb:///w.duckdb") == expected
+    assert service.engine_path("sc://127.0.0.1:15002") == "sc://127.0.0.1:15002" and service.engine_path(None) is None

@@ -65,10 +65,11 @@ Reply = tuple[Any, ...]  # ("ok", payload) or ("error", code, message)
 class BoundedError(Exception):
     """Work refused or failed in a worker: `code` as the tools report it (memory_exceeded, timeout, busy, …)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, kinds: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.kinds = kinds  # for "failed": the class names of the exception the handler raised (its MRO)
 
 
 def size_bytes(size: str) -> int:
@@ -180,7 +181,10 @@ def _serve(conn: Connection) -> None:
         except MemoryError:
             reply = ("error", "memory_exceeded", "")
         except Exception as exc:  # a handler's own failure, reported with its kind
-            reply = ("error", "failed", f"{type(exc).__name__}: {str(exc)[:500]}")
+            if "Out of Memory" in str(exc):  # DuckDB, at its limit or at the worker's
+                reply = ("error", "memory_exceeded", "")
+            else:  # bounded by the handler's own errors; cut here for the rest
+                reply = ("error", "failed", str(exc)[:2000], [k.__name__ for k in type(exc).__mro__])
         try:
             conn.send_bytes(pickle.dumps(reply, protocol=5))
         except MemoryError:  # the result fitted in the engine but not once more as a message
@@ -316,7 +320,7 @@ class BoundedPool:
 
     def __init__(
         self, memory: str | None, workers: int, factory: str, arguments: tuple[Any, ...] = (),
-        setting: str = "the memory limit", what: str = "the work",
+        setting: str = "the memory limit", what: str = "the work", grace: float = GRACE_S,
     ) -> None:  # fmt: skip
         self.memory = memory
         self.limit = size_bytes(memory) if memory is not None else None
@@ -325,6 +329,7 @@ class BoundedPool:
         self.workers = workers
         self.factory, self.arguments = factory, arguments
         self.setting, self.what = setting, what
+        self.grace = grace  # beyond the timeout: the handler's own cancellation first, then the worker is killed
         self._slots = threading.BoundedSemaphore(workers)
         self._lock = threading.Lock()
         self._idle: list[_Worker] = []
@@ -335,12 +340,13 @@ class BoundedPool:
     def call(self, request: tuple[Any, ...], timeout: float, most: int | None = None) -> Any:
         """The payload of the worker's ("ok", payload) reply; a `BoundedError` for its ("error", code, message)
         and for everything that went wrong around it."""
-        if not self._slots.acquire(timeout=timeout):
-            raise BoundedError("busy", f"{self.workers} workers were busy for {timeout:g}s; try again later")
+        wait = min(timeout, 60.0)
+        if not self._slots.acquire(timeout=wait):
+            raise BoundedError("busy", f"{self.workers} workers were busy for {wait:g}s; try again later")
         try:
             worker = self._take()
             try:
-                reply = worker.ask(request, timeout + GRACE_S, most)
+                reply = worker.ask(request, timeout + self.grace, most)
             except _TooLarge:
                 self._discard(worker)
                 raise BoundedError("reply_too_large", "the result is larger than is returned") from None
@@ -368,7 +374,8 @@ class BoundedPool:
         code, message = str(reply[1]), str(reply[2])
         if code == "memory_exceeded":
             message = self.memory_message()
-        raise BoundedError(code, message)
+        kinds = tuple(str(k) for k in reply[3]) if len(reply) > 3 and isinstance(reply[3], list) else ()
+        raise BoundedError(code, message, kinds)
 
     def memory_message(self) -> str:
         return (f"{self.what} needed more memory than is allowed ({self.setting} = {self.memory}): select fewer or "
@@ -376,8 +383,8 @@ class BoundedPool:
 
     def _stopped_error(self, exit_code: int | None, timeout: float) -> BoundedError:
         if exit_code is None:
-            return BoundedError("timeout", f"{self.what} ran longer than {timeout:g}s and did not stop when "
-                                "cancelled: its worker process was stopped")  # fmt: skip
+            return BoundedError("timeout", f"{self.what} ran longer than {timeout:g}s: its worker process was "
+                                "stopped")  # fmt: skip
         if exit_code < 0:  # a signal: the kernel's out-of-memory killer, an allocation the engine did not survive
             why = f" (most likely out of memory: {self.setting} = {self.memory})" if self.limit else ""
             return BoundedError("engine_down", f"the worker process was stopped by signal {-exit_code} while "

@@ -60,7 +60,7 @@ class ParitySettings(BaseSettings):
         description="Memory each worker process of the parity tool may use (its data segment): a call that needs "
         "more fails with memory_exceeded, and the gateway is untouched. At least 512MB",
     )
-    workers: int = Field(1, ge=1, le=64, description="Worker processes: parity calls run at once (more wait)")
+    workers: int = Field(2, ge=1, le=64, description="Worker processes: parity calls run at once (more wait)")
     timeout: float = Field(600.0, gt=0, description="A parity call running longer is stopped, seconds")
 
     @field_validator("pii_keys", mode="before")
@@ -91,21 +91,22 @@ class ParityService:
             if self._pool is None:
                 self._pool = BoundedPool(self.settings.memory_limit, self.settings.workers,
                                          "tools.engines.bounded:calls", setting="BASTION_PARITY_MEMORY_LIMIT",
-                                         what="the parity call")  # fmt: skip
+                                         what="the parity call", grace=5.0)  # fmt: skip
         try:
             return self._pool.call(("call", target, args, kwargs), self.settings.timeout)
         except BoundedError as exc:
-            if exc.code == "failed" and exc.message.startswith("ParityError: "):
-                raise ToolError(exc.message.removeprefix("ParityError: ")[:2000]) from None
-            if exc.code == "failed" and exc.message.startswith("EngineError: "):
-                raise ToolError(f"the engine failed: {exc.message.removeprefix('EngineError: ')[:1000]}") from None
+            if "ParityError" in exc.kinds:
+                raise ToolError(exc.message[:2000]) from None
+            if "EngineError" in exc.kinds:
+                raise ToolError(f"the engine failed: {exc.message[:1000]}") from None
             raise ToolError(f"{exc.code}: {exc.message[:1000]}") from None
 
     def engine_path(self, engine: str | None) -> str | None:
         """An engine a worker can open from its own directory (a DuckDB file's path made absolute)."""
-        if engine and "://" not in engine and engine not in ("duckdb:", ":memory:"):
-            return str(Path(engine).resolve())
-        return engine
+        if not engine or engine in ("duckdb:", "duckdb://", ":memory:", "duckdb:///:memory:"):
+            return engine
+        path = engine.removeprefix("duckdb:///") if engine.startswith("duckdb:///") else engine
+        return str(Path(path).resolve()) if "://" not in path else engine
 
     def catalog(self, name: str) -> Catalog:
         if self._catalog is None:
