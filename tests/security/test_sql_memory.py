@@ -12,6 +12,7 @@ import contextlib
 import os
 import pickle
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +27,7 @@ from pydantic import ValidationError
 
 from tests.security.clients import call, everything
 from tests.security.conftest import ROOT, Live
+from tools.engines import bounded
 from tools.engines.bounded import BoundedError, BoundedPool
 from tools.engines.bounded import plain_loads as _plain_loads
 from tools.parity.server import ParityService, ParitySettings
@@ -345,3 +347,16 @@ def test_the_parity_engine_is_found_from_the_workers_directory(tmp_path: Path, m
     expected = str(tmp_path / "w.duckdb")
     assert service.engine_path("w.duckdb") == expected and service.engine_path("duckdb:///w.duckdb") == expected
     assert service.engine_path("sc://127.0.0.1:15002") == "sc://127.0.0.1:15002" and service.engine_path(None) is None
+
+
+def test_a_worker_whose_gateway_went_away_before_its_setup_leaves_nothing(tmp_path: Path) -> None:
+    """Found after a CI run: a gateway killed while its worker started left the worker's scratch directory."""
+    scratch = tmp_path / "bastion-worker-orphan"
+    scratch.mkdir()
+    ours, theirs = socket.socketpair()
+    worker = subprocess.Popen([sys.executable, "-I", "-c", bounded._WORKER, str(theirs.fileno())],
+                              pass_fds=(theirs.fileno(),), env={**os.environ, "TMPDIR": str(scratch)})  # fmt: skip
+    theirs.close()
+    ours.close()  # the gateway is gone before sending anything
+    assert worker.wait(30) == 0
+    assert not scratch.exists()

@@ -196,8 +196,14 @@ def _serve(conn: Connection) -> None:
 
 
 def serve_fd(fd: int) -> None:
-    """A worker's entry point (`_WORKER`): serve on the socket `fd`."""
-    _serve(Connection(fd))
+    """A worker's entry point (`_WORKER`): serve on the socket `fd`; the scratch directory goes with the worker
+    however it ends (a gateway that died while the worker started never sends it its setup)."""
+    try:
+        _serve(Connection(fd))
+    except (EOFError, OSError):
+        pass
+    finally:
+        _remove_scratch()
 
 
 def call(request: tuple[Any, ...]) -> Reply:
