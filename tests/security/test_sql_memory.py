@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import shutil
 import signal
 import socket
 import subprocess
@@ -360,3 +361,25 @@ def test_a_worker_whose_gateway_went_away_before_its_setup_leaves_nothing(tmp_pa
     ours.close()  # the gateway is gone before sending anything
     assert worker.wait(30) == 0
     assert not scratch.exists()
+
+
+def test_scratch_left_by_workers_killed_with_their_gateway_is_swept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found after a CI run: `kill -9` of a gateway's process group kills its workers too, and nothing removed
+    their scratch directories (which may hold spill files). A new pool sweeps those whose worker is gone."""
+    root = Path(tempfile.gettempdir())
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale, alive, fresh = (Path(tempfile.mkdtemp(prefix=bounded.SCRATCH_PREFIX, dir=root)) for _ in range(3))
+    (stale / ".worker-pid").write_text(str(dead.pid))
+    (alive / ".worker-pid").write_text(str(os.getpid()))
+    (fresh / ".worker-pid").write_text(str(dead.pid))
+    old = time.time() - 3600
+    for scratch in (stale, alive):
+        os.utime(scratch, (old, old))
+    monkeypatch.setattr(bounded, "_SWEPT", threading.Event())
+    try:
+        BoundedPool("1GB", 1, "tools.engines.bounded:calls").close()
+        assert not stale.exists() and alive.exists() and fresh.exists()
+    finally:
+        for scratch in (stale, alive, fresh):
+            shutil.rmtree(scratch, ignore_errors=True)

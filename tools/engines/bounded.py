@@ -249,6 +249,8 @@ class _Worker:
             raise
         finally:
             theirs.close()
+        with contextlib.suppress(OSError):
+            (Path(self.scratch) / _OWNER).write_text(str(self.process.pid))
         self.conn = Connection(ours.detach())
         try:
             self.conn.send((limit, factory, arguments))
@@ -314,6 +316,28 @@ class _Worker:
         shutil.rmtree(self.scratch, ignore_errors=True)
 
 
+_OWNER = ".worker-pid"
+_SWEPT = threading.Event()
+
+
+def _sweep_stale_scratch(min_age: float = 60.0) -> None:
+    """Scratch directories whose worker is gone: a worker killed together with its gateway (`kill -9` of the
+    process group) removes nothing. Once per process, on the first pool; a directory without its owner's pid
+    yet, or younger than `min_age`, is left alone."""
+    if _SWEPT.is_set():
+        return
+    _SWEPT.set()
+    for scratch in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*"):
+        with contextlib.suppress(OSError, ValueError):
+            if time.time() - scratch.stat().st_mtime < min_age:
+                continue
+            pid = int((scratch / _OWNER).read_text())
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                shutil.rmtree(scratch, ignore_errors=True)
+
+
 def _stop_all(workers: list[_Worker]) -> None:
     for worker in list(workers):
         worker.stop()
@@ -342,6 +366,7 @@ class BoundedPool:
         self._all: list[_Worker] = []
         self._closed = False
         self._finalizer = weakref.finalize(self, _stop_all, self._all)
+        _sweep_stale_scratch()
 
     def call(self, request: tuple[Any, ...], timeout: float, most: int | None = None) -> Any:
         """The payload of the worker's ("ok", payload) reply; a `BoundedError` for its ("error", code, message)
