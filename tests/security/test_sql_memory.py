@@ -337,7 +337,7 @@ def test_a_workers_errors_keep_their_kind_and_length() -> None:
         assert missing.value.code == "failed" and {"KeyError", "LookupError"} <= set(missing.value.kinds)
         assert len(missing.value.message) == 2000
         # The parity tool's DuckDB, opened in such a worker, spills at half the worker's bound.
-        assert pool.call(("call", "tools.parity.sources:_half_of_the_process_bound", (), {}), timeout=10) == "476MiB"
+        assert pool.call(("call", "tools.engines.bounded:half_the_data_limit", (), {}), timeout=10) == "476MiB"
     finally:
         pool.close()
 

@@ -153,6 +153,15 @@ def _detach_from_harm() -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
+def half_the_data_limit() -> str | None:
+    """In a worker, the memory its engine may manage: half the process's data limit, so DuckDB spills or fails
+    cleanly before the process runs out (unbounded, DuckDB would assume 80% of the machine's memory)."""
+    limit, _ = resource.getrlimit(resource.RLIMIT_DATA)
+    if limit == resource.RLIM_INFINITY or limit <= 0:
+        return None
+    return f"{limit // 2 // 1024**2}MiB"
+
+
 def _named(target: str) -> Any:
     module, _, name = target.partition(":")
     return getattr(importlib.import_module(module), name)

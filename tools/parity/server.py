@@ -28,7 +28,7 @@ from bastion_sdk import current_caller
 from governance import Classification
 from governance.catalog import Catalog
 from governance.sqlguard import GuardPolicy, check
-from tools.engines import EngineError, is_spark
+from tools.engines import is_spark
 from tools.engines.bounded import BoundedError, BoundedPool, MemoryLimit
 from tools.parity.model import DEFAULT_PII_KEYS, AuditReport, ParityError, Redactor, Tolerances
 from tools.parity.vectors import EmbeddingReport, FunnelReport
@@ -105,7 +105,7 @@ class ParityService:
         """An engine a worker can open from its own directory (a DuckDB file's path made absolute)."""
         if not engine or engine in ("duckdb:", "duckdb://", ":memory:", "duckdb:///:memory:"):
             return engine
-        path = engine.removeprefix("duckdb:///") if engine.startswith("duckdb:///") else engine
+        path = engine.removeprefix("duckdb:///")
         return str(Path(path).resolve()) if "://" not in path else engine
 
     def catalog(self, name: str) -> Catalog:
@@ -174,7 +174,8 @@ class ParityService:
         return Redactor(self.settings.pii_keys, withheld)
 
     def engine_for(self, *values: str, distributed: bool = False) -> str | None:
-        """The engine a call runs on. A Spark engine runs the audit whatever its inputs (`distributed`); the
+        """The engine a call runs on, as its worker opens it (`engine_path`). A Spark engine runs the audit
+        whatever its inputs (`distributed`); the
         embedding and funnel checks run on DuckDB, so their table:/sql: inputs need a DuckDB engine."""
         tables = any(v.startswith(("table:", "sql:")) for v in values)
         if is_spark(self.engine):
@@ -184,7 +185,7 @@ class ParityService:
                 raise ParityError("engine", "this check runs on DuckDB, and BASTION_PARITY_ENGINE is a Spark "
                                   "engine: give file inputs from the parity data directory")  # fmt: skip
             return None
-        return self.engine if tables else None
+        return self.engine_path(self.engine) if tables else None
 
 
 def _quoted(name: str) -> str:
@@ -237,7 +238,7 @@ def build(service: ParityService | None = None) -> MCPServer[Any]:
                 features,
                 tolerances,
                 time_column,
-                service.engine_path(service.engine_for(training, serving, distributed=True)),
+                service.engine_for(training, serving, distributed=True),
                 prediction,
                 version_columns,
                 redactor=service.redactor(clearance),
@@ -245,8 +246,6 @@ def build(service: ParityService | None = None) -> MCPServer[Any]:
             return AuditReport.model_validate(report)
         except ParityError as exc:
             raise fail(exc) from None
-        except EngineError as exc:
-            raise ToolError(f"the engine failed: {str(exc)[:1000]}") from None
 
     @server.tool(name="compare_embeddings", annotations=READ_ONLY)
     def compare_embeddings_tool(
@@ -269,7 +268,7 @@ def build(service: ParityService | None = None) -> MCPServer[Any]:
                 column,
                 version_column,
                 min_cosine,
-                engine=service.engine_path(service.engine_for(training, serving)),
+                engine=service.engine_for(training, serving),
                 redactor=service.redactor(clearance),
             )
             return EmbeddingReport.model_validate(report)
@@ -299,7 +298,7 @@ def build(service: ParityService | None = None) -> MCPServer[Any]:
                 retrieval_score,
                 ranking_score,
                 k,
-                engine=service.engine_path(service.engine_for(retrieval, ranking)),
+                engine=service.engine_for(retrieval, ranking),
             )
             return FunnelReport.model_validate(report)
         except ParityError as exc:

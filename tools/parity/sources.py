@@ -8,7 +8,6 @@ names the input.
 
 from __future__ import annotations
 
-import resource
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from sqlglot import exp
 from governance.sqlguard.functions import DENIED
 from tools.engines import Engine, EngineError, EngineUnavailable, is_spark
 from tools.engines import connect as connect_engine
+from tools.engines.bounded import half_the_data_limit
 from tools.engines.duckdb import FILE_READERS, DuckDBEngine
 from tools.parity.model import ParityError
 
@@ -38,20 +38,11 @@ def open_engine(engine: str | None = None, *sources: Any) -> Engine:
         raise ParityError("engine", str(exc)) from None
     files = [s for s in sources if isinstance(s, str) and not s.startswith(("sql:", "table:"))]
     try:
-        opened.confine(files, memory=_half_of_the_process_bound())
+        opened.confine(files, memory=half_the_data_limit())
     except EngineError as exc:
         opened.close()
         raise ParityError("engine", f"cannot confine the engine: {exc}") from None
     return opened
-
-
-def _half_of_the_process_bound() -> str | None:
-    """In a bounded worker (tools/engines/bounded.py), DuckDB's memory limit: half the process's data limit,
-    so it spills before the process runs out (it would otherwise assume 80% of the machine's memory)."""
-    limit, _ = resource.getrlimit(resource.RLIMIT_DATA)
-    if limit == resource.RLIM_INFINITY or limit <= 0:
-        return None
-    return f"{limit // 2 // 1024**2}MiB"
 
 
 def connect(engine: str | None = None, *sources: Any) -> duckdb.DuckDBPyConnection:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tools.engines.bounded import BoundedError, BoundedPool, size_bytes
+from tools.engines.bounded import BoundedError, BoundedPool, half_the_data_limit, size_bytes
 from tools.sql.engine import Engine, EngineError, Rows, dialect_of
 
 __all__ = ["SandboxedEngine", "size_bytes"]
@@ -21,8 +21,8 @@ SETTING = "BASTION_SQL_MEMORY_LIMIT"
 class _Queries:
     """A worker's handler: its engine, and the two requests the sql tool makes of it."""
 
-    def __init__(self, url: str, engine_memory: str | None) -> None:
-        self.engine = Engine(url, memory=engine_memory)
+    def __init__(self, url: str) -> None:
+        self.engine = Engine(url, memory=half_the_data_limit())
 
     def __call__(self, request: tuple[Any, ...]) -> tuple[Any, ...]:
         try:
@@ -44,12 +44,9 @@ class SandboxedEngine:
     def __init__(self, url: str, memory: str | None = None, workers: int = 2) -> None:
         self.url = url
         self.dialect = dialect_of(url)
-        self.memory = memory
-        limit = size_bytes(memory) if memory is not None else None
-        engine_memory = f"{limit // 2 // 1024**2}MiB" if limit is not None else None
         self.workers = workers
-        self.pool = BoundedPool(memory, workers, "tools.sql.sandbox:_Queries", (url, engine_memory),
-                                setting=SETTING, what="the query")  # fmt: skip
+        self.pool = BoundedPool(memory, workers, "tools.sql.sandbox:_Queries", (url,), setting=SETTING,
+                                what="the query")  # fmt: skip
 
     def describe(self) -> str:
         return Engine(self.url).describe()

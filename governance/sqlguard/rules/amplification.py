@@ -115,19 +115,27 @@ def _bounded(ctx: Context, node: exp.Expr, name: str, what: str, value: Decimal 
               f"(got {got})", node, subject=name, hint=_HINT)  # fmt: skip
 
 
-def _format_widths(ctx: Context, node: exp.Expr, name: str, pattern: Any) -> None:
+def _format_sizes(pattern: Any) -> list[Decimal | None] | None:
+    """The widths and precisions a format string names (None for one taken from an argument); None when the
+    format is not a string written in the query."""
     if not (isinstance(pattern, exp.Literal) and pattern.is_string):
+        return None
+    text = str(pattern.this)
+    if _FMT_NESTED.search(text):
+        return [None]
+    sizes = [g for m in _PRINTF.finditer(text) for g in m.groups() if g]
+    sizes += [d for m in _FMT.finditer(text) for d in re.findall(r"\*|\d+", m.group(1))]
+    return [None if size.startswith("*") else Decimal(size) for size in sizes]
+
+
+def _format_widths(ctx: Context, node: exp.Expr, name: str, pattern: Any) -> None:
+    sizes = _format_sizes(pattern)
+    if sizes is None:
         ctx.error("unbounded_output", f"{name}'s format must be a string written in the query", node,
                   subject=name, hint=_HINT)  # fmt: skip
         return
-    text = str(pattern.this)
-    if _FMT_NESTED.search(text):
-        _bounded(ctx, node, name, "width and precision", None, MAX_WIDTH)
-        return
-    sizes = [g for m in _PRINTF.finditer(text) for g in m.groups() if g]
-    sizes += [d for m in _FMT.finditer(text) for d in re.findall(r"\*|\d+", m.group(1))]
     for size in sizes:
-        _bounded(ctx, node, name, "width and precision", None if size.startswith("*") else Decimal(size), MAX_WIDTH)
+        _bounded(ctx, node, name, "width and precision", size, MAX_WIDTH)
 
 
 _FORMATTERS = {"printf", "format", "format_string", "zeroblob"}
@@ -144,14 +152,10 @@ def _name(node: exp.Expr) -> str:
 
 def _widths(pattern: Any) -> Decimal:
     """The largest width or precision a format string names (1 when none; _HUGE when not a literal)."""
-    if not (isinstance(pattern, exp.Literal) and pattern.is_string):
+    sizes = _format_sizes(pattern)
+    if sizes is None or None in sizes:
         return _HUGE
-    text = str(pattern.this)
-    sizes = [g for m in _PRINTF.finditer(text) for g in m.groups() if g]
-    sizes += [d for m in _FMT.finditer(text) for d in re.findall(r"\*|\d+", m.group(1))]
-    if _FMT_NESTED.search(text) or any(size.startswith("*") for size in sizes):
-        return _HUGE
-    return max([Decimal(1), *(Decimal(size) for size in sizes)])
+    return max([Decimal(1), *(size for size in sizes if size is not None)])
 
 
 def _size(value: Decimal | None) -> Decimal:
