@@ -82,12 +82,15 @@ def _numeric(values: list[Any]) -> bool:
 
 
 def print_answer(answer: Answer, console: Console, max_shown: int = 100) -> None:
-    """An answer for people: what to know about a reused query first, then the SQL, warnings and rows."""
+    """An answer for people: what to know about a reused or composed query first, then the SQL, warnings, rows."""
     reuse = answer.reuse
     first = reuse.message if reuse is not None and reuse.message else None
     if reuse is not None and first:
         label = "[yellow]note:[/]" if reuse.dates_differ or reuse.status == "unchanged" else "[cyan]note:[/]"
         console.print(f"{label} {escape(first)}")
+    elif answer.source == "composed" and answer.notes:
+        first = answer.notes[0]  # how the question was read: to check before the rows
+        console.print(f"[yellow]note:[/] {escape(first)}")
     console.print(f"[bold]{answer.kind}[/] · mode: {answer.mode} · engine dialect: {answer.dialect}")
     for note in answer.notes:
         if note != first:
@@ -183,9 +186,10 @@ def eval_sql(
     if mode == "retrieval_only":
         out.print(
             "No LLM configured: execution accuracy and first-shot validity of generated SQL were not measured; "
-            "the end-to-end row is the retrieval-only hit rate (a verified past query — re-parameterised with the "
-            "question's dates, ids and values where it names them — with the gold result). Answers run as `ask "
-            "--execute` does (LIMIT 100 added where a query has none): a truncated answer is not the gold result."
+            "the end-to-end row is the retrieval-only hit rate: a verified past query that fits the question "
+            "(re-parameterised with its dates, ids and values), else a query composed from the catalog's metrics, "
+            "columns and joins, else the closest past query — with the gold result. Answers run as `ask --execute` "
+            "does (LIMIT 100 added where a query has none): a truncated answer is not the gold result."
         )
     results.mkdir(parents=True, exist_ok=True)
     path = results / "sql_eval.json"

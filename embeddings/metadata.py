@@ -67,6 +67,7 @@ class MetricMeta(BaseModel):
     definition: str
     sql: str
     tables: list[str] = Field(default_factory=list)
+    synonyms: list[str] = Field(default_factory=list)
 
 
 def _line(node: yaml.Node | None) -> int | None:
@@ -129,7 +130,9 @@ def apply_metadata(catalog: Catalog, metadata: dict[str, Any], source: str) -> l
     for name, term in (metadata.get("glossary") or {}).items():
         catalog.glossary[name] = GlossaryTerm(name=name, definition=term.definition, synonyms=term.synonyms)
     for name, metric in (metadata.get("metrics") or {}).items():
-        catalog.metrics[name] = Metric(name=name, definition=metric.definition, sql=metric.sql, tables=metric.tables)
+        catalog.metrics[name] = Metric(
+            name=name, definition=metric.definition, sql=metric.sql, tables=metric.tables, synonyms=metric.synonyms
+        )
     for name, meta in (metadata.get("tables") or {}).items():
         table = catalog.tables.get(name.lower())
         if table is None:

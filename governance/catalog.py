@@ -93,6 +93,7 @@ class Metric(BaseModel):
     definition: str
     sql: str = Field(description="An aggregate expression, e.g. sum(clicks) / nullif(sum(impressions), 0)")
     tables: list[str] = Field(default_factory=list)
+    synonyms: list[str] = Field(default_factory=list, description="Other names people use: click-through rate")
 
 
 class Catalog(BaseModel):

@@ -280,10 +280,12 @@ def test_a_rewrite_the_guard_refuses_falls_back_to_the_validated_past_query(ware
 
 def test_an_unresolvable_question_reuses_the_query_unchanged_with_a_clear_note(warehouse: Path) -> None:
     past = "SELECT country, sum(spend_usd) AS spend_usd FROM ads.spend WHERE dt >= DATE '2026-10-01' GROUP BY 1"
-    answer = _agent(warehouse, past).ask("Spend by country for advertiser 2 last week")
+    # Words the catalog's vocabulary cannot place ("finance deck"): not composed either (test_ask_compose.py).
+    answer = _agent(warehouse, past).ask("Spend by country for advertiser 2 last week for the finance deck")
     assert answer.reuse is not None and answer.reuse.status == "unchanged"
     assert answer.sql is not None and "2026-10-01" in answer.sql and "advertiser_id" not in answer.sql
     assert "no advertiser filter" in answer.notes[0] and "UNCHANGED" in answer.notes[0]
+    assert any(n.startswith("Not composed from the catalog") and "“finance”, “deck”" in n for n in answer.notes)
 
 
 def test_a_question_without_a_period_says_the_dates_are_the_past_querys(warehouse: Path) -> None:
@@ -315,7 +317,8 @@ def test_the_cli_prints_the_dates_note_first_formats_numbers_and_reports_truncat
     past = ("SELECT dt, advertiser_id, sum(spend_usd) AS spend_usd FROM ads.spend WHERE dt >= DATE '2026-08-01' "
             "GROUP BY 1, 2")  # fmt: skip
     monkeypatch.setattr(sql_cli, "_agent", lambda: _agent(warehouse, past))
-    result = CliRunner().invoke(app, ["ask", "Daily spend per advertiser", "--execute"])
+    # "for the board deck": words the catalog cannot place, so the past query is reused (not composed).
+    result = CliRunner().invoke(app, ["ask", "Daily spend per advertiser for the board deck", "--execute"])
     assert result.exit_code == 0, result.output
     printed = " ".join(result.stdout.split())  # whatever the terminal width
     assert printed.startswith(
@@ -329,6 +332,13 @@ def test_the_cli_prints_the_dates_note_first_formats_numbers_and_reports_truncat
     printed = " ".join(reparameterised.stdout.split())
     assert printed.startswith("note: Re-parameterised a verified past query") and "2026-10-25" in printed[:300]
     assert "(truncated)" not in printed and "21 rows" in printed  # 7 days × 3 advertisers: all of them
+
+    # No period named, and the past query's dates are its own: composed from the catalog over the last full month.
+    composed = CliRunner().invoke(app, ["ask", "Daily spend per advertiser", "--execute"])
+    printed = " ".join(composed.stdout.split())
+    assert printed.startswith("note: Composed from the catalog"), printed[:300]
+    assert "warning: your question names no period: the last full month of data, 2026-10-01 – 2026-10-31" in printed
+    assert "93 rows" in printed and "truncated" not in printed  # 31 days × 3 advertisers
 
 
 def test_numbers_are_formatted_for_people() -> None:
@@ -344,10 +354,16 @@ def test_numbers_are_formatted_for_people() -> None:
 
 
 def _answer(
-    rows: list[list[Any]] | None, *, truncated: bool = False, status: str | None = None, sql: str = "SELECT 1"
+    rows: list[list[Any]] | None,
+    *,
+    truncated: bool = False,
+    status: str | None = None,
+    sql: str = "SELECT 1",
+    source: str | None = None,
 ) -> Answer:
-    answer = Answer(question="q", kind="text_to_sql", mode="retrieval_only", dialect="duckdb",
-                    sql=None if rows is None else sql, truncated=truncated)  # fmt: skip
+    answer = Answer.model_validate({"question": "q", "kind": "text_to_sql", "mode": "retrieval_only",
+                                    "dialect": "duckdb", "sql": None if rows is None else sql,
+                                    "truncated": truncated, "source": source})  # fmt: skip
     if rows is not None:
         answer.rows = Rows(columns=["a"], rows=rows, row_count=len(rows), truncated=False, elapsed_ms=1.0)
     if status is not None:
@@ -369,21 +385,23 @@ def test_the_eval_counts_per_half_of_the_fixed_split() -> None:
         "question 1": _answer([[1.000001], [1]]),  # order does not matter
         "question 2": _answer([[2]], truncated=True, sql="SELECT a FROM t LIMIT 1"),  # truncated: not the gold result
         "question 3": _answer(None),  # no SQL
-        "question 4": _answer([[4], [4], [4]]),  # duplicates count
+        "question 4": _answer([[4], [4], [4]], source="composed"),  # duplicates count
         "question 5": _answer([[5], [6]], status="unchanged"),  # a wrong row
         "question 6": _answer([[6], [6.000001]], status="reparameterised"),
+        "question 7": _answer([[7], [7]], source="composed"),
     }
-    right = {"x00", "x01", "x06"}
+    right = {"x00", "x01", "x06", "x07"}
     report = evaluate_end_to_end(lambda q: answers.get(q, _answer([[-1]])), lambda sql: gold[sql], "retrieval_only",
                                  questions=questions, seed=3)  # fmt: skip
     dev, held_out = split([f"x{i:02d}" for i in range(10)], 3)
     assert len(dev) == len(held_out) == 5 and not set(dev) & set(held_out)
     assert split([f"x{i:02d}" for i in range(10)], 3) == (dev, held_out)  # fixed by the seed
-    assert report.questions == 10 and report.correct == 3 and report.answered == 9 and report.refused_or_failed == 1
+    assert report.questions == 10 and report.correct == 4 and report.answered == 9 and report.refused_or_failed == 1
+    assert report.composed == 2 and report.composed_correct == 1  # composed answers counted apart, right or not
     assert report.dev.correct == len(right & set(dev)) and report.held_out.correct == len(right & set(held_out))
     assert report.dev.questions == 5 and report.held_out.questions == 5
     assert report.truncated == 1 and report.reparameterised == 2 and report.split_seed == 3
-    assert report.correct_uncapped == 4 and [o.id for o in report.outcomes if o.correct_uncapped and not o.correct] == [
+    assert report.correct_uncapped == 5 and [o.id for o in report.outcomes if o.correct_uncapped and not o.correct] == [
         "x02"
     ]  # a diagnostic apart: right once the guard's LIMIT is off, never counted as correct
     assert {o.id for o in report.outcomes if o.correct} == right

@@ -4,10 +4,12 @@ classify → retrieve (tables + verified past queries, re-validated) → one of:
   discovery/docs answers from retrieval; execution validates the given SQL;
   text-to-SQL reuses a past query that answers the question — re-parameterised with the question's period, ids
   and values (`reparam`: literals rewritten in the syntax tree, then guard + EXPLAIN again; unchanged, and said
-  why, when they cannot all be placed) — else generates with the LLM →
+  why, when they cannot all be placed) — else generates with the LLM; without one, a question the catalog's
+  semantic layer reads whole is composed from it (`compose`: metrics, columns, joins, values, period) →
   validate (guard + EXPLAIN) → retry with the structured errors (at most 3 attempts) →
   execute if asked → answer with the SQL, the tables and reused queries, warnings and rows.
-Without an LLM: retrieval-only, labelled as such; no SQL is ever invented.
+Without an LLM: retrieval-only, labelled as such; no SQL is ever invented: a composed query uses only the
+catalog's names and the question's values, and says how it read the question.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from sqlglot.errors import ParseError, TokenError
 
 from agents.text2sql.answer import Answer, Reuse
 from agents.text2sql.classify import classify, sql_in
+from agents.text2sql.compose import Composition, compose
 from agents.text2sql.prompt import build_messages
 from agents.text2sql.reparam import Rewrite, reparameterise
 from embeddings.bm25 import tokenize
@@ -45,6 +48,7 @@ class State(TypedDict, total=False):
     sql: str | None
     feedback: list[tuple[str, str]]
     imposed_limit: int | None  # the LIMIT the guard added (or capped) to the answer's SQL, not its author
+    composition: Composition | None  # the question composed from the catalog (retrieval-only mode)
 
 
 _FENCE = re.compile(r"```(?:sql)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
@@ -143,7 +147,10 @@ class Text2SQLAgent:
         graph.add_node("finish", self._finish)
         graph.add_edge(START, "classify")
         graph.add_edge("classify", "retrieve")
-        graph.add_conditional_edges("retrieve", self._after_retrieve, ["reuse", "generate", "validate", "finish"])
+        graph.add_node("compose", self._compose)
+        graph.add_conditional_edges("retrieve", self._after_retrieve,
+                                    ["compose", "reuse", "generate", "validate", "finish"])  # fmt: skip
+        graph.add_conditional_edges("compose", self._after_compose, ["execute", "reuse", "finish"])
         graph.add_conditional_edges("reuse", self._after_reuse, ["execute", "generate", "finish"])
         graph.add_edge("generate", "validate")
         graph.add_conditional_edges("validate", self._after_validate, ["generate", "execute", "finish"])
@@ -175,7 +182,18 @@ class Text2SQLAgent:
                 if hit.deprecated and hit.successor:
                     answer.warnings.append(f"{hit.table} is deprecated: use {hit.successor}")
         self._timed(answer, "retrieve", started)
-        return {"answer": answer}
+        composition = None
+        if answer.kind == "text_to_sql" and answer.mode == "retrieval_only":
+            started = time.perf_counter()
+            ranked = [hit.table for hit in answer.candidate_tables]
+            if not self._reuse_fits(answer, state["question"]):  # a past query that fits comes first
+                composed = compose(state["question"], self.service.catalog, ranked, dialect=answer.dialect)
+                if isinstance(composed, Composition):
+                    composition = composed
+                else:
+                    answer.notes.append("Not composed from the catalog: " + "; ".join(composed.reasons[:2]) + ".")
+            self._timed(answer, "compose", started)
+        return {"answer": answer, "composition": composition}
 
     def _definitions(self, question: str) -> list[str]:
         words = set(tokenize(question))
@@ -185,6 +203,15 @@ class Text2SQLAgent:
         found += [f"{m.name}: {m.definition} = {m.sql}" for m in catalog.metrics.values()
                   if words & set(tokenize(m.name))]  # fmt: skip
         return found[:8]
+
+    def _reuse_fits(self, answer: Answer, question: str) -> bool:
+        """A verified past query close to the question (score ≥ REUSE_SCORE) whose literals all take the
+        question's values, with no period left as the past query had it: reused before anything is composed."""
+        best = self._best_reusable(answer)
+        if best is None or best.hit.score < REUSE_SCORE:
+            return False
+        rewrite = reparameterise(question, best.hit.sql, self.service.catalog, self.service.index.query_dialect)
+        return not rewrite.unresolved and (not rewrite.dates_differ or rewrite.changed)
 
     def _best_reusable(self, answer: Answer) -> ReusableQuery | None:
         valid = [q for q in answer.past_queries if q.valid_today and q.hit.success_rate >= 0.9]
@@ -198,8 +225,48 @@ class Text2SQLAgent:
             return "finish"
         best = self._best_reusable(answer)
         if answer.mode == "retrieval_only":
+            if state.get("composition") is not None:
+                return "compose"
             return "reuse" if best is not None else "finish"
         return "reuse" if best is not None and best.hit.score >= REUSE_SCORE else "generate"
+
+    def _compose(self, state: State) -> State:
+        """The composed query, validated like any other (guard + EXPLAIN); if it fails, the past queries remain."""
+        answer = state["answer"]
+        composition = state.get("composition")
+        assert composition is not None
+        started = time.perf_counter()
+        try:
+            validation = self.service.validate(composition.sql, answer.dialect, state["clearance"])
+        except SqlError as exc:
+            answer.notes.append(f"The composed query could not be validated ({exc.code}); not used.")
+            self._timed(answer, "compose", started)
+            return {"answer": answer, "composition": None}
+        self._timed(answer, "compose", started)
+        if not validation.ok or validation.guard.sql is None:
+            problems = [str(e) for e in validation.guard.errors[:2]] or [str(validation.explain_error)[:160]]
+            answer.notes.append("The composed query did not pass validation, not used: " + "; ".join(problems))
+            return {"answer": answer, "composition": None}
+        answer.sql, answer.source = validation.guard.sql, "composed"
+        answer.tables = validation.guard.tables
+        answer.reading = list(composition.reading)
+        answer.warnings.extend(w.message for w in validation.guard.warnings)
+        message = ("Composed from the catalog (its metrics, columns and joins; no LLM): "
+                   + "; ".join(composition.reading) + ". Check this reading answers your question.")  # fmt: skip
+        answer.notes.insert(0, message)
+        if composition.default_period is not None:
+            answer.warnings.append(f"your question names no period: {composition.default_period} — name one "
+                                   "(“last week”, “in September”) to change it")  # fmt: skip
+        answer.notes = [n for n in answer.notes if not n.startswith("No LLM configured")]
+        answer.notes.append("No LLM configured (BASTION_LLM_BASE_URL, BASTION_LLM_MODEL): the query was composed "
+                            "from the catalog, not generated.")  # fmt: skip
+        limit = imposed_limit(composition.sql, answer.dialect, answer.sql, answer.dialect)
+        return {"answer": answer, "sql": answer.sql, "imposed_limit": limit}
+
+    def _after_compose(self, state: State) -> str:
+        if state.get("composition") is None:
+            return "reuse" if self._best_reusable(state["answer"]) is not None else "finish"
+        return "execute" if state["execute"] else "finish"
 
     def _reuse(self, state: State) -> State:
         answer = state["answer"]

@@ -38,7 +38,11 @@ class Answer(BaseModel):
     sql: str | None = Field(None, description="The SQL to run (engine dialect), validated")
     sql_in_dialect: str | None = Field(None, description="The same SQL in the requested dialect, when different")
     dialect: str
-    source: Literal["reused", "generated", "given"] | None = None
+    source: Literal["reused", "composed", "generated", "given"] | None = Field(
+        None,
+        description="reused: a verified past query; composed: built from the catalog's metrics, columns and "
+        "joins (no LLM; see `reading`); generated: by the LLM; given: the question's own SQL",
+    )
     tables: list[str] = Field(default_factory=list, description="Tables the SQL reads")
     reused_queries: list[str] = Field(default_factory=list, description="Ids of the past queries it rests on")
     candidate_tables: list[TableHit] = Field(default_factory=list)
@@ -50,6 +54,11 @@ class Answer(BaseModel):
     rows: Rows | None = None
     truncated: bool = Field(False, description="The rows stop at a row cap or at the LIMIT the guard added")
     reuse: Reuse | None = Field(None, description="How the past query was reused, when it was")
+    reading: list[str] = Field(
+        default_factory=list,
+        description="How a composed query read the question, part by part: table, measures, "
+        "breakdowns, filters, period",
+    )
     definitions: list[str] = Field(default_factory=list, description="Glossary terms and metrics the question names")
     notes: list[str] = Field(default_factory=list)
     timings_ms: dict[str, float] = Field(default_factory=dict)

@@ -319,6 +319,7 @@ class Outcome(BaseModel):
     truncated: bool = False
     correct_uncapped: bool = False  # the same SQL without the LIMIT the guard added gives the gold result
     reuse: str | None = None  # reparameterised / unchanged / as_is
+    source: str | None = None  # reused / composed / generated
 
 
 class HalfScore(BaseModel):
@@ -337,6 +338,8 @@ class EndToEnd(BaseModel):
     truncated: int = 0
     correct_uncapped: int = 0  # diagnostic: correct, or right once the LIMIT the guard added is taken off
     reparameterised: int = 0
+    composed: int = 0  # answered by a query composed from the catalog (retrieval-only mode)
+    composed_correct: int = 0
     overhead_ms: list[float] = []
     split_seed: int = SPLIT_SEED
     dev: HalfScore = HalfScore()
@@ -387,13 +390,17 @@ def evaluate_end_to_end(
                         uncapped = _canonical(run_gold(whole)) == gold
             else:
                 report.refused_or_failed += 1
+            source = getattr(answer, "source", None)
             outcome = Outcome(id=question.id, half=halves[question.id], answered=answer.sql is not None,
-                              correct=correct, truncated=truncated, correct_uncapped=uncapped, reuse=reuse)  # fmt: skip
+                              correct=correct, truncated=truncated, correct_uncapped=uncapped, reuse=reuse,
+                              source=source)  # fmt: skip
             report.outcomes.append(outcome)
             report.correct += int(correct)
             report.correct_uncapped += int(uncapped)
             report.truncated += int(truncated)
             report.reparameterised += int(reuse == "reparameterised")
+            report.composed += int(source == "composed")
+            report.composed_correct += int(source == "composed" and correct)
             score = report.dev if outcome.half == "dev" else report.held_out
             score.questions += 1
             score.correct += int(correct)
@@ -427,13 +434,14 @@ def render(validator: list[ValidatorReport], end_to_end: EndToEnd | None, consol
     if end_to_end is not None:
         e2e = RichTable(title=f"Text-to-SQL on the demo warehouse's labelled questions ({end_to_end.mode})")
         for column in ["questions with gold SQL", "answered", "same result as gold", "first-shot valid", "no SQL",
-                       "re-parameterised", "truncated"]:  # fmt: skip
+                       "re-parameterised", "composed (right)", "truncated"]:  # fmt: skip
             e2e.add_column(column, justify="right")
         n = max(end_to_end.questions, 1)
         e2e.add_row(str(end_to_end.questions), f"{end_to_end.answered} ({end_to_end.answered / n:.0%})",
                     f"{end_to_end.correct} ({end_to_end.correct / n:.0%})",
                     f"{end_to_end.first_shot_valid}", str(end_to_end.refused_or_failed),
-                    str(end_to_end.reparameterised), str(end_to_end.truncated))  # fmt: skip
+                    str(end_to_end.reparameterised), f"{end_to_end.composed} ({end_to_end.composed_correct})",
+                    str(end_to_end.truncated))  # fmt: skip
         console.print(e2e)
         halves = RichTable(title=f"Same result as gold, per half of the split (seed {end_to_end.split_seed})",
                            caption="rules developed on dev-half failures only; held-out scored once")  # fmt: skip

@@ -1,0 +1,144 @@
+"""`ask` without an LLM, composing a query from the catalog's semantic layer (`agents.text2sql.compose`).
+
+On the demo warehouse and its built index: each composed query is run and its rows compared with a query written by
+hand for the same question. None of these questions is one of the labelled eval questions (`questions.yaml`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sqlglot
+from sqlglot import exp
+
+from agents.text2sql import Text2SQLAgent
+from agents.text2sql.compose import Composition, Declined, compose
+from embeddings.settings import LLMSettings
+from governance.catalog import Catalog
+from tests.knowledge_fixtures import Knowledge
+from tools.sql.evaluation import _canonical
+from tools.sql.service import SqlService, SqlSettings
+
+
+@pytest.fixture(scope="module")
+def service(knowledge: Knowledge) -> SqlService:
+    return SqlService(SqlSettings(url=None, timeout=10), knowledge.settings)
+
+
+@pytest.fixture(scope="module")
+def catalog(service: SqlService) -> Catalog:
+    return service.catalog
+
+
+def _rows(service: SqlService, sql: str) -> Any:
+    return _canonical(service.engine().run(sql, max_rows=100_000, timeout=30).rows)
+
+
+CASES = [
+    ("CPM by platform in September",
+     "SELECT platform, 1000 * sum(spend_usd) / nullif(sum(impressions), 0) FROM ads.ad_delivery_daily "
+     "WHERE dt BETWEEN DATE '2026-09-01' AND DATE '2026-09-30' GROUP BY 1"),
+    ("Saves by pin category last week",
+     "SELECT p.category, sum(e.saves) FROM content.pin_engagement_daily e JOIN content.pins p ON p.pin_id = e.pin_id "
+     "WHERE e.dt BETWEEN DATE '2026-10-25' AND DATE '2026-10-31' GROUP BY 1"),
+    ("How many campaigns per objective?", "SELECT objective, count(*) FROM ads.campaigns GROUP BY 1"),
+    ("Conversions by event type for advertiser 42 since September",
+     "SELECT event_type, count(*) FROM conv.conversion_events WHERE advertiser_id = 42 AND dt >= DATE '2026-09-01' "
+     "GROUP BY 1"),
+    ("Average session length by platform in September",
+     "SELECT platform, avg(session_seconds) FROM users.sessions WHERE dt BETWEEN DATE '2026-09-01' "
+     "AND DATE '2026-09-30' GROUP BY 1"),
+    ("Weekly new users in Brazil since August",
+     "SELECT date_trunc('week', dt), sum(new_users) FROM users.daily_active_users WHERE country = 'BR' "
+     "AND dt >= DATE '2026-08-01' GROUP BY 1"),
+    ("Top 3 brands by add to carts in October",  # ranked by a measure, through a join
+     "SELECT p.brand, sum(e.add_to_carts) FROM shopping.product_engagement_daily e JOIN shopping.products p "
+     "ON p.product_id = e.product_id WHERE e.dt BETWEEN DATE '2026-10-01' AND DATE '2026-10-31' GROUP BY 1 "
+     "ORDER BY 2 DESC LIMIT 3"),
+    ("Number of preorder products per product category",  # a profiled value as a filter, rows counted
+     "SELECT product_category, count(*) FROM shopping.products WHERE availability = 'PREORDER' GROUP BY 1"),
+    ("Clicks in Mexico by advertiser account tier in August",  # a joined dimension; a country by its name
+     "SELECT a.account_tier, sum(d.clicks) FROM ads.ad_delivery_daily d JOIN ads.advertisers a "
+     "ON a.advertiser_id = d.advertiser_id WHERE d.country = 'MX' AND d.dt BETWEEN DATE '2026-08-01' "
+     "AND DATE '2026-08-31' GROUP BY 1"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("question", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_a_question_the_catalog_reads_whole_gives_the_hand_written_result(
+    service: SqlService, catalog: Catalog, question: str, expected: str
+) -> None:
+    composed = compose(question, catalog, ranked=[h.table for h in service.search_tables(question, k=5)])
+    assert isinstance(composed, Composition), composed
+    assert _rows(service, composed.sql) == _rows(service, expected), composed.sql
+    assert composed.reading and composed.reading[0] == f"table {composed.table}"
+
+
+def test_a_question_without_a_period_reads_the_last_full_month_and_says_so(catalog: Catalog) -> None:
+    composed = compose("Clicks by platform", catalog)
+    assert isinstance(composed, Composition)
+    assert composed.default_period == "the last full month of data, 2026-10-01 – 2026-10-31"
+    assert "2026-10-01" in composed.sql and "2026-10-31" in composed.sql
+    timeless = compose("How many merchants per tier?", catalog)  # a table without a date partition: no period
+    assert isinstance(timeless, Composition) and timeless.default_period is None and "2026" not in timeless.sql
+
+
+@pytest.mark.parametrize(
+    ("question", "reason"),
+    [
+        ("Spend by astrological sign last week", "does not place “astrological”"),
+        ("Spend in September versus October", "more than one period"),
+        ('Spend for the campaign named "x\' OR 1=1 --"', "quotes text"),
+        ("Spend by platform; DROP TABLE ads.ads", "does not place “DROP”"),
+        # Campaigns reach ads only one to many (ads.campaign_id is not the ads table's key): no fan-out join.
+        ("Campaigns by ad creative type", "not a single column of ads.campaigns or of a table it joins"),
+        ("Impressions and searches by platform", "no single table holds every measure"),
+        ("What is the weather", "does not place"),
+    ],
+)
+def test_what_the_catalog_cannot_read_is_declined_with_the_reason(catalog: Catalog, question: str,
+                                                                  reason: str) -> None:  # fmt: skip
+    declined = compose(question, catalog)
+    assert isinstance(declined, Declined) and any(reason in r for r in declined.reasons), declined
+
+
+def test_an_unknown_word_is_named_but_bounded(catalog: Catalog) -> None:
+    declined = compose("Spend by " + "z" * 5000, catalog)
+    assert isinstance(declined, Declined) and len(" ".join(declined.reasons)) < 200
+
+
+def test_only_catalog_names_and_typed_literals_reach_the_sql(catalog: Catalog) -> None:
+    composed = compose("Spend in Germany by platform for advertiser 7 in October", catalog)
+    assert isinstance(composed, Composition)
+    tree = sqlglot.parse_one(composed.sql, read="duckdb")
+    names = {t.name for t in tree.find_all(exp.Table)} | {c.name for c in tree.find_all(exp.Column)}
+    known = {t.split(".")[-1] for t in catalog.tables} | {c.name for t in catalog.tables.values() for c in t.columns}
+    assert names <= known
+    strings = {lit.this for lit in tree.find_all(exp.Literal) if lit.is_string}
+    assert strings == {"DE", "2026-10-01", "2026-10-31"}  # the profiled value and the period
+    assert [n.expression.this for n in tree.find_all(exp.EQ) if n.this.name == "advertiser_id"] == ["7"]
+
+
+def test_the_agent_composes_validates_runs_and_says_how_it_read_the_question(service: SqlService) -> None:
+    agent = Text2SQLAgent(service, LLMSettings(base_url=None, model=None))
+    answer = agent.ask("Clicks in Mexico by advertiser account tier in August", execute=True)
+    assert answer.source == "composed" and answer.mode == "retrieval_only" and answer.reuse is None
+    assert answer.notes[0].startswith("Composed from the catalog") and "country = 'MX'" in answer.notes[0]
+    assert set(answer.tables) == {"ads.ad_delivery_daily", "ads.advertisers"}
+    assert answer.rows is not None and {r[0] for r in answer.rows.rows} == {"MANAGED", "SELF_SERVE"}
+    assert any("reading" in k for k in type(answer).model_fields) and answer.reading
+    # A PII column is never a breakdown: the guard validates a composed query like any other.
+    pii = agent.ask("Sessions by device id last week")
+    assert pii.source != "composed"
+
+
+def test_a_fitting_past_query_comes_before_a_composition(service: SqlService) -> None:
+    """A verified past query close to the question whose literals all take the question's values is reused."""
+    agent = Text2SQLAgent(service, LLMSettings(base_url=None, model=None))
+    reused = agent.ask("Click-through rate per platform in September", execute=True)
+    assert reused.past_queries[0].hit.score >= 0.8 and reused.source == "reused"
+    assert reused.reuse is not None and reused.reuse.status == "reparameterised" and "2026-09-01" in str(reused.sql)
+    # Its dates its own and the question naming none: the past query does not fit; composed instead.
+    composed = agent.ask("Click-through rate per platform", execute=True)
+    assert composed.source == "composed" and any("names no period" in w for w in composed.warnings)
