@@ -520,7 +520,11 @@ def reparameterise(question: str, sql: str, catalog: Catalog, dialect: str, as_o
     """The past query `sql` (in `dialect`) with the question's literals, or unchanged with the reasons."""
     result = Rewrite(sql=sql)
     today = as_of or catalog.as_of or datetime.now().date()
-    named = read_question(question, today, id_entities(catalog))
+    try:
+        named = read_question(question, today, id_entities(catalog))
+    except (ValueError, OverflowError):  # a year 0, a date past 9999: nothing is placed
+        result.unresolved.append("your question names a date out of range")
+        return result
     try:
         tree = sqlglot.parse_one(sql, read=dialect)
     except (ParseError, TokenError) as exc:
