@@ -38,13 +38,14 @@ _FILLER = frozenset({
     "which", "what", "who", "whom", "whose", "how", "is", "are", "was", "were", "be", "been", "do", "does", "did",
     "have", "has", "had", "their", "its", "there", "this", "these", "those", "each", "every", "all", "any", "me",
     "show", "list", "give", "get", "find", "tell", "total", "overall", "many", "number", "count", "across", "over",
-    "within", "among", "between", "than", "versus", "vs", "compared", "compare", "comparison", "against", "more",
-    "most", "less", "least", "fewer", "fewest", "top", "bottom", "highest", "lowest", "largest", "smallest",
-    "biggest", "best", "worst", "made", "make", "use", "used", "using", "got", "gain", "gained", "broken", "down",
+    "within", "among", "between", "than", "versus", "vs", "compared", "compare", "comparison", "against",
+    "most", "least", "fewest", "top", "bottom", "highest", "lowest", "largest", "smallest",
+    "biggest", "made", "make", "use", "used", "using", "got", "gain", "gained", "broken", "down",
     "breakdown", "split", "it", "they", "them", "as", "so", "far", "along", "where", "when", "up", "data", "often",
 })  # fmt: skip
-_RANK_DESC = frozenset({"most", "top", "highest", "largest", "biggest", "best", "more"})
-_RANK_ASC = frozenset({"least", "fewest", "lowest", "smallest", "worst", "bottom", "less", "fewer"})
+# Ranking words ("best", "worst" have no direction for a metric like CPC: they are not read, so declined).
+_RANK_DESC = frozenset({"most", "top", "highest", "largest", "biggest"})
+_RANK_ASC = frozenset({"least", "fewest", "lowest", "smallest", "bottom"})
 _GRAIN_WORDS = {"daily": "day", "weekly": "week", "monthly": "month", "quarterly": "quarter", "yearly": "year"}
 _GRAIN_UNITS = {"day": "day", "week": "week", "month": "month", "quarter": "quarter", "year": "year"}
 _GRAIN_ADJECTIVE = {v: k for k, v in _GRAIN_WORDS.items()}
@@ -145,6 +146,24 @@ class _Question:
             j -= 1
         return None
 
+    def adjective(self, m: _Mention) -> bool:
+        """A value written before a noun of rows ("keyword ad groups", "video pins"): the value, not the rows."""
+        if ("value" not in m.kinds() and "flag" not in m.kinds()) or self.plural(m):
+            return False
+        following = next((x for x in self.mentions if x.first == m.last), None)
+        return following is not None and "entity" in following.kinds()
+
+    def counts(self, m: _Mention) -> bool:
+        """ "how many X", "number of X", "count of X"."""
+        words = [t.word if t is not None else None for t in self.tokens[max(0, m.first - 3) : m.first]]
+        words = [w for w in words if w not in ("the", "a", "an")]
+        return words[-1:] == ["many"] or words[-2:] in (["number", "of"], ["count", "of"])
+
+    def compared(self, m: _Mention) -> bool:
+        """A comparison word next to the mention (within three words): "video versus static", "business or not"."""
+        near = [t for t in self.tokens[max(0, m.first - 3) : m.last + 3] if t is not None]
+        return any(t.word in _COMPARE for t in near)
+
     def signalled(self, m: _Mention) -> bool:
         """ "how many X", "number of X", "most X" — value or flag mentions may stand between ("most out-of-stock X")."""
         ends = {x.last: x for x in self.mentions}
@@ -236,20 +255,25 @@ def _read(question: str, catalog: Catalog, vocab: Vocabulary, today: date) -> _Q
         return Declined(["a number in the question is out of range"])
     if any(p.end >= date.max - timedelta(days=1) for p in named.periods):
         return Declined(["the question names a date out of range"])
+    if any((p.start is not None and p.start > p.end) or (p.start or p.end) > today for p in named.periods):
+        return Declined([f"the period {_said(named.periods[0].text)} is empty or after the data's last day"])
     tokens = _tokens(question, _spans(question, named))
     mentions, covered = _mentions(tokens, vocab)
     words = [t.word if t is not None else None for t in tokens]
-    grain: str | None = None
+    grains: set[str] = set()
     used: set[int] = set()
     for i, w in enumerate(words):
         if w is None or i in covered:
             continue
         if w in _GRAIN_WORDS:
-            grain = _GRAIN_WORDS[w]
+            grains.add(_GRAIN_WORDS[w])
             used.add(i)
         elif w in _GRAIN_UNITS and i > 0 and words[i - 1] in _GROUP_WORDS:
-            grain = _GRAIN_UNITS[w]
+            grains.add(_GRAIN_UNITS[w])
             used.add(i)
+    if len(grains) > 1:
+        return Declined([f"the question asks for two time breakdowns ({', '.join(sorted(grains))})"])
+    grain = next(iter(grains), None)
     for m in mentions:  # "daily active users": a measure that says its grain
         first = tokens[m.first]
         if grain is None and first is not None and first.word in _GRAIN_WORDS and "measure" in m.kinds():
@@ -303,6 +327,7 @@ def compose(question: str, catalog: Catalog, ranked: list[str] | None = None, as
     measures = [m for m in q.mentions if "metric" in m.kinds() or (
         "measure" in m.kinds() and not q.grouped(m) and not _names_its_column(q, m)
         and not ("entity" in m.kinds() and q.signalled(m)))]  # fmt: skip
+    counted = [m for m in q.mentions if "entity" in m.kinds() and q.counts(m) and m not in measures]
     if not measures and q.rank:  # "top 3 brands by add to carts": ranked by a measure
         measures = [m for m in q.mentions if "measure" in m.kinds() and q.grouped(m)][:1]
     for m in q.mentions:
@@ -315,8 +340,11 @@ def compose(question: str, catalog: Catalog, ranked: list[str] | None = None, as
     # entity not after "by", else of the table of the first column named ("conversion tag types used by …").
     readings: list[_Target | None] = []
     if not measures:
-        entities = [(i, m) for i, m in enumerate(q.mentions) if "entity" in m.kinds()]
+        entities = [(i, m) for i, m in enumerate(q.mentions) if "entity" in m.kinds() and not q.adjective(m)]
         signalled = [(i, m) for i, m in entities if q.signalled(m)]
+        if any(q.counts(m) for _, m in signalled):  # "how many users …": those, and nothing else, are counted
+            signalled = [(i, m) for i, m in signalled if q.counts(m)]
+            entities = signalled
         free = [(i, m) for i, m in entities if not q.grouped(m) and (i, m) not in signalled]
         for i, m in [*signalled, *free]:
             readings.append(_Target(frozenset(b.table for b in m.bindings if b.kind == "entity"), m.phrase, i))
@@ -335,17 +363,34 @@ def compose(question: str, catalog: Catalog, ranked: list[str] | None = None, as
         for fact in vocab.tables:
             if target is not None and fact not in target.tables:
                 continue
+            if target is not None and vocab.aggregated(fact):
+                declined.append(f"the rows of {fact} are totals (per day, …): counting them is not composed")
+                continue
             if target is None and not all(any(b.kind in ("measure", "metric") and b.table == fact
                                               for b in m.bindings) for m in measures):  # fmt: skip
                 continue
-            result = _Plan(fact, q, vocab, catalog, measures, target, dialect).build()
+            if target is None and counted:  # "number of conversions and conversion value": rows of the fact
+                if not all(fact in {b.table for b in m.bindings if b.kind == "entity"} for m in counted):
+                    said = _said(counted[0].phrase)
+                    declined.append(f"counting {said} that have a measure needs a distinct count: not composed")
+                    continue
+                rows = _Target(frozenset({fact}), counted[0].phrase, q.mentions.index(counted[0]))
+                result = _Plan(fact, q, vocab, catalog, measures, rows, dialect).build()
+            else:
+                result = _Plan(fact, q, vocab, catalog, measures, target, dialect).build()
             if isinstance(result, Declined):
                 declined.extend(result.reasons)
                 continue
             tier = vocab.tables[fact].tier or 3
             attempts.append(((len(result.tables), order.get(fact, len(order)), tier, fact), result))
         if attempts:
-            return min(attempts, key=lambda pair: pair[0])[1]
+            attempts.sort(key=lambda pair: pair[0])
+            best = attempts[0]
+            tied = [a for a in attempts[1:] if a[0][:2] == best[0][:2] and a[1].sql != best[1].sql]
+            if tied:
+                return Declined([f"the question reads the same on {best[1].table} and {tied[0][1].table}; "
+                                 "name the one you mean"])  # fmt: skip
+            return best[1]
     if not declined:
         said = ", ".join(_said(m.phrase) for m in measures[:3])
         return Declined([f"no single table holds every measure ({said})"])
@@ -376,6 +421,7 @@ class _Plan:
         self.dimensions: list[tuple[int, str, str]] = []  # (position, sql, alias)
         self.filters: list[str] = []
         self.filtered: set[str] = set()  # columns filtered on
+        self.value_filters: set[str] = set()  # columns filtered on one value or flag
         self.context: set[str] = {fact}
         self.negations_used: set[int] = set()
         self.consumed: set[int] = set()  # indexes of mentions read
@@ -403,6 +449,8 @@ class _Plan:
             declined = step()
             if declined is not None:
                 return declined
+        if len(self.value_filters) > 1 and any(t is not None and t.word == "or" for t in self.q.tokens):
+            return Declined(["“or” between values of two columns: not composed (the filters would be AND-ed)"])
         unused = self.q.negations - self.negations_used
         if unused:
             token = self.q.tokens[min(unused)]
@@ -433,6 +481,9 @@ class _Plan:
                 return Declined([f"{self.fact} has no column for {_said(m.phrase)}"])
             before = self.q.before(m.first)
             function = "avg" if before in _AVERAGE else "sum"
+            if function == "avg" and self.vocab.aggregated(self.fact):
+                return Declined([f"{self.fact} holds totals (per day, …): the average of its rows of "
+                                 f"{_said(m.phrase)} is not an average per day: not composed"])  # fmt: skip
             if function == "sum" and not self.vocab.additive(self.fact) and before not in _TOTAL:
                 self.summed_attributes.append(m.phrase)
             self.measures.append((f"{function}(f.{measure.column})", measure.column))
@@ -441,20 +492,36 @@ class _Plan:
 
     def _values(self) -> Declined | None:
         """Values and flags: filters; several values of one column: a breakdown over those values."""
-        named_entities = {b.table for m in self.q.mentions for b in m.bindings if b.kind == "entity"}
+        q = self.q
+        named_entities = {b.table for m in q.mentions for b in m.bindings if b.kind == "entity"}
+        named_tables = named_entities | {b.table for m in q.mentions for b in m.bindings if b.kind == "dimension"}
         by_column: dict[tuple[str, str], list[tuple[int, _Mention, Binding]]] = {}
-        for i, m in enumerate(self.q.mentions):
+        for i, m in enumerate(q.mentions):
             if i in self.consumed or not m.kinds() & {"value", "flag"}:
                 continue
             if any(b.kind == "date" and b.table == self.fact for b in m.bindings):
                 continue  # "signed up" is users.signup_dt here, not a SIGNUP event elsewhere
             if "value" not in m.kinds() and m.kinds() & {"dimension", "entity"}:
                 continue
+            if q.grouped(m):  # "ad groups by keyword": a column is expected where a value stands
+                if m.kinds() & {"dimension", "entity"}:
+                    continue
+                return Declined([f"{_said(m.phrase)} after “{q.before(m.first)}” is a value, not a column: name "
+                                 "the column to break down by"])  # fmt: skip
+            entities = {b.table for b in m.bindings if b.kind == "entity"}
+            if entities and not _names_its_column(q, m) and not q.adjective(m):
+                if self.fact in entities:
+                    continue  # the measured rows themselves ("conversion value"): context
+                return Declined([f"{_said(m.phrase)} names the rows of {sorted(entities)[0]} and a value: "
+                                 "ambiguous"])  # fmt: skip
             chosen = self.pick(m.bindings, ("value", "flag"))
             if chosen is None:
                 if m.kinds() & {"dimension", "entity", "measure"}:
                     continue  # read below as another kind
                 return Declined([f"{_said(m.phrase)} fits no single column of {self.fact} or a table it joins"])
+            if chosen.table != self.fact and chosen.table not in named_tables and not _names_its_column(q, m):
+                return Declined([f"{_said(m.phrase)} would be {chosen.table}.{chosen.column}, a table the question "
+                                 "does not name"])  # fmt: skip
             others = {b.table for b in m.bindings if b.kind in ("value", "flag") and b.table in self.paths}
             if chosen.table not in named_entities and others & named_entities - {chosen.table}:
                 named = sorted(others & named_entities)[0]
@@ -472,7 +539,7 @@ class _Plan:
             self.negations_used |= negations
             values = sorted({b.value for _, _, b in found if b.value is not None})
             every = self.vocab.tables[target].column(column)
-            if len(values) > 1 or (flag and self.q.comparing):
+            if len(values) > 1 or (flag and any(self.q.compared(m) for _, m, _ in found)):
                 if negations:
                     return Declined([f"the question negates one of several {column} values: not composed"])
                 self.dimensions.append((found[0][1].first, f"{alias}.{column}", column))
@@ -483,9 +550,11 @@ class _Plan:
                 else:
                     self.reading.append(f"compared by {target}.{column} (every value)")
             elif flag:
+                self.value_filters.add(column)
                 self.filters.append(f"{'NOT ' if negations else ''}{alias}.{column}")
                 self.reading.append(f"only rows where {target}.{column} is {'false' if negations else 'true'}")
             else:
+                self.value_filters.add(column)
                 literal = exp.Literal.string(values[0]).sql(dialect=self.dialect)
                 self.filters.append(f"{alias}.{column} {'<>' if negations else '='} {literal}")
                 self.reading.append(f"{target}.{column} {'≠' if negations else '='} {values[0]!r}")
@@ -590,6 +659,8 @@ class _Plan:
         date_type = (meta.type if meta else "").upper()
         period: Period | None = q.named.periods[0] if q.named.periods else None
         default = period is None and bool(table.partition_column) and date_column == table.partition_column
+        if default and q.grain in ("month", "quarter", "year"):
+            return Declined([f"a {_GRAIN_ADJECTIVE[q.grain]} breakdown needs a period: name one (“this year”)"])
         if default:
             period = _last_full_month(q.named.as_of)
         if period is not None:

@@ -70,6 +70,11 @@ class Vocabulary:
             frontier = following
         return paths
 
+    def aggregated(self, table: str) -> bool:
+        """Rows that are already totals (per day, per platform, …): "daily" in the table's name or description."""
+        t = self.tables[table]
+        return "daily" in t.name.split(".")[-1].split("_") or (t.description or "").lower().startswith("daily")
+
     def additive(self, table: str) -> bool:
         """A numeric column of a table partitioned by date holds amounts and counts that add up (spend, clicks);
         one of an unpartitioned table is an attribute of its row (a price, a follower count)."""
