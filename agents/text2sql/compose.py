@@ -323,12 +323,22 @@ def compose(question: str, catalog: Catalog, ranked: list[str] | None = None, as
     read = _read(question, catalog, vocab, as_of or catalog.as_of or date.today())
     if isinstance(read, Declined):
         return read
-    q = read
+    measures = _measures(read)
+    if isinstance(measures, Declined):
+        return measures
+    readings = _readings(read, measures)
+    if isinstance(readings, Declined):
+        return readings
+    return _best(read, vocab, catalog, measures, readings, ranked or [], dialect)
+
+
+def _measures(q: _Question) -> list[_Mention] | Declined:
+    """Metric phrases, and numeric columns not after "by" (nor a value naming its column, nor the rows counted
+    after "how many"); with a ranking and nothing else, the measure after "by" ("top 3 brands by add to carts")."""
     measures = [m for m in q.mentions if "metric" in m.kinds() or (
         "measure" in m.kinds() and not q.grouped(m) and not _names_its_column(q, m)
         and not ("entity" in m.kinds() and q.signalled(m)))]  # fmt: skip
-    counted = [m for m in q.mentions if "entity" in m.kinds() and q.counts(m) and m not in measures]
-    if not measures and q.rank:  # "top 3 brands by add to carts": ranked by a measure
+    if not measures and q.rank:
         measures = [m for m in q.mentions if "measure" in m.kinds() and q.grouped(m)][:1]
     for m in q.mentions:
         if "measure" in m.kinds() and q.before(m.first) == "per" and any(x.last == m.first - 1 for x in measures):
@@ -336,27 +346,36 @@ def compose(question: str, catalog: Catalog, ranked: list[str] | None = None, as
     if q.grain and q.before(next((m.first for m in measures), 0)) in _AVERAGE and any(
             t is not None and t.word == "per" for t in q.tokens):  # fmt: skip
         return Declined(["an average per day (or week) needs the totals of each first: not composed"])
-    # Counting, when nothing is measured: the rows of an entity after "how many", "number of", "most", else of an
-    # entity not after "by", else of the table of the first column named ("conversion tag types used by …").
-    readings: list[_Target | None] = []
-    if not measures:
-        entities = [(i, m) for i, m in enumerate(q.mentions) if "entity" in m.kinds() and not q.adjective(m)]
-        signalled = [(i, m) for i, m in entities if q.signalled(m)]
-        if any(q.counts(m) for _, m in signalled):  # "how many users …": those, and nothing else, are counted
-            signalled = [(i, m) for i, m in signalled if q.counts(m)]
-            entities = signalled
-        free = [(i, m) for i, m in entities if not q.grouped(m) and (i, m) not in signalled]
-        for i, m in [*signalled, *free]:
-            readings.append(_Target(frozenset(b.table for b in m.bindings if b.kind == "entity"), m.phrase, i))
-        column = next((m for m in q.mentions if "dimension" in m.kinds() and "entity" not in m.kinds()), None)
-        if column is not None and not signalled and not free:
-            tables = frozenset(b.table for b in column.bindings if b.kind == "dimension")
-            readings.append(_Target(tables, sorted(tables)[0].split(".")[-1], None))
-        if not readings:
-            return Declined(["the question names nothing to measure or count"])
-    else:
-        readings.append(None)
-    order = {name: i for i, name in enumerate(ranked or [])}
+    return measures
+
+
+def _readings(q: _Question, measures: list[_Mention]) -> list[_Target | None] | Declined:
+    """With measures, one reading (None). Without, the rows to count, in order of preference: of an entity after
+    "how many", "number of" (then only those), "most"; else of an entity not after "by"; else of the table of
+    the first column named ("conversion tag types used by …")."""
+    if measures:
+        return [None]
+    entities = [(i, m) for i, m in enumerate(q.mentions) if "entity" in m.kinds() and not q.adjective(m)]
+    signalled = [(i, m) for i, m in entities if q.signalled(m)]
+    if any(q.counts(m) for _, m in signalled):
+        signalled = [(i, m) for i, m in signalled if q.counts(m)]
+        entities = signalled
+    free = [(i, m) for i, m in entities if not q.grouped(m) and (i, m) not in signalled]
+    readings: list[_Target | None] = [_Target(frozenset(b.table for b in m.bindings if b.kind == "entity"),
+                                              m.phrase, i) for i, m in [*signalled, *free]]  # fmt: skip
+    column = next((m for m in q.mentions if "dimension" in m.kinds() and "entity" not in m.kinds()), None)
+    if column is not None and not readings:
+        tables = frozenset(b.table for b in column.bindings if b.kind == "dimension")
+        readings.append(_Target(tables, sorted(tables)[0].split(".")[-1], None))
+    return readings or Declined(["the question names nothing to measure or count"])
+
+
+def _best(q: _Question, vocab: Vocabulary, catalog: Catalog, measures: list[_Mention],
+          readings: list[_Target | None], ranked: list[str], dialect: str) -> Composition | Declined:  # fmt: skip
+    """The first reading that composes on some table: the one with the fewest joins, then ranked first by
+    retrieval; two tables that read the same and that retrieval does not rank apart are declined."""
+    counted = [m for m in q.mentions if "entity" in m.kinds() and q.counts(m) and m not in measures]
+    order = {name: i for i, name in enumerate(ranked)}
     declined: list[str] = []
     for target in readings:
         attempts: list[tuple[tuple[int, int, int, str], Composition]] = []
@@ -369,28 +388,27 @@ def compose(question: str, catalog: Catalog, ranked: list[str] | None = None, as
             if target is None and not all(any(b.kind in ("measure", "metric") and b.table == fact
                                               for b in m.bindings) for m in measures):  # fmt: skip
                 continue
+            rows = target
             if target is None and counted:  # "number of conversions and conversion value": rows of the fact
                 if not all(fact in {b.table for b in m.bindings if b.kind == "entity"} for m in counted):
                     said = _said(counted[0].phrase)
                     declined.append(f"counting {said} that have a measure needs a distinct count: not composed")
                     continue
                 rows = _Target(frozenset({fact}), counted[0].phrase, q.mentions.index(counted[0]))
-                result = _Plan(fact, q, vocab, catalog, measures, rows, dialect).build()
-            else:
-                result = _Plan(fact, q, vocab, catalog, measures, target, dialect).build()
+            result = _Plan(fact, q, vocab, catalog, measures, rows, dialect).build()
             if isinstance(result, Declined):
                 declined.extend(result.reasons)
                 continue
-            tier = vocab.tables[fact].tier or 3
-            attempts.append(((len(result.tables), order.get(fact, len(order)), tier, fact), result))
+            attempts.append(((len(result.tables), order.get(fact, len(order)), vocab.tables[fact].tier or 3, fact),
+                             result))  # fmt: skip
         if attempts:
             attempts.sort(key=lambda pair: pair[0])
-            best = attempts[0]
-            tied = [a for a in attempts[1:] if a[0][:2] == best[0][:2] and a[1].sql != best[1].sql]
+            first, best = attempts[0]
+            tied = [c for k, c in attempts[1:] if k[:2] == first[:2]]  # as few joins, and not ranked apart
             if tied:
-                return Declined([f"the question reads the same on {best[1].table} and {tied[0][1].table}; "
-                                 "name the one you mean"])  # fmt: skip
-            return best[1]
+                return Declined([f"the question reads the same on {best.table} and {tied[0].table}; name the one "
+                                 "you mean"])  # fmt: skip
+            return best
     if not declined:
         said = ", ".join(_said(m.phrase) for m in measures[:3])
         return Declined([f"no single table holds every measure ({said})"])
