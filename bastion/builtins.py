@@ -111,6 +111,23 @@ async def tool_definitions(server: MCPServer[Any]) -> list[ToolDefinition]:
     return [ToolDefinition.model_validate(served_definition(tool)) for tool in await server.list_tools()]
 
 
+LOCK_FILE = Path(__file__).resolve().parent.parent / "seed" / "builtins.lock.json"
+
+
+def builtin_lock(ctx: RegistryContext, seed_file: Path) -> dict[str, dict[str, Any]]:
+    """Each builtin server the seed file declares: its version and its tools' definition hashes. A deployment
+    keeps the versions it registered, so tools that change under the same version make `registry seed` refuse
+    and the gateway withhold them (drift): `tests/test_seed.py` compares this with `LOCK_FILE`."""
+    from registry.services.seed import load_seed
+
+    resolve = definitions_resolver(ctx)
+    return {
+        spec.name: {"version": spec.version, "tools": {t.name: t.content_hash() for t in resolve(spec.builtin)}}
+        for spec in load_seed(seed_file).servers
+        if spec.builtin
+    }
+
+
 def definitions_resolver(ctx: RegistryContext) -> Callable[[str], list[ToolDefinition]]:
     servers = build_all(ctx)
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from bastion.builtins import definitions_resolver
+from bastion.builtins import LOCK_FILE, builtin_lock, definitions_resolver
 from registry.context import RegistryContext
 from registry.db.models import AdminEvent, ServerVersion
 from registry.errors import Conflict, Invalid
@@ -124,3 +125,20 @@ def test_seeded_sql_builtin_is_read_only_and_needs_no_approval(
     assert set(tools) == {"search_tables", "search_queries", "describe_table", "validate_sql", "run_sql", "ask"}
     assert all(t["annotations"]["readOnlyHint"] and not t["annotations"]["destructiveHint"] for t in tools.values())
     assert tools["ask"]["annotations"]["openWorldHint"]  # it calls the configured LLM
+
+
+def test_a_builtin_whose_tools_changed_has_a_new_version(ctx: RegistryContext) -> None:
+    """A deployment keeps the builtin versions it registered. Tools changed under the same version make `registry
+    seed` refuse ("bump the version") and the gateway withhold them as drifted. Before: the sql builtin's `ask`
+    schema changed (Answer.source "composed", Answer.reading) under dev.bastion/sql 1.2.0 and no test noticed."""
+    lock = json.loads(LOCK_FILE.read_text())
+    current = builtin_lock(ctx, ctx.settings.seed_file)
+    for name, now in current.items():
+        was = lock.get(name)
+        if was is not None and was["tools"] != now["tools"]:
+            changed = sorted(t for t in {*was["tools"], *now["tools"]} if was["tools"].get(t) != now["tools"].get(t))
+            assert now["version"] != was["version"], (
+                f"{name}'s tools changed ({', '.join(changed)}) under version {was['version']}: bump its version in "
+                "seed/registry.yaml, then run scripts/lock_builtins.py"
+            )
+    assert current == lock, "seed/builtins.lock.json is out of date: run scripts/lock_builtins.py"
