@@ -127,10 +127,11 @@ def test_the_agent_composes_validates_runs_and_says_how_it_read_the_question(ser
     assert answer.notes[0].startswith("Composed from the catalog") and "country = 'MX'" in answer.notes[0]
     assert set(answer.tables) == {"ads.ad_delivery_daily", "ads.advertisers"}
     assert answer.rows is not None and {r[0] for r in answer.rows.rows} == {"MANAGED", "SELF_SERVE"}
-    assert any("reading" in k for k in type(answer).model_fields) and answer.reading
+    assert answer.reading and answer.reading[0] == "table ads.ad_delivery_daily"
     # A PII column is never a breakdown: the guard validates a composed query like any other.
-    pii = agent.ask("Sessions by device id last week")
-    assert pii.source != "composed"
+    assert isinstance(compose("Sessions by device last week", service.catalog), Composition)  # composed, then:
+    pii = agent.ask("Sessions by device last week")
+    assert pii.source != "composed" and any("did not pass validation" in n and "pii" in n for n in pii.notes)
 
 
 def test_a_fitting_past_query_comes_before_a_composition(service: SqlService) -> None:

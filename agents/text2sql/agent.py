@@ -49,6 +49,7 @@ class State(TypedDict, total=False):
     feedback: list[tuple[str, str]]
     imposed_limit: int | None  # the LIMIT the guard added (or capped) to the answer's SQL, not its author
     composition: Composition | None  # the question composed from the catalog (retrieval-only mode)
+    rewrite: Rewrite | None  # the best past query re-parameterised, when retrieval-only mode already did it
 
 
 _FENCE = re.compile(r"```(?:sql)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
@@ -182,18 +183,19 @@ class Text2SQLAgent:
                 if hit.deprecated and hit.successor:
                     answer.warnings.append(f"{hit.table} is deprecated: use {hit.successor}")
         self._timed(answer, "retrieve", started)
-        composition = None
+        composition, rewrite = None, None
         if answer.kind == "text_to_sql" and answer.mode == "retrieval_only":
             started = time.perf_counter()
             ranked = [hit.table for hit in answer.candidate_tables]
-            if not self._reuse_fits(answer, state["question"]):  # a past query that fits comes first
+            rewrite = self._rewrite(answer, state["question"])
+            if not self._fits(answer, rewrite):  # a past query that fits comes first
                 composed = compose(state["question"], self.service.catalog, ranked, dialect=answer.dialect)
                 if isinstance(composed, Composition):
                     composition = composed
                 else:
                     answer.notes.append("Not composed from the catalog: " + "; ".join(composed.reasons[:2]) + ".")
             self._timed(answer, "compose", started)
-        return {"answer": answer, "composition": composition}
+        return {"answer": answer, "composition": composition, "rewrite": rewrite}
 
     def _definitions(self, question: str) -> list[str]:
         words = set(tokenize(question))
@@ -204,13 +206,19 @@ class Text2SQLAgent:
                   if words & set(tokenize(m.name))]  # fmt: skip
         return found[:8]
 
-    def _reuse_fits(self, answer: Answer, question: str) -> bool:
+    def _rewrite(self, answer: Answer, question: str) -> Rewrite | None:
+        """The best reusable past query re-parameterised for the question (None when there is none)."""
+        best = self._best_reusable(answer)
+        if best is None:
+            return None
+        return reparameterise(question, best.hit.sql, self.service.catalog, self.service.index.query_dialect)
+
+    def _fits(self, answer: Answer, rewrite: Rewrite | None) -> bool:
         """A verified past query close to the question (score ≥ REUSE_SCORE) whose literals all take the
         question's values, with no period left as the past query had it: reused before anything is composed."""
         best = self._best_reusable(answer)
-        if best is None or best.hit.score < REUSE_SCORE:
+        if best is None or rewrite is None or best.hit.score < REUSE_SCORE:
             return False
-        rewrite = reparameterise(question, best.hit.sql, self.service.catalog, self.service.index.query_dialect)
         return not rewrite.unresolved and (not rewrite.dates_differ or rewrite.changed)
 
     def _best_reusable(self, answer: Answer) -> ReusableQuery | None:
@@ -279,7 +287,7 @@ class Text2SQLAgent:
         started = time.perf_counter()
         source_dialect = self.service.index.query_dialect
         catalog = self.service.catalog
-        rewrite = reparameterise(state["question"], best.hit.sql, catalog, source_dialect)
+        rewrite = state.get("rewrite") or reparameterise(state["question"], best.hit.sql, catalog, source_dialect)
         why = list(rewrite.unresolved)
         status: Literal["reparameterised", "unchanged", "as_is"] = "unchanged" if why else "as_is"
         original = best.hit.sql

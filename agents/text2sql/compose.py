@@ -28,7 +28,6 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
 from agents.text2sql.literals import Named, Period, read_question
-from agents.text2sql.reparam import id_entities
 from agents.text2sql.vocabulary import IDENT, Binding, Vocabulary, key_of, vocabulary, word
 from governance.catalog import Catalog
 
@@ -88,8 +87,6 @@ def _said(text: str) -> str:
 class _Token:
     text: str  # as written
     word: str  # lower-case, singular, lemmatised
-    start: int
-    end: int
 
 
 @dataclass
@@ -110,7 +107,6 @@ class _Question:
     mentions: list[_Mention]
     grain: str | None
     rank: str | None  # "DESC", "ASC" or None
-    comparing: bool
     negations: set[int]  # token indexes of "not", "without", …
 
     def before(self, index: int) -> str | None:
@@ -187,7 +183,7 @@ def _tokens(question: str, consumed: list[tuple[int, int]]) -> list[_Token | Non
         if out and question[last_end:a].strip(" ") not in ("", "-", "/", "'", "’"):
             out.append(None)
         raw = re.sub(r"['’]s$", "", m.group(0))
-        out.append(_Token(raw, word(raw), a, b))
+        out.append(_Token(raw, word(raw)))
         last_end = b
     return out
 
@@ -208,7 +204,6 @@ def _mentions(tokens: list[_Token | None], vocab: Vocabulary) -> tuple[list[_Men
     """Longest phrases first, left to right; the mentions and the token indexes they cover."""
     mentions: list[_Mention] = []
     covered: set[int] = set()
-    longest = max((len(p) for p in vocab.phrases), default=1)
     i = 0
     while i < len(tokens):
         token = tokens[i]
@@ -216,7 +211,7 @@ def _mentions(tokens: list[_Token | None], vocab: Vocabulary) -> tuple[list[_Men
             i += 1
             continue
         found = None
-        for n in range(min(longest, len(tokens) - i), 0, -1):
+        for n in range(min(vocab.longest, len(tokens) - i), 0, -1):
             window = tokens[i : i + n]
             if any(t is None for t in window):
                 continue
@@ -240,7 +235,7 @@ def _mentions(tokens: list[_Token | None], vocab: Vocabulary) -> tuple[list[_Men
 
 def _read(question: str, catalog: Catalog, vocab: Vocabulary, today: date) -> _Question | Declined:
     try:
-        named = read_question(question, today, id_entities(catalog))
+        named = read_question(question, today, vocab.entity_words)
     except (ValueError, OverflowError):  # a year 0, a date past 9999
         return Declined(["the question names a date out of range"])
     if len(named.periods) > 1:
@@ -300,7 +295,7 @@ def _read(question: str, catalog: Catalog, vocab: Vocabulary, today: date) -> _Q
         return Declined([f"the catalog's vocabulary does not place {', '.join(_said(w) for w in unknown[:5])}"])
     if not mentions:
         return Declined(["the question names no measure, table or column the catalog knows"])
-    return _Question(named, tokens, mentions, grain, rank, bool(present & _COMPARE), negations)
+    return _Question(named, tokens, mentions, grain, rank, negations)
 
 
 # -- composing ------------------------------------------------------------------------------------------

@@ -54,6 +54,8 @@ class Vocabulary:
     joins: dict[str, dict[str, tuple[str, str]]]  # table → joined table → (its column, the joined table's column)
     tables: dict[str, Table]
     short_values: dict[str, set[Binding]]  # two-letter codes, matched as written ("US", not "us")
+    entity_words: set[str]  # the words that name an id column ("advertiser"): `reparam.id_entities`
+    longest: int  # the most words in a phrase
 
     def reachable(self, fact: str, hops: int = 2) -> dict[str, list[tuple[str, str, str, str]]]:
         """Tables `fact` reaches in at most `hops` joins, each to one row of the joined table (its own key: no
@@ -216,7 +218,8 @@ def _vocabulary(catalog_json: str) -> Vocabulary:
                 continue
             for label in [metric.name.replace("_", " "), *metric.synonyms]:
                 add(words(label), Binding("metric", holder.name, metric.name))
-    return Vocabulary(phrases=phrases, joins=_joins(tables), tables=tables, short_values=short)
+    return Vocabulary(phrases=phrases, joins=_joins(tables), tables=tables, short_values=short,
+                      entity_words=entity_words, longest=max(map(len, phrases), default=1))  # fmt: skip
 
 
 def _add_column(table: str, col: str, kind: str, term: str | None, values: list[str] | None,
@@ -224,11 +227,10 @@ def _add_column(table: str, col: str, kind: str, term: str | None, values: list[
                 add: Callable[[tuple[str, ...], Binding], None], short: dict[str, set[Binding]]) -> None:  # fmt: skip
     if not IDENT.match(col):
         return
-    if col.endswith("_id"):
-        base = col[:-3]
-        for said in {base, base.split("_")[-1], base.split("_")[0], base.replace("_", " ")}:
-            if said.split(" ")[0] in entity_words or said in entity_words:
-                add(words(said), Binding("dimension", table, col))
+    if col.endswith("_id"):  # creator_user_id: "creator user", "user" (and "creator" if that names an id)
+        base = col[:-3].split("_")
+        for said in {" ".join(base), base[-1], *(base[:1] if base[0] in entity_words else [])}:
+            add(words(said), Binding("dimension", table, col))
         return
     if kind.startswith("BOOL"):
         if col.startswith("is_"):
