@@ -145,6 +145,19 @@ def test_a_fitting_past_query_comes_before_a_composition(service: SqlService) ->
     assert composed.source == "composed" and any("names no period" in w for w in composed.warnings)
 
 
+def test_a_close_past_query_that_counts_something_else_does_not_fit(service: SqlService) -> None:
+    """Sessions live in users.sessions: a past query that counts users (close in words, score ≥ 0.8) is not
+    reused as the answer; the composed query counts sessions (it was reused, and counted users, before)."""
+    agent = Text2SQLAgent(service, LLMSettings(base_url=None, model=None))
+    answer = agent.ask("Sessions by user age bucket", execute=True)
+    best = answer.past_queries[0].hit
+    assert best.score >= 0.8 and "users.sessions" not in best.tables  # the case the rule is for
+    assert answer.source == "composed" and "users.sessions" in answer.tables
+    expected = ("SELECT u.age_bucket, count(*) FROM users.sessions s JOIN users.users u ON u.user_id = s.user_id "
+                "WHERE s.dt BETWEEN DATE '2026-10-01' AND DATE '2026-10-31' GROUP BY 1")  # fmt: skip
+    assert answer.rows is not None and _canonical(answer.rows.rows) == _rows(service, expected)
+
+
 # -- found by an attack review of the first version (each failed on it) ------------------------------------------
 
 

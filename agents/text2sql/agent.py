@@ -25,7 +25,7 @@ from sqlglot.errors import ParseError, TokenError
 
 from agents.text2sql.answer import Answer, Reuse
 from agents.text2sql.classify import classify, sql_in
-from agents.text2sql.compose import Composition, compose
+from agents.text2sql.compose import Composition, Declined, compose
 from agents.text2sql.prompt import build_messages
 from agents.text2sql.reparam import Rewrite, reparameterise
 from embeddings.bm25 import tokenize
@@ -188,8 +188,8 @@ class Text2SQLAgent:
             started = time.perf_counter()
             ranked = [hit.table for hit in answer.candidate_tables]
             rewrite = self._rewrite(answer, state["question"])
-            if not self._fits(answer, rewrite):  # a past query that fits comes first
-                composed = compose(state["question"], self.service.catalog, ranked, dialect=answer.dialect)
+            composed = compose(state["question"], self.service.catalog, ranked, dialect=answer.dialect)
+            if not self._fits(answer, rewrite, composed):  # a past query that fits comes first
                 if isinstance(composed, Composition):
                     composition = composed
                 else:
@@ -213,11 +213,15 @@ class Text2SQLAgent:
             return None
         return reparameterise(question, best.hit.sql, self.service.catalog, self.service.index.query_dialect)
 
-    def _fits(self, answer: Answer, rewrite: Rewrite | None) -> bool:
+    def _fits(self, answer: Answer, rewrite: Rewrite | None, composed: Composition | Declined) -> bool:
         """A verified past query close to the question (score ≥ REUSE_SCORE) whose literals all take the
-        question's values, with no period left as the past query had it: reused before anything is composed."""
+        question's values, with no period left as the past query had it: reused before anything is composed.
+        Unless the question's measure lives in a table the past query does not read: "conversions by age
+        bucket" is not answered by a query that counts users, however close its words."""
         best = self._best_reusable(answer)
         if best is None or rewrite is None or best.hit.score < REUSE_SCORE:
+            return False
+        if isinstance(composed, Composition) and composed.table not in best.hit.tables:
             return False
         return not rewrite.unresolved and (not rewrite.dates_differ or rewrite.changed)
 

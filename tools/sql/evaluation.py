@@ -444,7 +444,7 @@ def render(validator: list[ValidatorReport], end_to_end: EndToEnd | None, consol
                     str(end_to_end.truncated))  # fmt: skip
         console.print(e2e)
         halves = RichTable(title=f"Same result as gold, per half of the split (seed {end_to_end.split_seed})",
-                           caption="rules developed on dev-half failures only; held-out scored once")  # fmt: skip
+                           caption="rules developed on dev-half failures only; held-out for reporting")  # fmt: skip
         for column in ("dev", "held-out", "total"):
             halves.add_column(column, justify="right")
 
