@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from governance.catalog import Catalog, GlossaryTerm, Metric, Table
+from governance.catalog import Additivity, Catalog, GlossaryTerm, Metric, Table
 from governance.classification import Classification
 
 
@@ -35,6 +35,7 @@ class ColumnMeta(BaseModel):
     pii: str | None = None
     classification: Classification | None = None
     glossary: str | None = None
+    additivity: Additivity | None = None
 
 
 class TableMeta(BaseModel):
@@ -171,3 +172,5 @@ def _merge(table: Table, meta: TableMeta, problems: list[Problem], source: str) 
             column.classification = column_meta.classification
         if column_meta.glossary:
             column.glossary_term = column_meta.glossary
+        if column_meta.additivity:
+            column.additivity = column_meta.additivity

@@ -7,10 +7,13 @@ the query log) and the SQL guard (which checks queries against it). No I/O here.
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from governance.classification import Classification
+
+Additivity = Literal["additive", "semi_additive", "non_additive"]
 
 
 class Column(BaseModel):
@@ -21,6 +24,12 @@ class Column(BaseModel):
     pii: str | None = Field(None, description="Kind of personal data: email, ip_address, device_id, …")
     classification: Classification = Classification.INTERNAL
     values: list[str] | None = Field(None, description="All values of a low-cardinality column, profiled")
+    additivity: Additivity | None = Field(
+        None,
+        description="Whether sums of this number mean something: additive (spend, clicks), semi_additive (adds "
+        "up across anything but time: daily actives, a balance, a trailing-7-day count), non_additive (a score, a "
+        "rate, a window length). Unset: the numbers of a date-partitioned table add up; others are attributes.",
+    )
 
     @property
     def documented(self) -> bool:

@@ -277,3 +277,37 @@ def test_a_value_before_a_noun_qualifies_it(catalog: Catalog, question: str, fra
     composed = compose(question, catalog)
     assert isinstance(composed, Composition), composed
     assert fragment in " ".join(composed.sql.split()), composed.sql
+
+
+# -- additivity: what the catalog says of a number's sums ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("question", "reason"),
+    [
+        # non-additive: a window length summed over conversions is no number anyone wants (it was summed before)
+        ("Attribution window days by advertiser in October", "does not add up"),
+        ("Predicted score by model version last week", "does not add up"),
+        # semi-additive: daily actives summed over a week count a user once per day they were active
+        ("DAU in Germany last week", "adds up within a day only"),
+        ("DAU by platform in October", "adds up within a day only"),
+        ("Weekly DAU in Brazil since August", "adds up within a day only"),
+    ],
+)  # fmt: skip
+def test_a_number_that_does_not_add_up_is_not_summed(catalog: Catalog, question: str, reason: str) -> None:
+    declined = compose(question, catalog)
+    assert isinstance(declined, Declined) and any(reason in r for r in declined.reasons), declined
+
+
+def test_what_does_not_add_up_is_still_composed_where_it_means_something(service: SqlService,
+                                                                        catalog: Catalog) -> None:  # fmt: skip
+    average = compose("Average attribution window days by advertiser in October", catalog)
+    assert isinstance(average, Composition) and "AVG(f.attribution_window_days)" in average.sql
+    daily = compose("Daily DAU in Germany last week", catalog)  # one day per row: the sum is that day's
+    assert isinstance(daily, Composition), daily
+    expected = ("SELECT dt, sum(dau) FROM users.daily_active_users WHERE country = 'DE' "
+                "AND dt >= DATE '2026-10-25' GROUP BY 1")  # fmt: skip
+    assert _rows(service, daily.sql) == _rows(service, expected)
+    one_day = compose("DAU in Germany on 2026-10-05", catalog)
+    assert isinstance(one_day, Composition), one_day
+    assert "SUM(f.dau)" in one_day.sql and "2026-10-05" in one_day.sql

@@ -131,6 +131,20 @@ def test_malformed_metadata_is_reported_with_line_numbers_and_the_rest_applies(
     assert problems[0].line == 2 and "not valid YAML" in problems[0].message
 
 
+def test_a_columns_additivity_comes_from_the_metadata_and_a_bad_one_is_named(tmp_path: Path, catalog: Catalog) -> None:
+    window = catalog.tables["conv.conversion_events"].column("attribution_window_days")
+    dau = catalog.tables["users.daily_active_users"].column("dau")
+    assert window is not None and window.additivity == "non_additive"
+    assert dau is not None and dau.additivity == "semi_additive"
+    spend = catalog.tables["ads.ad_delivery_daily"].column("spend_usd")
+    assert spend is not None and spend.additivity is None  # unset: the table's partitioning decides
+    path = tmp_path / "meta.yaml"
+    path.write_text("tables:\n  ads.campaigns:\n    columns:\n      daily_budget_usd: {additivity: sometimes}\n")
+    _, problems = load_metadata(path)
+    assert len(problems) == 1 and problems[0].line == 3
+    assert "columns.daily_budget_usd.additivity" in problems[0].message and "non_additive" in problems[0].message
+
+
 def test_bad_query_log_rows_are_reported_and_good_rows_kept(tmp_path: Path) -> None:
     good = {"query_id": 1, "author": "ann", "executed_at": "2026-10-01T10:00:00", "sql": "SELECT 1"}
     path = tmp_path / "log.jsonl"

@@ -431,6 +431,7 @@ class _Plan:
         self.reading: list[str] = [f"table {fact}"]
         self.measures: list[tuple[str, str]] = []  # (sql, alias)
         self.summed_attributes: list[str] = []
+        self.semi_additive: list[str] = []  # summed measures that add up across anything but time
         self.dimensions: list[tuple[int, str, str]] = []  # (position, sql, alias)
         self.filters: list[str] = []
         self.filtered: set[str] = set()  # columns filtered on
@@ -497,7 +498,14 @@ class _Plan:
             if function == "avg" and self.vocab.aggregated(self.fact):
                 return Declined([f"{self.fact} holds totals (per day, …): the average of its rows of "
                                  f"{_said(m.phrase)} is not an average per day: not composed"])  # fmt: skip
-            if function == "sum" and not self.vocab.additive(self.fact) and before not in _TOTAL:
+            additivity = self.vocab.additivity(self.fact, measure.column)
+            if function == "sum" and additivity == "non_additive":
+                return Declined([f"{_said(m.phrase)} does not add up ({self.fact}.{measure.column} is non-additive "
+                                 "in the catalog): ask for its average"])  # fmt: skip
+            if function == "sum" and additivity == "semi_additive":
+                self.semi_additive.append(m.phrase)
+            attribute = additivity is None and not self.vocab.additive(self.fact)  # a price, a follower count
+            if function == "sum" and attribute and before not in _TOTAL:
                 self.summed_attributes.append(m.phrase)
             self.measures.append((f"{function}(f.{measure.column})", measure.column))
             self.reading.append(f"{function} of {self.fact}.{measure.column} ({_said(m.phrase)})")
@@ -700,6 +708,10 @@ class _Plan:
             self.dimensions.append((0, f"f.{key.name}", key.name))
             self.reading.append(f"per row of {fact} ({key.name})")
         per_row = key is not None and [d[1] for d in self.dimensions] == [f"f.{key.name}"] and not grain_sql
+        if self.semi_additive and not _one_day_each(grain_sql, date_column, table.partition_column, period):
+            said = _said(self.semi_additive[0])
+            return Declined([f"{said} adds up within a day only (semi-additive in the catalog): ask for it daily "
+                             "(“daily …”) or for one day"])  # fmt: skip
         if self.summed_attributes and not per_row:
             said = _said(self.summed_attributes[0])
             return Declined([f"{said} is an attribute of each row of {fact}: say “average …” or “total …”"])
@@ -726,6 +738,14 @@ class _Plan:
         pretty = tree.sql(dialect=self.dialect, pretty=True)
         return Composition(sql=pretty, table=fact, tables=sorted(self.aliases), reading=self.reading,
                            default_period=default_period)  # fmt: skip
+
+
+def _one_day_each(
+    grain_sql: list[tuple[str, str]], date_column: str | None, partition: str | None, period: Period | None
+) -> bool:
+    """Each output row sums one day of the table: broken down by its partition day, or a period of one day."""
+    daily = bool(grain_sql) and grain_sql[0][0] == f"f.{date_column}" and date_column == partition
+    return daily or (period is not None and period.start == period.end and date_column == partition)
 
 
 def _last_full_month(today: date) -> Period:

@@ -22,7 +22,7 @@ from sqlglot.errors import ParseError, TokenError
 
 from agents.text2sql.literals import singular
 from agents.text2sql.reparam import id_entities
-from governance.catalog import Catalog, Table
+from governance.catalog import Additivity, Catalog, Table
 
 Kind = Literal["measure", "metric", "entity", "dimension", "value", "flag", "date"]
 
@@ -76,6 +76,11 @@ class Vocabulary:
         """Rows that are already totals (per day, per platform, …): "daily" in the table's name or description."""
         t = self.tables[table]
         return "daily" in t.name.split(".")[-1].split("_") or (t.description or "").lower().startswith("daily")
+
+    def additivity(self, table: str, column: str) -> Additivity | None:
+        """What the catalog says of a number's sums (None: it does not say; `additive` decides by the table)."""
+        meta = self.tables[table].column(column)
+        return meta.additivity if meta is not None else None
 
     def additive(self, table: str) -> bool:
         """A numeric column of a table partitioned by date holds amounts and counts that add up (spend, clicks);
