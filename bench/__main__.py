@@ -6,6 +6,7 @@ import sys
 
 from bench import (
     chat_bench,
+    dedup_fullpath_bench,
     dedupe_bench,
     dedupe_learning_bench,
     embeddings_bench,
@@ -31,6 +32,7 @@ BENCHMARKS = {
     "parity": parity_bench.main,
     "inference": inference_bench.main,
     "fullpath": fullpath_bench.main,
+    "dedup_fullpath": dedup_fullpath_bench.main,
     "chat": chat_bench.main,
     "identity": identity_bench.main,
     "scale": scale_bench.main,

@@ -329,11 +329,13 @@ def report(results: dict[str, Any]) -> None:
             "e gateway plain",
             "e p99",
             "e ÷ d",
+            "f naive ÷ d",
             "KB in / out",
         ],
         rows,
         note=f"p50 ms unless marked; {CALLS} calls per case and way, interleaved; MCP 2026-07-28; SDK = the SDK "
-        "client (validates results against the output schema), plain = one JSON POST with orjson; "
+        "client (validates results against the output schema), plain = one JSON POST with orjson; f naive = the "
+        "bare inference server without request-level dedup, plain client; "
         "target c ÷ b ≤ 1.3 for every tool",
     )
     plot = histogram("fullpath_latency", plotted)
