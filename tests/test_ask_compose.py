@@ -311,3 +311,38 @@ def test_what_does_not_add_up_is_still_composed_where_it_means_something(service
     one_day = compose("DAU in Germany on 2026-10-05", catalog)
     assert isinstance(one_day, Composition), one_day
     assert "SUM(f.dau)" in one_day.sql and "2026-10-05" in one_day.sql
+
+
+# -- found by reading the composer's output on questions written from the metadata alone ------------------------
+
+
+@pytest.mark.parametrize(
+    ("question", "reason"),
+    [
+        # "the highest account tier" names a value by rank; it was read as a second ranking and a breakdown
+        ("Countries with the most advertisers in the highest account tier", "ranks more than once"),
+        ("Campaigns with the highest and lowest spend last week", "ranks more than once"),
+        # advertisers none of whose tags is active: it was read as advertisers' inactive tags, counted
+        ("Advertisers without an active conversion tag", "asks for what has none"),
+        ("Advertisers that have no active conversion tags", "asks for what has none"),
+    ],
+)  # fmt: skip
+def test_a_reading_that_would_answer_another_question_is_declined(catalog: Catalog, question: str,
+                                                                  reason: str) -> None:  # fmt: skip
+    declined = compose(question, catalog)
+    assert isinstance(declined, Declined) and any(reason in r for r in declined.reasons), declined
+
+
+@pytest.mark.parametrize(
+    ("question", "fragment"),
+    [
+        ("Pins without video by category", "WHERE NOT f.is_video GROUP BY"),  # the rows counted are the pins
+        ("Conversion tags not active by advertiser", "WHERE NOT f.is_active GROUP BY"),
+        ("Top 10 campaigns with the most clicks last week", "ORDER BY 2 DESC LIMIT 10"),  # "top 10" is the count
+    ],
+)  # fmt: skip
+def test_a_row_level_negation_and_a_counted_ranking_still_compose(catalog: Catalog, question: str,
+                                                                  fragment: str) -> None:  # fmt: skip
+    composed = compose(question, catalog)
+    assert isinstance(composed, Composition), composed
+    assert fragment in " ".join(composed.sql.split()), composed.sql

@@ -51,6 +51,7 @@ _GRAIN_ADJECTIVE = {v: k for k, v in _GRAIN_WORDS.items()}
 _GROUP_WORDS = frozenset({"by", "per", "each", "every", "across"})
 _COMPARE = frozenset({"versus", "vs", "compared", "than", "or", "against"})
 _NEGATION = frozenset({"not", "non", "no", "without", "excluding", "except"})
+_ABSENCE = frozenset({"no", "without"})  # negations that can also say "has none"
 _BETWEEN_NEGATION = frozenset({"in", "on", "from", "for", "at", "the", "a", "an", "of", "to", "with", "by"})
 _AVERAGE = frozenset({"average", "avg", "mean"})
 _TOTAL = frozenset({"total", "sum", "combined"})
@@ -274,6 +275,9 @@ def _read(question: str, catalog: Catalog, vocab: Vocabulary, today: date) -> _Q
         if grain is None and first is not None and first.word in _GRAIN_WORDS and "measure" in m.kinds():
             grain = _GRAIN_WORDS[first.word]
     present = {w for w in words if w}
+    ranking = [t.text for t in tokens if t is not None and t.word in _RANK_DESC | _RANK_ASC]
+    if len(ranking) > 1:  # "the most advertisers on the top tier", "highest and lowest": which ranks what?
+        return Declined([f"the question ranks more than once ({', '.join(_said(w) for w in ranking[:3])})"])
     rank: str | None = None
     if present & _RANK_ASC and not present & {"most", "top", "highest"}:
         rank = "ASC"
@@ -432,6 +436,8 @@ class _Plan:
         self.measures: list[tuple[str, str]] = []  # (sql, alias)
         self.summed_attributes: list[str] = []
         self.semi_additive: list[str] = []  # summed measures that add up across anything but time
+        self.absent: list[tuple[str, str]] = []  # (table, phrase): "no …", "without …" on that table's rows
+        self.entity_dimensions: list[set[str]] = []  # the tables of entities read as a breakdown by their id
         self.dimensions: list[tuple[int, str, str]] = []  # (position, sql, alias)
         self.filters: list[str] = []
         self.filtered: set[str] = set()  # columns filtered on
@@ -558,6 +564,9 @@ class _Plan:
             flag = found[0][2].kind == "flag"
             negations = {n for _, m, _ in found if (n := self.q.negation_of(m)) is not None}
             self.negations_used |= negations
+            absence = [t.text for n in sorted(negations) if (t := self.q.tokens[n]) and t.text.lower() in _ABSENCE]
+            if absence:
+                self.absent.append((target, f"{absence[0]} {found[0][1].phrase}"))
             values = sorted({b.value for _, _, b in found if b.value is not None})
             every = self.vocab.tables[target].column(column)
             if len(values) > 1 or (flag and any(self.q.compared(m) for _, m, _ in found)):
@@ -634,6 +643,12 @@ class _Plan:
             if chosen is None:
                 return Declined([f"{_said(m.phrase)} is not a single column of {self.fact} or of a table it joins"])
             self._add_dimension(m, chosen)
+            self.entity_dimensions.append(entity_tables)
+        for table, phrase in self.absent:
+            # "advertisers with no active tag" asks for advertisers none of whose tags is active, not for their
+            # inactive tags: absence across another entity's rows is not a filter on rows (an anti-join).
+            if any(table not in tables for tables in self.entity_dimensions):
+                return Declined([f"{_said(phrase)} asks for what has none (not a filter on rows): not composed"])
         return None
 
     def _ids(self) -> Declined | None:
