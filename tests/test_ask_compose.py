@@ -346,3 +346,73 @@ def test_a_row_level_negation_and_a_counted_ranking_still_compose(catalog: Catal
     composed = compose(question, catalog)
     assert isinstance(composed, Composition), composed
     assert fragment in " ".join(composed.sql.split()), composed.sql
+
+
+# -- found by an attack review of additivity (each failed on the version before) ---------------------------------
+
+
+def test_a_sum_that_means_nothing_is_answered_with_the_reason_not_a_past_query(service: SqlService) -> None:
+    """The closest past query (score < 0.8) sums DAU per day and platform, without the question's country: it
+    was run as the answer once the composer declined. Now the answer is the reason, and no SQL."""
+    agent = Text2SQLAgent(service, LLMSettings(base_url=None, model=None))
+    answer = agent.ask("DAU in Germany last week", execute=True)
+    assert answer.sql is None and answer.rows is None and answer.source is None
+    assert answer.warnings and answer.warnings[0].startswith("not answered:") and "within a day" in answer.warnings[0]
+    assert answer.notes[0].startswith("Not answered:")
+    # What the composer merely cannot read still falls back to the closest past query, as before.
+    unread = agent.ask("Sessions per user for business accounts compared with personal ones")
+    assert unread.sql is not None and unread.source == "reused"
+
+
+def _catalog_with(catalog: Catalog, change: Any) -> Catalog:
+    copy = catalog.model_copy(deep=True)
+    change(copy)
+    return copy
+
+
+def test_additivity_where_the_first_version_was_wrong(catalog: Catalog) -> None:
+    from governance.catalog import Metric
+
+    # A period from the data's last day on, with no upper bound: one day today, more when data arrives.
+    since = compose("DAU since 2026-10-31", catalog)
+    assert isinstance(since, Declined) and since.final and "within a day" in since.reasons[0]
+
+    def price(c: Catalog) -> None:
+        c.tables["shopping.products"].column("price_usd").additivity = "non_additive"  # type: ignore[union-attr]
+
+    priced = _catalog_with(catalog, price)
+    per_row = compose("Top 10 products by price", priced)  # one row each: the value itself, not a sum
+    assert isinstance(per_row, Composition) and "per row of shopping.products (product_id)" in per_row.reading
+    assert isinstance(compose("Average price by brand", priced), Composition)
+    summed = compose("Price by brand", priced)
+    assert isinstance(summed, Declined) and summed.final and "does not add up" in summed.reasons[0]
+
+    def followers(c: Catalog) -> None:  # a snapshot with no date: nothing to double count over time
+        c.tables["content.boards"].column("follower_count").additivity = "semi_additive"  # type: ignore[union-attr]
+
+    assert isinstance(compose("Total followers by board category", _catalog_with(catalog, followers)), Composition)
+
+    def timestamped(c: Catalog) -> None:
+        c.tables["users.daily_active_users"].column("dt").type = "TIMESTAMP"  # type: ignore[union-attr]
+
+    daily = compose("Daily DAU in Germany last week", _catalog_with(catalog, timestamped))
+    assert isinstance(daily, Composition) and "DATE_TRUNC('DAY', f.dt)" in daily.sql
+
+    def stickiness(c: Catalog) -> None:  # a metric's own sums are checked too
+        c.metrics["stickiness"] = Metric(name="stickiness", definition="DAU per new user",
+                                         sql="sum(dau) / nullif(sum(new_users), 0)",
+                                         tables=["users.daily_active_users"])  # fmt: skip
+
+    sticky = _catalog_with(catalog, stickiness)
+    weekly = compose("Weekly stickiness since August", sticky)
+    assert isinstance(weekly, Declined) and weekly.final and "within a day" in weekly.reasons[0]
+    assert isinstance(compose("Daily stickiness last week", sticky), Composition)
+
+
+def test_a_fitting_past_query_on_an_equivalent_table_is_still_reused(service: SqlService) -> None:
+    """The composer reads "spend by advertiser per week" on ads.advertiser_spend_daily; the verified past query
+    reads ads.ad_delivery_daily, which holds the same spend: it fits, and is reused as before."""
+    agent = Text2SQLAgent(service, LLMSettings(base_url=None, model=None))
+    answer = agent.ask("What is the total spend by advertiser per week last week?")
+    assert answer.past_queries[0].hit.score >= 0.8 and answer.source == "reused"
+    assert "ads.ad_delivery_daily" in answer.tables

@@ -50,6 +50,7 @@ class State(TypedDict, total=False):
     imposed_limit: int | None  # the LIMIT the guard added (or capped) to the answer's SQL, not its author
     composition: Composition | None  # the question composed from the catalog (retrieval-only mode)
     rewrite: Rewrite | None  # the best past query re-parameterised, when retrieval-only mode already did it
+    refused: str | None  # why the question is not answered: it asks for a sum that means nothing (the composer)
 
 
 _FENCE = re.compile(r"```(?:sql)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
@@ -183,7 +184,7 @@ class Text2SQLAgent:
                 if hit.deprecated and hit.successor:
                     answer.warnings.append(f"{hit.table} is deprecated: use {hit.successor}")
         self._timed(answer, "retrieve", started)
-        composition, rewrite = None, None
+        composition, rewrite, refused = None, None, None
         if answer.kind == "text_to_sql" and answer.mode == "retrieval_only":
             started = time.perf_counter()
             ranked = [hit.table for hit in answer.candidate_tables]
@@ -192,10 +193,15 @@ class Text2SQLAgent:
             if not self._fits(answer, rewrite, composed):  # a past query that fits comes first
                 if isinstance(composed, Composition):
                     composition = composed
+                elif composed.final:  # a sum that means nothing: no past query reads what was asked either
+                    refused = composed.reasons[0]
+                    answer.warnings.append(f"not answered: {refused}")
+                    answer.notes.insert(0, f"Not answered: {refused}. No verified past query fits the question "
+                                           "closely enough to be reused instead.")  # fmt: skip
                 else:
                     answer.notes.append("Not composed from the catalog: " + "; ".join(composed.reasons[:2]) + ".")
             self._timed(answer, "compose", started)
-        return {"answer": answer, "composition": composition, "rewrite": rewrite}
+        return {"answer": answer, "composition": composition, "rewrite": rewrite, "refused": refused}
 
     def _definitions(self, question: str) -> list[str]:
         words = set(tokenize(question))
@@ -221,7 +227,7 @@ class Text2SQLAgent:
         best = self._best_reusable(answer)
         if best is None or rewrite is None or best.hit.score < REUSE_SCORE:
             return False
-        if isinstance(composed, Composition) and composed.table not in best.hit.tables:
+        if isinstance(composed, Composition) and not {composed.table, *composed.alternatives} & set(best.hit.tables):
             return False
         return not rewrite.unresolved and (not rewrite.dates_differ or rewrite.changed)
 
@@ -239,6 +245,8 @@ class Text2SQLAgent:
         if answer.mode == "retrieval_only":
             if state.get("composition") is not None:
                 return "compose"
+            if state.get("refused") is not None:
+                return "finish"
             return "reuse" if best is not None else "finish"
         return "reuse" if best is not None and best.hit.score >= REUSE_SCORE else "generate"
 

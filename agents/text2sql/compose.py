@@ -29,7 +29,7 @@ from sqlglot.errors import ParseError, TokenError
 
 from agents.text2sql.literals import Named, Period, read_question
 from agents.text2sql.vocabulary import IDENT, Binding, Vocabulary, key_of, vocabulary, word
-from governance.catalog import Catalog
+from governance.catalog import Additivity, Catalog
 
 # Words that carry no meaning of their own here (their meaning is read elsewhere: periods, counts, ranking).
 _FILLER = frozenset({
@@ -68,11 +68,15 @@ class Composition:
     tables: list[str]
     reading: list[str] = field(default_factory=list)
     default_period: str | None = None  # the period read when the question names none
+    alternatives: list[str] = field(default_factory=list)  # other tables the same reading composes on
 
 
 @dataclass
 class Declined:
     reasons: list[str]
+    # The question asks for a number that means nothing (a sum of what does not add up): answered with the reason,
+    # not with the closest past query (which reads something else). Otherwise the composer could not read it.
+    final: bool = False
 
 
 def _said(text: str) -> str:
@@ -376,6 +380,7 @@ def _best(q: _Question, vocab: Vocabulary, catalog: Catalog, measures: list[_Men
     counted = [m for m in q.mentions if "entity" in m.kinds() and q.counts(m) and m not in measures]
     order = {name: i for i, name in enumerate(ranked)}
     declined: list[str] = []
+    final: list[str] = []  # reasons the question means nothing composable, first
     for target in readings:
         attempts: list[tuple[tuple[int, int, int, str], Composition]] = []
         for fact in vocab.tables:
@@ -396,7 +401,7 @@ def _best(q: _Question, vocab: Vocabulary, catalog: Catalog, measures: list[_Men
                 rows = _Target(frozenset({fact}), counted[0].phrase, q.mentions.index(counted[0]))
             result = _Plan(fact, q, vocab, catalog, measures, rows, dialect).build()
             if isinstance(result, Declined):
-                declined.extend(result.reasons)
+                (final if result.final else declined).extend(result.reasons)
                 continue
             attempts.append(((len(result.tables), order.get(fact, len(order)), vocab.tables[fact].tier or 3, fact),
                              result))  # fmt: skip
@@ -407,11 +412,12 @@ def _best(q: _Question, vocab: Vocabulary, catalog: Catalog, measures: list[_Men
             if tied:
                 return Declined([f"the question reads the same on {best.table} and {tied[0].table}; name the one "
                                  "you mean"])  # fmt: skip
+            best.alternatives = [c.table for _, c in attempts[1:]]
             return best
-    if not declined:
+    if not declined and not final:
         said = ", ".join(_said(m.phrase) for m in measures[:3])
         return Declined([f"no single table holds every measure ({said})"])
-    return Declined(list(dict.fromkeys(declined))[:3])
+    return Declined(list(dict.fromkeys(final + declined))[:3], final=bool(final))
 
 
 def _names_its_column(q: _Question, m: _Mention) -> bool:
@@ -435,6 +441,7 @@ class _Plan:
         self.reading: list[str] = [f"table {fact}"]
         self.measures: list[tuple[str, str]] = []  # (sql, alias)
         self.summed_attributes: list[str] = []
+        self.non_additive: list[str] = []  # summed measures that do not add up (a score, a window length)
         self.semi_additive: list[str] = []  # summed measures that add up across anything but time
         self.absent: list[tuple[str, str]] = []  # (table, phrase): "no …", "without …" on that table's rows
         self.entity_dimensions: list[set[str]] = []  # the tables of entities read as a breakdown by their id
@@ -491,6 +498,9 @@ class _Plan:
             if metric is not None and metric.column is not None:
                 definition = self.catalog.metrics[metric.column]
                 tree = sqlglot.parse_one(definition.sql, read="duckdb")
+                for total in tree.find_all(exp.Sum):  # a metric's sums: of numbers that add up?
+                    for column in total.find_all(exp.Column):
+                        self._summed(m.phrase, self.vocab.additivity(self.fact, column.name))
                 for node in tree.find_all(exp.Column):
                     node.set("table", exp.to_identifier("f"))
                 self.measures.append((tree.sql(dialect=self.dialect), metric.column))
@@ -505,17 +515,20 @@ class _Plan:
                 return Declined([f"{self.fact} holds totals (per day, …): the average of its rows of "
                                  f"{_said(m.phrase)} is not an average per day: not composed"])  # fmt: skip
             additivity = self.vocab.additivity(self.fact, measure.column)
-            if function == "sum" and additivity == "non_additive":
-                return Declined([f"{_said(m.phrase)} does not add up ({self.fact}.{measure.column} is non-additive "
-                                 "in the catalog): ask for its average"])  # fmt: skip
-            if function == "sum" and additivity == "semi_additive":
-                self.semi_additive.append(m.phrase)
+            if function == "sum":
+                self._summed(m.phrase, additivity)
             attribute = additivity is None and not self.vocab.additive(self.fact)  # a price, a follower count
             if function == "sum" and attribute and before not in _TOTAL:
                 self.summed_attributes.append(m.phrase)
             self.measures.append((f"{function}(f.{measure.column})", measure.column))
             self.reading.append(f"{function} of {self.fact}.{measure.column} ({_said(m.phrase)})")
         return None
+
+    def _summed(self, phrase: str, additivity: Additivity | None) -> None:
+        if additivity == "non_additive":
+            self.non_additive.append(phrase)
+        elif additivity == "semi_additive" and self.table.partition_column:  # one row per day: not over days
+            self.semi_additive.append(phrase)
 
     def _values(self) -> Declined | None:
         """Values and flags: filters; several values of one column: a breakdown over those values."""
@@ -723,10 +736,16 @@ class _Plan:
             self.dimensions.append((0, f"f.{key.name}", key.name))
             self.reading.append(f"per row of {fact} ({key.name})")
         per_row = key is not None and [d[1] for d in self.dimensions] == [f"f.{key.name}"] and not grain_sql
-        if self.semi_additive and not _one_day_each(grain_sql, date_column, table.partition_column, period):
+        if self.non_additive and not per_row:  # one row each ("… by conversion"): its own value, not a sum
+            return Declined([f"{_said(self.non_additive[0])} does not add up (non-additive in the catalog): ask for "
+                             "its average"], final=True)  # fmt: skip
+        one_day = (q.grain == "day" and date_column == table.partition_column) or (
+            period is not None and period.start == period.end and not period.to_date
+            and date_column == table.partition_column)  # fmt: skip
+        if self.semi_additive and not per_row and not one_day:
             said = _said(self.semi_additive[0])
             return Declined([f"{said} adds up within a day only (semi-additive in the catalog): ask for it daily "
-                             "(“daily …”) or for one day"])  # fmt: skip
+                             "(“daily …”) or for one day"], final=True)  # fmt: skip
         if self.summed_attributes and not per_row:
             said = _said(self.summed_attributes[0])
             return Declined([f"{said} is an attribute of each row of {fact}: say “average …” or “total …”"])
@@ -753,14 +772,6 @@ class _Plan:
         pretty = tree.sql(dialect=self.dialect, pretty=True)
         return Composition(sql=pretty, table=fact, tables=sorted(self.aliases), reading=self.reading,
                            default_period=default_period)  # fmt: skip
-
-
-def _one_day_each(
-    grain_sql: list[tuple[str, str]], date_column: str | None, partition: str | None, period: Period | None
-) -> bool:
-    """Each output row sums one day of the table: broken down by its partition day, or a period of one day."""
-    daily = bool(grain_sql) and grain_sql[0][0] == f"f.{date_column}" and date_column == partition
-    return daily or (period is not None and period.start == period.end and date_column == partition)
 
 
 def _last_full_month(today: date) -> Period:
