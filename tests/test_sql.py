@@ -450,3 +450,39 @@ def test_a_wide_result_is_refused_and_amplifiers_never_run(knowledge: Knowledge)
         small.run("select string_agg(cast(campaign_id as varchar), ',') as ids from ads.campaigns")
     assert wide.value.code == "result_too_large" and "20,000" in wide.value.message
     assert small.run("select count(*) as n from ads.campaigns").result.rows[0][0] > 0
+
+
+def test_a_served_sql_tool_loads_the_index_and_model_at_start_not_at_the_first_search(
+    knowledge: Knowledge, tmp_path: Any
+) -> None:
+    """`bastion serve` enters each builtin's lifespan: the sql tool's loads the index, the embedding model and the
+    vector store in a thread of its own, so the first search after a start does not wait for them (~8 s); a
+    stop does not wait for it (a daemon). BASTION_SQL_WARM_UP=false leaves it to the first search."""
+    import time
+
+    from embeddings.settings import IndexSettings
+
+    def start(service: SqlService) -> None:
+        server = build(service)
+        assert server.settings.lifespan is not None
+
+        async def enter_and_leave() -> None:
+            async with server.settings.lifespan(server):
+                pass
+
+        anyio.run(enter_and_leave)
+
+    warmed = SqlService(SqlSettings(url=None, timeout=10), knowledge.settings)
+    start(warmed)
+    deadline = time.monotonic() + 120
+    while warmed._retriever is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert warmed._retriever is not None  # loaded, and no search was asked
+    cold = SqlService(SqlSettings(url=None, timeout=10, warm_up=False), knowledge.settings)
+    start(cold)
+    time.sleep(0.5)
+    assert cold._retriever is None
+    nothing = SqlService(SqlSettings(url=None, timeout=10), IndexSettings(data_dir=tmp_path))
+    assert nothing.warm() is False  # no index yet: the first search says so, as it did
+    with pytest.raises(SqlError, match="bastion index"):
+        nothing.search_tables("spend")

@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
@@ -68,10 +70,18 @@ def build(
     service: SqlService | None = None, asker: Asker | None = None, answer_model: type[BaseModel] | None = None
 ) -> MCPServer[Any]:
     service = service or SqlService()
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer[Any]) -> AsyncIterator[None]:
+        if service.settings.warm_up:  # a daemon: a stop does not wait for a model still loading
+            threading.Thread(target=service.warm, name="bastion-sql-warm-up", daemon=True).start()
+        yield
+
     server: MCPServer[Any] = MCPServer(
         "dev.bastion/sql",
         title="Governed SQL",
         description="Find tables and verified past queries, validate SQL against governance, run read-only SQL.",
+        lifespan=lifespan,
     )
 
     @server.tool(annotations=READ_ONLY)
