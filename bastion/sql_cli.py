@@ -88,8 +88,8 @@ def print_answer(answer: Answer, console: Console, max_shown: int = 100) -> None
     if reuse is not None and first:
         label = "[yellow]note:[/]" if reuse.dates_differ or reuse.status == "unchanged" else "[cyan]note:[/]"
         console.print(f"{label} {escape(first)}")
-    elif answer.source == "composed" and answer.notes:
-        first = answer.notes[0]  # how the question was read: to check before the rows
+    elif (answer.source == "composed" or answer.declined) and answer.notes:
+        first = answer.notes[0]  # how the question was read, or why it is not answered: before anything else
         console.print(f"[yellow]note:[/] {escape(first)}")
     console.print(f"[bold]{answer.kind}[/] · mode: {answer.mode} · engine dialect: {answer.dialect}")
     for note in answer.notes:

@@ -357,8 +357,13 @@ def test_a_sum_that_means_nothing_is_answered_with_the_reason_not_a_past_query(s
     agent = Text2SQLAgent(service, LLMSettings(base_url=None, model=None))
     answer = agent.ask("DAU in Germany last week", execute=True)
     assert answer.sql is None and answer.rows is None and answer.source is None
-    assert answer.warnings and answer.warnings[0].startswith("not answered:") and "within a day" in answer.warnings[0]
+    assert answer.declined is not None and "within a day" in answer.declined
+    assert answer.warnings and answer.warnings[0].startswith("not answered:")
     assert answer.notes[0].startswith("Not answered:")
+    # A past query that reads DAU as asked (per day, the question's period placed) is still the answer.
+    daily = agent.ask("DAU last week", execute=True)
+    assert daily.source == "reused" and daily.declined is None and daily.rows is not None
+    assert any(n.startswith("Not composed:") and "within a day" in n for n in daily.notes)
     # What the composer merely cannot read still falls back to the closest past query, as before.
     unread = agent.ask("Sessions per user for business accounts compared with personal ones")
     assert unread.sql is not None and unread.source == "reused"
@@ -371,7 +376,7 @@ def _catalog_with(catalog: Catalog, change: Any) -> Catalog:
 
 
 def test_additivity_where_the_first_version_was_wrong(catalog: Catalog) -> None:
-    from governance.catalog import Metric
+    from governance.catalog import Column, Metric
 
     # A period from the data's last day on, with no upper bound: one day today, more when data arrives.
     since = compose("DAU since 2026-10-31", catalog)
@@ -408,11 +413,24 @@ def test_additivity_where_the_first_version_was_wrong(catalog: Catalog) -> None:
     assert isinstance(weekly, Declined) and weekly.final and "within a day" in weekly.reasons[0]
     assert isinstance(compose("Daily stickiness last week", sticky), Composition)
 
+    def dated(c: Catalog) -> None:  # a daily snapshot: a product's row per day
+        products = c.tables["shopping.products"]
+        products.column("price_usd").additivity = "non_additive"  # type: ignore[union-attr]
+        products.partition_column = "created_dt"
+        c.tables["content.boards"].column("follower_count").additivity = "semi_additive"  # type: ignore[union-attr]
+        c.tables["content.boards"].columns.append(Column(name="snapshot_dt", type="DATE"))
 
-def test_a_fitting_past_query_on_an_equivalent_table_is_still_reused(service: SqlService) -> None:
-    """The composer reads "spend by advertiser per week" on ads.advertiser_spend_daily; the verified past query
-    reads ads.ad_delivery_daily, which holds the same spend: it fits, and is reused as before."""
+    snapshots = _catalog_with(catalog, dated)
+    summed_over_days = compose("Top 10 products by price", snapshots)  # one row each, but a row per day
+    assert isinstance(summed_over_days, Declined) and summed_over_days.final
+    undeclared = compose("Total followers by board category", snapshots)  # dated, though not partitioned
+    assert isinstance(undeclared, Declined) and undeclared.final and "within a day" in undeclared.reasons[0]
+
+
+def test_a_close_past_query_that_keeps_a_filter_the_question_does_not_name_does_not_fit(service: SqlService) -> None:
+    """The closest past query (score ≥ 0.8) is advertiser 3's daily spend and clicks: "total clicks by advertiser"
+    is every advertiser's. The composed query answers it."""
     agent = Text2SQLAgent(service, LLMSettings(base_url=None, model=None))
-    answer = agent.ask("What is the total spend by advertiser per week last week?")
-    assert answer.past_queries[0].hit.score >= 0.8 and answer.source == "reused"
-    assert "ads.ad_delivery_daily" in answer.tables
+    answer = agent.ask("Total clicks by advertiser last week")
+    assert answer.source == "composed" and "advertiser_id = 3" not in (answer.sql or "")
+    assert "SUM(f.clicks)" in (answer.sql or "") and "GROUP BY f.advertiser_id" in " ".join((answer.sql or "").split())

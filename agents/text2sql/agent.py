@@ -193,11 +193,15 @@ class Text2SQLAgent:
             if not self._fits(answer, rewrite, composed):  # a past query that fits comes first
                 if isinstance(composed, Composition):
                     composition = composed
-                elif composed.final:  # a sum that means nothing: no past query reads what was asked either
+                elif composed.final and self._reads_as_written(answer, rewrite, composed):
+                    answer.notes.append(f"Not composed: {composed.reasons[0]}. The closest verified past query "
+                                        "reads the same table; check that it answers your question.")  # fmt: skip
+                elif composed.final:  # a sum that means nothing, and no past query that reads the number as asked
                     refused = composed.reasons[0]
+                    answer.declined = refused
                     answer.warnings.append(f"not answered: {refused}")
-                    answer.notes.insert(0, f"Not answered: {refused}. No verified past query fits the question "
-                                           "closely enough to be reused instead.")  # fmt: skip
+                    answer.notes.insert(0, f"Not answered: {refused}. No verified past query reads it with "
+                                           "everything your question names.")  # fmt: skip
                 else:
                     answer.notes.append("Not composed from the catalog: " + "; ".join(composed.reasons[:2]) + ".")
             self._timed(answer, "compose", started)
@@ -222,14 +226,34 @@ class Text2SQLAgent:
     def _fits(self, answer: Answer, rewrite: Rewrite | None, composed: Composition | Declined) -> bool:
         """A verified past query close to the question (score ≥ REUSE_SCORE) whose literals all take the
         question's values, with no period left as the past query had it: reused before anything is composed.
-        Unless the question's measure lives in a table the past query does not read: "conversions by age
-        bucket" is not answered by a query that counts users, however close its words."""
+        When the question also composes, the past query must answer the same question: read a table the composed
+        reading reads its measure from ("conversions by age bucket" is not a query that counts users), break
+        down by the same things ("total spend last week" is not weekly spend by advertiser), and keep no filter
+        the question does not name ("clicks by advertiser" is not advertiser 3's)."""
         best = self._best_reusable(answer)
         if best is None or rewrite is None or best.hit.score < REUSE_SCORE:
             return False
-        if isinstance(composed, Composition) and not {composed.table, *composed.alternatives} & set(best.hit.tables):
+        if rewrite.unresolved or (rewrite.dates_differ and not rewrite.changed):
             return False
-        return not rewrite.unresolved and (not rewrite.dates_differ or rewrite.changed)
+        if isinstance(composed, Composition):
+            return composed.table in best.hit.tables and not rewrite.narrowed
+        return True
+
+    def _reads_as_written(self, answer: Answer, rewrite: Rewrite | None, declined: Declined) -> bool:
+        """After the composer declined a sum that means nothing: the closest verified past query reads the table
+        the number is on, takes every value the question names and keeps no filter it does not name (daily DAU
+        per platform for "DAU last week"; the average score for "predicted score by model version")."""
+        best = self._best_reusable(answer)
+        if best is None or rewrite is None or rewrite.unresolved or rewrite.narrowed:
+            return False
+        if not set(best.hit.tables) & set(declined.tables):
+            return False
+        try:  # "DAU in Germany": the past query must filter or break down by country too
+            columns = {c.name for c in sqlglot.parse_one(rewrite.sql, read=self.service.index.query_dialect)
+                       .find_all(exp.Column)}  # fmt: skip
+        except (ParseError, TokenError):
+            return False
+        return set(declined.filtered) <= columns
 
     def _best_reusable(self, answer: Answer) -> ReusableQuery | None:
         valid = [q for q in answer.past_queries if q.valid_today and q.hit.success_rate >= 0.9]

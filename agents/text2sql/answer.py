@@ -47,6 +47,11 @@ class Answer(BaseModel):
     reused_queries: list[str] = Field(default_factory=list, description="Ids of the past queries it rests on")
     candidate_tables: list[TableHit] = Field(default_factory=list)
     past_queries: list[ReusableQuery] = Field(default_factory=list)
+    declined: str | None = Field(
+        None,
+        description="Why no SQL answers the question (retrieval-only mode): it asks for a number that means nothing, "
+        "such as daily actives summed over days or a score summed; the reason says how to ask instead",
+    )
     warnings: list[str] = Field(default_factory=list)
     errors: list[Issue] = Field(default_factory=list)
     attempts: int = 0

@@ -68,7 +68,6 @@ class Composition:
     tables: list[str]
     reading: list[str] = field(default_factory=list)
     default_period: str | None = None  # the period read when the question names none
-    alternatives: list[str] = field(default_factory=list)  # other tables the same reading composes on
 
 
 @dataclass
@@ -77,6 +76,8 @@ class Declined:
     # The question asks for a number that means nothing (a sum of what does not add up): answered with the reason,
     # not with the closest past query (which reads something else). Otherwise the composer could not read it.
     final: bool = False
+    tables: list[str] = field(default_factory=list)  # where a final reason holds: the table the number is on
+    filtered: list[str] = field(default_factory=list)  # and the columns the question filters on there
 
 
 def _said(text: str) -> str:
@@ -381,6 +382,8 @@ def _best(q: _Question, vocab: Vocabulary, catalog: Catalog, measures: list[_Men
     order = {name: i for i, name in enumerate(ranked)}
     declined: list[str] = []
     final: list[str] = []  # reasons the question means nothing composable, first
+    final_tables: list[str] = []
+    final_filtered: list[str] = []
     for target in readings:
         attempts: list[tuple[tuple[int, int, int, str], Composition]] = []
         for fact in vocab.tables:
@@ -402,6 +405,8 @@ def _best(q: _Question, vocab: Vocabulary, catalog: Catalog, measures: list[_Men
             result = _Plan(fact, q, vocab, catalog, measures, rows, dialect).build()
             if isinstance(result, Declined):
                 (final if result.final else declined).extend(result.reasons)
+                final_tables.extend(result.tables)
+                final_filtered.extend(result.filtered)
                 continue
             attempts.append(((len(result.tables), order.get(fact, len(order)), vocab.tables[fact].tier or 3, fact),
                              result))  # fmt: skip
@@ -412,12 +417,12 @@ def _best(q: _Question, vocab: Vocabulary, catalog: Catalog, measures: list[_Men
             if tied:
                 return Declined([f"the question reads the same on {best.table} and {tied[0].table}; name the one "
                                  "you mean"])  # fmt: skip
-            best.alternatives = [c.table for _, c in attempts[1:]]
             return best
     if not declined and not final:
         said = ", ".join(_said(m.phrase) for m in measures[:3])
         return Declined([f"no single table holds every measure ({said})"])
-    return Declined(list(dict.fromkeys(final + declined))[:3], final=bool(final))
+    return Declined(list(dict.fromkeys(final + declined))[:3], final=bool(final), tables=sorted(set(final_tables)),
+                    filtered=sorted(set(final_filtered)))  # fmt: skip
 
 
 def _names_its_column(q: _Question, m: _Mention) -> bool:
@@ -527,8 +532,13 @@ class _Plan:
     def _summed(self, phrase: str, additivity: Additivity | None) -> None:
         if additivity == "non_additive":
             self.non_additive.append(phrase)
-        elif additivity == "semi_additive" and self.table.partition_column:  # one row per day: not over days
+        elif additivity == "semi_additive" and self._over_time():  # a snapshot with no date: no days to add
             self.semi_additive.append(phrase)
+
+    def _over_time(self) -> bool:
+        """The table's rows are dated: a partition column, or any date or timestamp column."""
+        return bool(self.table.partition_column) or any(
+            c.type.upper().startswith(("DATE", "TIMESTAMP")) for c in self.table.columns)  # fmt: skip
 
     def _values(self) -> Declined | None:
         """Values and flags: filters; several values of one column: a breakdown over those values."""
@@ -736,16 +746,17 @@ class _Plan:
             self.dimensions.append((0, f"f.{key.name}", key.name))
             self.reading.append(f"per row of {fact} ({key.name})")
         per_row = key is not None and [d[1] for d in self.dimensions] == [f"f.{key.name}"] and not grain_sql
-        if self.non_additive and not per_row:  # one row each ("… by conversion"): its own value, not a sum
-            return Declined([f"{_said(self.non_additive[0])} does not add up (non-additive in the catalog): ask for "
-                             "its average"], final=True)  # fmt: skip
-        one_day = (q.grain == "day" and date_column == table.partition_column) or (
-            period is not None and period.start == period.end and not period.to_date
-            and date_column == table.partition_column)  # fmt: skip
-        if self.semi_additive and not per_row and not one_day:
+        one_day = date_column is not None and (q.grain == "day" or (
+            period is not None and period.start == period.end and not period.to_date))  # fmt: skip
+        # One row each ("top 10 products by price") is the value itself, not a sum: unless rows are dated, when a
+        # product's row per day would be summed over the days.
+        if self.non_additive and not (per_row and (one_day or not self._over_time())):
+            reason = f"{_said(self.non_additive[0])} does not add up (non-additive in the catalog): ask for its average"
+            return Declined([reason], final=True, tables=[fact], filtered=sorted(self.filtered))
+        if self.semi_additive and not one_day:
             said = _said(self.semi_additive[0])
-            return Declined([f"{said} adds up within a day only (semi-additive in the catalog): ask for it daily "
-                             "(“daily …”) or for one day"], final=True)  # fmt: skip
+            reason = f"{said} adds up within a day only (semi-additive in the catalog): ask for it daily or for one day"
+            return Declined([reason], final=True, tables=[fact], filtered=sorted(self.filtered))
         if self.summed_attributes and not per_row:
             said = _said(self.summed_attributes[0])
             return Declined([f"{said} is an attribute of each row of {fact}: say “average …” or “total …”"])

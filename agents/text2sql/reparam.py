@@ -50,6 +50,7 @@ class Rewrite:
     changed: bool = False
     changes: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
+    narrowed: bool = False  # an id or value filter the question does not name is kept: it asks for less
     unresolved: list[str] = field(default_factory=list)
     before: str | None = None  # the past query's period
     after: str | None = None  # the period it covers now
@@ -409,6 +410,7 @@ def _rewrite_values(query: _Query, named: Named, result: Rewrite) -> None:
         shown = ", ".join(str(v) for v in before)
         if values is None:
             result.kept.append(f"{name} = {shown} (your question names no {name.removesuffix('_id')})")
+            result.narrowed = True
             continue
         values = sorted(set(values))
         if values == before:
@@ -475,6 +477,7 @@ def _rewrite_values(query: _Query, named: Named, result: Rewrite) -> None:
         if id(f) not in touched:
             result.kept.append(f"{f.column.name} {'IN' if isinstance(f.node, exp.In) else '='} "
                                f"{', '.join(map(repr, f.values))}")  # fmt: skip
+            result.narrowed = True
 
 
 def _rewrite_thresholds(query: _Query, named: Named, result: Rewrite) -> None:
