@@ -360,10 +360,9 @@ def test_a_sum_that_means_nothing_is_answered_with_the_reason_not_a_past_query(s
     assert answer.declined is not None and "within a day" in answer.declined
     assert answer.warnings and answer.warnings[0].startswith("not answered:")
     assert answer.notes[0].startswith("Not answered:")
-    # A past query that reads DAU as asked (per day, the question's period placed) is still the answer.
-    daily = agent.ask("DAU last week", execute=True)
-    assert daily.source == "reused" and daily.declined is None and daily.rows is not None
-    assert any(n.startswith("Not composed:") and "within a day" in n for n in daily.notes)
+    # A close past query (score ≥ 0.8) that does not aggregate DAU at all does not answer it either.
+    close = agent.ask("Total DAU and new users by country last week")
+    assert close.past_queries[0].hit.score >= 0.8 and close.sql is None and close.declined is not None
     # What the composer merely cannot read still falls back to the closest past query, as before.
     unread = agent.ask("Sessions per user for business accounts compared with personal ones")
     assert unread.sql is not None and unread.source == "reused"
@@ -434,3 +433,19 @@ def test_a_close_past_query_that_keeps_a_filter_the_question_does_not_name_does_
     answer = agent.ask("Total clicks by advertiser last week")
     assert answer.source == "composed" and "advertiser_id = 3" not in (answer.sql or "")
     assert "SUM(f.clicks)" in (answer.sql or "") and "GROUP BY f.advertiser_id" in " ".join((answer.sql or "").split())
+
+
+def test_a_close_past_query_that_filters_the_other_way_does_not_fit(service: SqlService) -> None:
+    """Found by a third review: "non-checkout conversions" reused a past query rewritten to `event_type =
+    'CHECKOUT'`, and "secret boards" one with `NOT is_secret`: the opposite of the question, each time."""
+    agent = Text2SQLAgent(service, LLMSettings(base_url=None, model=None))
+    negated = agent.ask("Number of non checkout conversions by campaign since October 3")
+    assert negated.source == "composed" and "<> 'CHECKOUT'" in (negated.sql or "")
+    secret = agent.ask("Secret boards by follower count")
+    assert secret.source == "composed" and "WHERE f.is_secret" in " ".join((secret.sql or "").split())
+    from agents.text2sql.reparam import reparameterise
+
+    past = ("SELECT campaign_id, count(*) FROM conv.conversion_events WHERE event_type = 'SIGNUP' "
+            "AND dt >= DATE '2026-10-01' GROUP BY 1")  # fmt: skip
+    rewrite = reparameterise("Conversions except checkouts since October 3", past, service.catalog, "duckdb")
+    assert not rewrite.changed and rewrite.unresolved and "negates" in rewrite.unresolved[0]

@@ -193,15 +193,12 @@ class Text2SQLAgent:
             if not self._fits(answer, rewrite, composed):  # a past query that fits comes first
                 if isinstance(composed, Composition):
                     composition = composed
-                elif composed.final and self._reads_as_written(answer, rewrite, composed):
-                    answer.notes.append(f"Not composed: {composed.reasons[0]}. The closest verified past query "
-                                        "reads the same table; check that it answers your question.")  # fmt: skip
-                elif composed.final:  # a sum that means nothing, and no past query that reads the number as asked
+                elif composed.final:  # a sum that means nothing, and no verified past query that fits
                     refused = composed.reasons[0]
                     answer.declined = refused
                     answer.warnings.append(f"not answered: {refused}")
-                    answer.notes.insert(0, f"Not answered: {refused}. No verified past query reads it with "
-                                           "everything your question names.")  # fmt: skip
+                    answer.notes.insert(0, f"Not answered: {refused}. No verified past query fits the question "
+                                           "closely enough to be reused instead.")  # fmt: skip
                 else:
                     answer.notes.append("Not composed from the catalog: " + "; ".join(composed.reasons[:2]) + ".")
             self._timed(answer, "compose", started)
@@ -226,34 +223,27 @@ class Text2SQLAgent:
     def _fits(self, answer: Answer, rewrite: Rewrite | None, composed: Composition | Declined) -> bool:
         """A verified past query close to the question (score ≥ REUSE_SCORE) whose literals all take the
         question's values, with no period left as the past query had it: reused before anything is composed.
-        When the question also composes, the past query must answer the same question: read a table the composed
-        reading reads its measure from ("conversions by age bucket" is not a query that counts users), break
-        down by the same things ("total spend last week" is not weekly spend by advertiser), and keep no filter
-        the question does not name ("clicks by advertiser" is not advertiser 3's)."""
+        When the question also composes, the past query must answer the same question: read the table the composed
+        reading reads its measure from ("conversions by age bucket" is not a query that counts users), keep no id
+        or value filter the question does not name ("clicks by advertiser" is not advertiser 3's), and filter the
+        way the reading does where both filter ("secret boards" is not `NOT is_secret`). When the composer declined
+        a sum that means nothing, the past query must aggregate that number itself (else: not answered)."""
         best = self._best_reusable(answer)
         if best is None or rewrite is None or best.hit.score < REUSE_SCORE:
             return False
         if rewrite.unresolved or (rewrite.dates_differ and not rewrite.changed):
             return False
         if isinstance(composed, Composition):
-            return composed.table in best.hit.tables and not rewrite.narrowed
+            if composed.table not in best.hit.tables or rewrite.narrowed:
+                return False
+            # The composed reading's value and flag filters, as the past query has them where it filters there:
+            # "non-checkout conversions" is not a past query's `event_type = 'CHECKOUT'`.
+            past = _conditions(rewrite.sql, self.service.index.query_dialect)
+            ours = _conditions(composed.sql, answer.dialect) or {}
+            return past is not None and all(past.get(column, wanted) == wanted for column, wanted in ours.items())
+        if composed.final:  # "DAU and new users by country": a past query without DAU does not answer it
+            return _aggregates(rewrite.sql, self.service.index.query_dialect, set(composed.numbers))
         return True
-
-    def _reads_as_written(self, answer: Answer, rewrite: Rewrite | None, declined: Declined) -> bool:
-        """After the composer declined a sum that means nothing: the closest verified past query reads the table
-        the number is on, takes every value the question names and keeps no filter it does not name (daily DAU
-        per platform for "DAU last week"; the average score for "predicted score by model version")."""
-        best = self._best_reusable(answer)
-        if best is None or rewrite is None or rewrite.unresolved or rewrite.narrowed:
-            return False
-        if not set(best.hit.tables) & set(declined.tables):
-            return False
-        try:  # "DAU in Germany": the past query must filter or break down by country too
-            columns = {c.name for c in sqlglot.parse_one(rewrite.sql, read=self.service.index.query_dialect)
-                       .find_all(exp.Column)}  # fmt: skip
-        except (ParseError, TokenError):
-            return False
-        return set(declined.filtered) <= columns
 
     def _best_reusable(self, answer: Answer) -> ReusableQuery | None:
         valid = [q for q in answer.past_queries if q.valid_today and q.hit.success_rate >= 0.9]
@@ -451,3 +441,49 @@ class Text2SQLAgent:
             answer.warnings.extend(f"{state['dialect']}: {u}" for u in translated.unsupported)
         answer.warnings = list(dict.fromkeys(answer.warnings))
         return {"answer": answer}
+
+
+_Condition = frozenset[tuple[str, str]]
+
+
+def _conditions(sql: str, dialect: str) -> dict[str, _Condition] | None:
+    """The value and flag conditions of a query's WHERE, per column (qualifiers dropped): `event_type <> 'X'`,
+    `NOT is_secret`, `country IN (…)`. Date ranges and anything else are left out; None if it does not parse."""
+    try:
+        tree = sqlglot.parse_one(sql, read=dialect)
+    except (ParseError, TokenError, ValueError):
+        return None
+    select = tree if isinstance(tree, exp.Select) else tree.find(exp.Select)
+    where = select.args.get("where") if select is not None else None
+    found: dict[str, set[tuple[str, str]]] = {}
+    for conjunct in where.this.flatten() if where is not None and isinstance(where.this, exp.And) else (
+            [where.this] if where is not None else []):  # fmt: skip
+        negated = isinstance(conjunct, exp.Not)
+        node = conjunct.this if negated else conjunct
+        if isinstance(node, exp.Paren):
+            node = node.this
+        if isinstance(node, exp.Column):
+            found.setdefault(node.name, set()).add(("flag", "false" if negated else "true"))
+        elif isinstance(node, (exp.EQ, exp.NEQ)) and isinstance(node.this, exp.Column) and isinstance(
+                node.expression, exp.Literal):  # fmt: skip
+            equal = isinstance(node, exp.EQ) != negated
+            found.setdefault(node.this.name, set()).add(("=" if equal else "<>", node.expression.name))
+        elif isinstance(node, exp.In) and isinstance(node.this, exp.Column) and all(
+                isinstance(v, exp.Literal) for v in node.expressions):  # fmt: skip
+            values = ",".join(sorted(v.name for v in node.expressions))
+            found.setdefault(node.this.name, set()).add(("not in" if negated else "in", values))
+    return {column: frozenset(conditions) for column, conditions in found.items()}
+
+
+def _aggregates(sql: str, dialect: str, columns: set[str]) -> bool:
+    """The query aggregates every one of `columns` (sum, avg, … of it in its SELECT)."""
+    try:
+        tree = sqlglot.parse_one(sql, read=dialect)
+    except (ParseError, TokenError, ValueError):
+        return False
+    select = tree if isinstance(tree, exp.Select) else tree.find(exp.Select)
+    if select is None:
+        return False
+    aggregated = {c.name for item in select.expressions for agg in item.find_all(exp.AggFunc)
+                  for c in agg.find_all(exp.Column)}  # fmt: skip
+    return columns <= aggregated

@@ -76,8 +76,7 @@ class Declined:
     # The question asks for a number that means nothing (a sum of what does not add up): answered with the reason,
     # not with the closest past query (which reads something else). Otherwise the composer could not read it.
     final: bool = False
-    tables: list[str] = field(default_factory=list)  # where a final reason holds: the table the number is on
-    filtered: list[str] = field(default_factory=list)  # and the columns the question filters on there
+    numbers: list[str] = field(default_factory=list)  # for a final reason: the columns of the numbers declined
 
 
 def _said(text: str) -> str:
@@ -382,8 +381,7 @@ def _best(q: _Question, vocab: Vocabulary, catalog: Catalog, measures: list[_Men
     order = {name: i for i, name in enumerate(ranked)}
     declined: list[str] = []
     final: list[str] = []  # reasons the question means nothing composable, first
-    final_tables: list[str] = []
-    final_filtered: list[str] = []
+    numbers: list[str] = []
     for target in readings:
         attempts: list[tuple[tuple[int, int, int, str], Composition]] = []
         for fact in vocab.tables:
@@ -405,8 +403,7 @@ def _best(q: _Question, vocab: Vocabulary, catalog: Catalog, measures: list[_Men
             result = _Plan(fact, q, vocab, catalog, measures, rows, dialect).build()
             if isinstance(result, Declined):
                 (final if result.final else declined).extend(result.reasons)
-                final_tables.extend(result.tables)
-                final_filtered.extend(result.filtered)
+                numbers.extend(result.numbers)
                 continue
             attempts.append(((len(result.tables), order.get(fact, len(order)), vocab.tables[fact].tier or 3, fact),
                              result))  # fmt: skip
@@ -421,8 +418,7 @@ def _best(q: _Question, vocab: Vocabulary, catalog: Catalog, measures: list[_Men
     if not declined and not final:
         said = ", ".join(_said(m.phrase) for m in measures[:3])
         return Declined([f"no single table holds every measure ({said})"])
-    return Declined(list(dict.fromkeys(final + declined))[:3], final=bool(final), tables=sorted(set(final_tables)),
-                    filtered=sorted(set(final_filtered)))  # fmt: skip
+    return Declined(list(dict.fromkeys(final + declined))[:3], final=bool(final), numbers=sorted(set(numbers)))
 
 
 def _names_its_column(q: _Question, m: _Mention) -> bool:
@@ -446,8 +442,8 @@ class _Plan:
         self.reading: list[str] = [f"table {fact}"]
         self.measures: list[tuple[str, str]] = []  # (sql, alias)
         self.summed_attributes: list[str] = []
-        self.non_additive: list[str] = []  # summed measures that do not add up (a score, a window length)
-        self.semi_additive: list[str] = []  # summed measures that add up across anything but time
+        self.non_additive: list[tuple[str, str]] = []  # (phrase, column) summed that does not add up: a score
+        self.semi_additive: list[tuple[str, str]] = []  # (phrase, column) summed that adds up but not over time
         self.absent: list[tuple[str, str]] = []  # (table, phrase): "no …", "without …" on that table's rows
         self.entity_dimensions: list[set[str]] = []  # the tables of entities read as a breakdown by their id
         self.dimensions: list[tuple[int, str, str]] = []  # (position, sql, alias)
@@ -505,7 +501,7 @@ class _Plan:
                 tree = sqlglot.parse_one(definition.sql, read="duckdb")
                 for total in tree.find_all(exp.Sum):  # a metric's sums: of numbers that add up?
                     for column in total.find_all(exp.Column):
-                        self._summed(m.phrase, self.vocab.additivity(self.fact, column.name))
+                        self._summed(m.phrase, column.name, self.vocab.additivity(self.fact, column.name))
                 for node in tree.find_all(exp.Column):
                     node.set("table", exp.to_identifier("f"))
                 self.measures.append((tree.sql(dialect=self.dialect), metric.column))
@@ -521,7 +517,7 @@ class _Plan:
                                  f"{_said(m.phrase)} is not an average per day: not composed"])  # fmt: skip
             additivity = self.vocab.additivity(self.fact, measure.column)
             if function == "sum":
-                self._summed(m.phrase, additivity)
+                self._summed(m.phrase, measure.column, additivity)
             attribute = additivity is None and not self.vocab.additive(self.fact)  # a price, a follower count
             if function == "sum" and attribute and before not in _TOTAL:
                 self.summed_attributes.append(m.phrase)
@@ -529,11 +525,11 @@ class _Plan:
             self.reading.append(f"{function} of {self.fact}.{measure.column} ({_said(m.phrase)})")
         return None
 
-    def _summed(self, phrase: str, additivity: Additivity | None) -> None:
+    def _summed(self, phrase: str, column: str, additivity: Additivity | None) -> None:
         if additivity == "non_additive":
-            self.non_additive.append(phrase)
+            self.non_additive.append((phrase, column))
         elif additivity == "semi_additive" and self._over_time():  # a snapshot with no date: no days to add
-            self.semi_additive.append(phrase)
+            self.semi_additive.append((phrase, column))
 
     def _over_time(self) -> bool:
         """The table's rows are dated: a partition column, or any date or timestamp column."""
@@ -751,12 +747,13 @@ class _Plan:
         # One row each ("top 10 products by price") is the value itself, not a sum: unless rows are dated, when a
         # product's row per day would be summed over the days.
         if self.non_additive and not (per_row and (one_day or not self._over_time())):
-            reason = f"{_said(self.non_additive[0])} does not add up (non-additive in the catalog): ask for its average"
-            return Declined([reason], final=True, tables=[fact], filtered=sorted(self.filtered))
+            said = _said(self.non_additive[0][0])
+            reason = f"{said} does not add up (non-additive in the catalog): ask for its average"
+            return Declined([reason], final=True, numbers=sorted({c for _, c in self.non_additive}))
         if self.semi_additive and not one_day:
-            said = _said(self.semi_additive[0])
+            said = _said(self.semi_additive[0][0])
             reason = f"{said} adds up within a day only (semi-additive in the catalog): ask for it daily or for one day"
-            return Declined([reason], final=True, tables=[fact], filtered=sorted(self.filtered))
+            return Declined([reason], final=True, numbers=sorted({c for _, c in self.semi_additive}))
         if self.summed_attributes and not per_row:
             said = _said(self.summed_attributes[0])
             return Declined([f"{said} is an attribute of each row of {fact}: say “average …” or “total …”"])

@@ -129,6 +129,9 @@ class _Query:
         return list({id(t): t for t in self.aliases.values()}.values())
 
 
+_NEGATION = re.compile(r"\b(?:not|non|no|without|excluding|except|other than)\b|n't\b", re.IGNORECASE)
+
+
 def _column_of(node: exp.Expr) -> exp.Column | None:
     if isinstance(node, exp.Column):
         return node
@@ -442,6 +445,9 @@ def _rewrite_values(query: _Query, named: Named, result: Rewrite) -> None:
             mentioned += [v for q in quoted for v in column.values if v.lower() == q.lower() and v not in mentioned]
             if not mentioned:
                 continue
+            if _NEGATION.search(named.rest):  # "non-checkout conversions": `= 'CHECKOUT'` would say the opposite
+                raise _Unresolved(f"your question negates something and names {', '.join(map(repr, mentioned))} "
+                                  f"({column.name}): a past query's filter is not turned around")  # fmt: skip
             quoted = [q for q in quoted if q.lower() not in {v.lower() for v in mentioned}]
             here = [f for f in strings if f.meta is column]
             if not here:
