@@ -28,10 +28,11 @@ import torch
 
 from bench.common import ROOT, console, free_port, percentile, render, save
 from bench.fullpath_bench import SECRET, _wait, plain_call
+from bench.inference_bench import SCHEMA
 from registry.auth import mint_token
 from registry.settings import RegistrySettings
 from tools.inference.contracts import Calibration, ModelConfig
-from tools.inference.features import Candidate, Context, FeatureSchema, User, encode
+from tools.inference.features import Candidate, Context, User, encode
 from tools.inference.model import ConversionModel, CrossLayer
 from tools.inference.registry import ModelRegistry
 from tools.inference.serving import Scorer
@@ -41,12 +42,6 @@ _TOWERS = os.environ.get("BASTION_BENCH_DEDUP_TOWERS", "512,256,64;1024,512,64;2
 TOWERS = [[int(w) for w in shape.split(",")] for shape in _TOWERS.split(";")]
 N = 500
 WARMUP = 5
-# MovieLens-sized vocabularies, as `bastion train conversion` builds them (bench/inference_bench.py too).
-SCHEMA = FeatureSchema(
-    user_categorical={"user_id": 944, "age_bucket": 9, "gender": 3, "occupation": 23},
-    item_categorical={"item_id": 1683, "genre": 20, "decade": 10},
-    item_dense=["popularity"],
-)
 
 
 def _arguments(rng: np.random.Generator) -> dict[str, Any]:

@@ -29,6 +29,12 @@ from tools.inference.model import ConversionModel
 from tools.inference.registry import Artifact, ModelRegistry
 from tools.inference.serving import InferenceService, Scorer
 
+# MovieLens-sized vocabularies, as `bastion train conversion` builds them (bench/dedup_fullpath_bench.py too).
+SCHEMA = FeatureSchema(
+    user_categorical={"user_id": 944, "age_bucket": 9, "gender": 3, "occupation": 23},
+    item_categorical={"item_id": 1683, "genre": 20, "decade": 10},
+    item_dense=["popularity"],
+)
 SIZES = (50, 500, 2000)
 REQUESTS = {50: 400, 500: 200, 2000: 60}
 
@@ -36,11 +42,7 @@ REQUESTS = {50: 400, 500: 200, 2000: 60}
 def main() -> None:
     torch.manual_seed(0)
     torch.set_num_threads(1)  # as the service runs (BASTION_INFERENCE_THREADS=1)
-    schema = FeatureSchema(
-        user_categorical={"user_id": 944, "age_bucket": 9, "gender": 3, "occupation": 23},
-        item_categorical={"item_id": 1683, "genre": 20, "decade": 10},
-        item_dense=["popularity"],
-    )
+    schema = SCHEMA
     config = ModelConfig()
     model = ConversionModel(schema, config).eval()
     artifact = Artifact(

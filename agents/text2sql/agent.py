@@ -50,7 +50,6 @@ class State(TypedDict, total=False):
     imposed_limit: int | None  # the LIMIT the guard added (or capped) to the answer's SQL, not its author
     composition: Composition | None  # the question composed from the catalog (retrieval-only mode)
     rewrite: Rewrite | None  # the best past query re-parameterised, when retrieval-only mode already did it
-    refused: str | None  # why the question is not answered: it asks for a sum that means nothing (the composer)
 
 
 _FENCE = re.compile(r"```(?:sql)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
@@ -184,7 +183,7 @@ class Text2SQLAgent:
                 if hit.deprecated and hit.successor:
                     answer.warnings.append(f"{hit.table} is deprecated: use {hit.successor}")
         self._timed(answer, "retrieve", started)
-        composition, rewrite, refused = None, None, None
+        composition, rewrite = None, None
         if answer.kind == "text_to_sql" and answer.mode == "retrieval_only":
             started = time.perf_counter()
             ranked = [hit.table for hit in answer.candidate_tables]
@@ -194,15 +193,14 @@ class Text2SQLAgent:
                 if isinstance(composed, Composition):
                     composition = composed
                 elif composed.final:  # a sum that means nothing, and no verified past query that fits
-                    refused = composed.reasons[0]
-                    answer.declined = refused
+                    refused = answer.declined = composed.reasons[0]
                     answer.warnings.append(f"not answered: {refused}")
                     answer.notes.insert(0, f"Not answered: {refused}. No verified past query fits the question "
                                            "closely enough to be reused instead.")  # fmt: skip
                 else:
                     answer.notes.append("Not composed from the catalog: " + "; ".join(composed.reasons[:2]) + ".")
             self._timed(answer, "compose", started)
-        return {"answer": answer, "composition": composition, "rewrite": rewrite, "refused": refused}
+        return {"answer": answer, "composition": composition, "rewrite": rewrite}
 
     def _definitions(self, question: str) -> list[str]:
         words = set(tokenize(question))
@@ -259,7 +257,7 @@ class Text2SQLAgent:
         if answer.mode == "retrieval_only":
             if state.get("composition") is not None:
                 return "compose"
-            if state.get("refused") is not None:
+            if answer.declined is not None:  # a sum that means nothing: the reason is the answer
                 return "finish"
             return "reuse" if best is not None else "finish"
         return "reuse" if best is not None and best.hit.score >= REUSE_SCORE else "generate"
@@ -446,18 +444,24 @@ class Text2SQLAgent:
 _Condition = frozenset[tuple[str, str]]
 
 
-def _conditions(sql: str, dialect: str) -> dict[str, _Condition] | None:
-    """The value and flag conditions of a query's WHERE, per column (qualifiers dropped): `event_type <> 'X'`,
-    `NOT is_secret`, `country IN (…)`. Date ranges and anything else are left out; None if it does not parse."""
+def _outer_select(sql: str, dialect: str) -> exp.Select | None:
     try:
         tree = sqlglot.parse_one(sql, read=dialect)
     except (ParseError, TokenError, ValueError):
         return None
-    select = tree if isinstance(tree, exp.Select) else tree.find(exp.Select)
-    where = select.args.get("where") if select is not None else None
+    return tree if isinstance(tree, exp.Select) else tree.find(exp.Select)
+
+
+def _conditions(sql: str, dialect: str) -> dict[str, _Condition] | None:
+    """The value and flag conditions of a query's WHERE, per column (qualifiers dropped): `event_type <> 'X'`,
+    `NOT is_secret`, `country IN (…)`. Date ranges and anything else are left out; None if it does not parse."""
+    select = _outer_select(sql, dialect)
+    if select is None:
+        return None
+    where = select.args.get("where")
+    conjuncts = [] if where is None else list(where.this.flatten()) if isinstance(where.this, exp.And) else [where.this]
     found: dict[str, set[tuple[str, str]]] = {}
-    for conjunct in where.this.flatten() if where is not None and isinstance(where.this, exp.And) else (
-            [where.this] if where is not None else []):  # fmt: skip
+    for conjunct in conjuncts:
         negated = isinstance(conjunct, exp.Not)
         node = conjunct.this if negated else conjunct
         if isinstance(node, exp.Paren):
@@ -477,11 +481,7 @@ def _conditions(sql: str, dialect: str) -> dict[str, _Condition] | None:
 
 def _aggregates(sql: str, dialect: str, columns: set[str]) -> bool:
     """The query aggregates every one of `columns` (sum, avg, … of it in its SELECT)."""
-    try:
-        tree = sqlglot.parse_one(sql, read=dialect)
-    except (ParseError, TokenError, ValueError):
-        return False
-    select = tree if isinstance(tree, exp.Select) else tree.find(exp.Select)
+    select = _outer_select(sql, dialect)
     if select is None:
         return False
     aggregated = {c.name for item in select.expressions for agg in item.find_all(exp.AggFunc)

@@ -27,7 +27,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
-from agents.text2sql.literals import Named, Period, read_question
+from agents.text2sql.literals import NEGATIONS, Named, Period, read_question
 from agents.text2sql.vocabulary import IDENT, Binding, Vocabulary, key_of, vocabulary, word
 from governance.catalog import Additivity, Catalog
 
@@ -45,12 +45,12 @@ _FILLER = frozenset({
 # Ranking words ("best", "worst" have no direction for a metric like CPC: they are not read, so declined).
 _RANK_DESC = frozenset({"most", "top", "highest", "largest", "biggest"})
 _RANK_ASC = frozenset({"least", "fewest", "lowest", "smallest", "bottom"})
+_RANK = _RANK_DESC | _RANK_ASC
 _GRAIN_WORDS = {"daily": "day", "weekly": "week", "monthly": "month", "quarterly": "quarter", "yearly": "year"}
 _GRAIN_UNITS = {"day": "day", "week": "week", "month": "month", "quarter": "quarter", "year": "year"}
 _GRAIN_ADJECTIVE = {v: k for k, v in _GRAIN_WORDS.items()}
 _GROUP_WORDS = frozenset({"by", "per", "each", "every", "across"})
 _COMPARE = frozenset({"versus", "vs", "compared", "than", "or", "against"})
-_NEGATION = frozenset({"not", "non", "no", "without", "excluding", "except"})
 _ABSENCE = frozenset({"no", "without"})  # negations that can also say "has none"
 _BETWEEN_NEGATION = frozenset({"in", "on", "from", "for", "at", "the", "a", "an", "of", "to", "with", "by"})
 _AVERAGE = frozenset({"average", "avg", "mean"})
@@ -279,7 +279,7 @@ def _read(question: str, catalog: Catalog, vocab: Vocabulary, today: date) -> _Q
         if grain is None and first is not None and first.word in _GRAIN_WORDS and "measure" in m.kinds():
             grain = _GRAIN_WORDS[first.word]
     present = {w for w in words if w}
-    ranking = [t.text for t in tokens if t is not None and t.word in _RANK_DESC | _RANK_ASC]
+    ranking = [t.text for t in tokens if t is not None and t.word in _RANK]
     if len(ranking) > 1:  # "the most advertisers on the top tier", "highest and lowest": which ranks what?
         return Declined([f"the question ranks more than once ({', '.join(_said(w) for w in ranking[:3])})"])
     rank: str | None = None
@@ -287,7 +287,7 @@ def _read(question: str, catalog: Catalog, vocab: Vocabulary, today: date) -> _Q
         rank = "ASC"
     elif present & _RANK_DESC or named.count is not None:
         rank = "DESC"
-    negations = {i for i, t in enumerate(tokens) if t is not None and t.text.lower() in _NEGATION}
+    negations = {i for i, t in enumerate(tokens) if t is not None and t.text.lower() in NEGATIONS}
     measured_at = {m.first for m in mentions if "measure" in m.kinds()}
     unknown = []
     for i, token in enumerate(tokens):

@@ -27,6 +27,9 @@ NUMBER_WORDS = {
     "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20, "thirty": 30, "fifty": 50,
     "hundred": 100,
 }  # fmt: skip
+# Words that negate what follows ("not in Germany", "non-checkout", "excluding iOS"): the composer reads them; the
+# re-parameterisation of a past query refuses to place a value next to one.
+NEGATIONS = frozenset({"not", "non", "no", "without", "excluding", "except"})
 ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "1st": 1, "2nd": 2, "3rd": 3, "4th": 4}
 _UNITS = ("day", "week", "month", "quarter", "year")
 

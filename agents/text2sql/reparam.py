@@ -29,7 +29,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
-from agents.text2sql.literals import Named, Period, read_question, singular
+from agents.text2sql.literals import NEGATIONS, Named, Period, read_question, singular
 from governance.catalog import Catalog, Column, Table
 
 _T = exp.DataType.Type
@@ -129,7 +129,7 @@ class _Query:
         return list({id(t): t for t in self.aliases.values()}.values())
 
 
-_NEGATION = re.compile(r"\b(?:not|non|no|without|excluding|except|other than)\b|n't\b", re.IGNORECASE)
+_NEGATION = re.compile(r"\b(?:" + "|".join(sorted(NEGATIONS)) + r"|other than)\b|n't\b", re.IGNORECASE)
 
 
 def _column_of(node: exp.Expr) -> exp.Column | None:

@@ -49,7 +49,7 @@ class SqlSettings(BaseSettings):
     warm_up: bool = Field(
         True,
         description="When served (`bastion serve`): load the index and the embedding model in the background at "
-        "start, so the first search does not wait for them (~8 s)",
+        "start, so the first search does not wait for them (a few seconds)",
     )
 
 
